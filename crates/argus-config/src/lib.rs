@@ -1,0 +1,480 @@
+//! Argus configuration: `config/argus.toml` read, secrets taken from the environment, and every
+//! value validated into typed [`Settings`] before anything starts (Vector's config -> validated
+//! pattern). The file documents every field; this crate refuses unknown ones.
+
+mod raw;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use raw::RawConfig;
+
+/// Environment variables that override secrets in the file, and the field each replaces.
+pub const SECRET_ENV: &[(&str, &str)] = &[
+    ("ARGUS_MQTT_PASSWORD", "mqtt.password"),
+    (
+        "ARGUS_CLICKHOUSE_WRITER_PASSWORD",
+        "clickhouse.writer_password",
+    ),
+    (
+        "ARGUS_CLICKHOUSE_READER_PASSWORD",
+        "clickhouse.reader_password",
+    ),
+];
+
+/// A configuration that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or does not fit the schema (unknown field, wrong type).
+    #[error("invalid config {origin}{}: {reason}", line.map(|l| format!(" line {l}")).unwrap_or_default())]
+    Parse {
+        /// The file.
+        origin: String,
+        /// 1-based line, where known.
+        line: Option<usize>,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A value is out of its allowed range or malformed.
+    #[error("invalid config {origin}: {field}: {reason}")]
+    Invalid {
+        /// The file.
+        origin: String,
+        /// The field, as `section.key`.
+        field: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// A user name and its password. `Debug` never shows the password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    /// User name.
+    pub username: String,
+    /// Password.
+    pub password: String,
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credentials")
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Logging settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogSettings {
+    /// Filter directives (`info`, `argus=debug,rdkafka=warn`); `RUST_LOG` overrides it.
+    pub filter: String,
+    /// Line format.
+    pub format: LogFormat,
+}
+
+/// The Prometheus endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricsSettings {
+    /// Address `/metrics` and `/healthz` are served on.
+    pub listen_addr: SocketAddr,
+}
+
+/// The MQTT broker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MqttSettings {
+    /// Broker host.
+    pub host: String,
+    /// Broker port.
+    pub port: u16,
+    /// Client id; several Argus processes need distinct ids.
+    pub client_id: String,
+    /// User and password, if the broker wants them.
+    pub credentials: Option<Credentials>,
+    /// Keep-alive interval.
+    pub keep_alive: Duration,
+    /// CA certificate (PEM) to verify the broker with; TLS is used when set.
+    pub tls_ca_file: Option<PathBuf>,
+}
+
+/// Kafka topic names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KafkaTopics {
+    /// Canonical JSON readings.
+    pub readings: String,
+    /// Raw HJ 212 packets.
+    pub hj212: String,
+    /// Enterprise events.
+    pub events: String,
+    /// Dead letters: inputs that could not be decoded, with the reason.
+    pub dlq: String,
+}
+
+/// The Kafka cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KafkaSettings {
+    /// Comma-separated `host:port` list.
+    pub bootstrap_servers: String,
+    /// Consumer group shared by all Argus processes.
+    pub group_id: String,
+    /// Consumer session timeout.
+    pub session_timeout: Duration,
+    /// Topic names.
+    pub topics: KafkaTopics,
+}
+
+/// The ClickHouse server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClickHouseSettings {
+    /// HTTP interface URL.
+    pub url: String,
+    /// Database Argus owns.
+    pub database: String,
+    /// User that inserts and migrates.
+    pub writer: Credentials,
+    /// Read-only user (queries, dashboards).
+    pub reader: Credentials,
+    /// Timeout of one request.
+    pub request_timeout: Duration,
+}
+
+/// Validated settings: everything Argus needs to start, with defaults filled and values checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// The registry file, resolved against the config file's folder.
+    pub registry_path: PathBuf,
+    /// Logging.
+    pub log: LogSettings,
+    /// Prometheus endpoint.
+    pub metrics: MetricsSettings,
+    /// MQTT broker.
+    pub mqtt: MqttSettings,
+    /// Kafka cluster.
+    pub kafka: KafkaSettings,
+    /// ClickHouse server.
+    pub clickhouse: ClickHouseSettings,
+}
+
+impl Settings {
+    /// Read `path`, apply secret overrides from the process environment, and validate.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Self::from_toml_str(&text, &path.display().to_string(), base, |name| {
+            std::env::var(name).ok()
+        })
+    }
+
+    /// Parse and validate config text. `origin` is named in errors, relative paths are resolved
+    /// against `base_dir`, and `env` looks up the secret overrides of [`SECRET_ENV`].
+    pub fn from_toml_str(
+        text: &str,
+        origin: &str,
+        base_dir: &Path,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let mut raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            origin: origin.to_owned(),
+            line: e
+                .span()
+                .map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1),
+            reason: e.message().trim_end().to_owned(),
+        })?;
+        for (var, field) in SECRET_ENV {
+            if let Some(value) = env(var) {
+                match *field {
+                    "mqtt.password" => raw.mqtt.password = value,
+                    "clickhouse.writer_password" => raw.clickhouse.writer_password = value,
+                    _ => raw.clickhouse.reader_password = value,
+                }
+            }
+        }
+        validate(raw, origin, base_dir)
+    }
+}
+
+fn validate(raw: RawConfig, origin: &str, base_dir: &Path) -> Result<Settings, ConfigError> {
+    let invalid = |field: &'static str, reason: String| ConfigError::Invalid {
+        origin: origin.to_owned(),
+        field,
+        reason,
+    };
+    let non_empty = |field: &'static str, value: &str| {
+        if value.trim().is_empty() {
+            Err(invalid(field, "must not be empty".to_owned()))
+        } else {
+            Ok(())
+        }
+    };
+    let in_range = |field: &'static str, value: u64, min: u64, max: u64, unit: &str| {
+        if (min..=max).contains(&value) {
+            Ok(value)
+        } else {
+            Err(invalid(
+                field,
+                format!("must be between {min} and {max} {unit}, got {value}"),
+            ))
+        }
+    };
+
+    non_empty("registry.path", &raw.registry.path)?;
+    let registry_path = base_dir.join(&raw.registry.path);
+
+    let format = match raw.log.format.as_str() {
+        "text" => LogFormat::Text,
+        "json" => LogFormat::Json,
+        other => {
+            return Err(invalid(
+                "log.format",
+                format!("must be \"text\" or \"json\", got {other:?}"),
+            ))
+        }
+    };
+    non_empty("log.filter", &raw.log.filter)?;
+
+    let listen_addr = raw.metrics.listen_addr.parse::<SocketAddr>().map_err(|e| {
+        invalid(
+            "metrics.listen_addr",
+            format!(
+                "{:?} is not an ip:port address: {e}",
+                raw.metrics.listen_addr
+            ),
+        )
+    })?;
+
+    let m = raw.mqtt;
+    non_empty("mqtt.host", &m.host)?;
+    if m.port == 0 {
+        return Err(invalid("mqtt.port", "must not be 0".to_owned()));
+    }
+    non_empty("mqtt.client_id", &m.client_id)?;
+    if m.client_id.len() > 23 {
+        // MQTT 3.1.1 brokers need only accept ids of up to 23 characters.
+        return Err(invalid(
+            "mqtt.client_id",
+            format!("must be at most 23 characters, got {}", m.client_id.len()),
+        ));
+    }
+    let credentials = match (m.username.is_empty(), m.password.is_empty()) {
+        (true, true) => None,
+        (false, _) => Some(Credentials {
+            username: m.username,
+            password: m.password,
+        }),
+        (true, false) => {
+            return Err(invalid(
+                "mqtt.username",
+                "a password is set but no username".to_owned(),
+            ))
+        }
+    };
+    let keep_alive = Duration::from_secs(in_range(
+        "mqtt.keep_alive_secs",
+        m.keep_alive_secs,
+        5,
+        3_600,
+        "seconds",
+    )?);
+    let tls_ca_file = (!m.tls_ca_file.is_empty()).then(|| base_dir.join(&m.tls_ca_file));
+
+    let k = raw.kafka;
+    non_empty("kafka.bootstrap_servers", &k.bootstrap_servers)?;
+    non_empty("kafka.group_id", &k.group_id)?;
+    let session_timeout = Duration::from_millis(in_range(
+        "kafka.session_timeout_ms",
+        k.session_timeout_ms,
+        1_000,
+        300_000,
+        "ms",
+    )?);
+    let topic = |field: &'static str, name: String| {
+        let ok = !name.is_empty()
+            && name.len() <= 249
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+        if ok {
+            Ok(name)
+        } else {
+            Err(invalid(
+                field,
+                format!("{name:?} is not a Kafka topic name (1-249 of a-z A-Z 0-9 . _ -)"),
+            ))
+        }
+    };
+    let topics = KafkaTopics {
+        readings: topic("kafka.topics.readings", k.topics.readings)?,
+        hj212: topic("kafka.topics.hj212", k.topics.hj212)?,
+        events: topic("kafka.topics.events", k.topics.events)?,
+        dlq: topic("kafka.topics.dlq", k.topics.dlq)?,
+    };
+
+    let c = raw.clickhouse;
+    if !(c.url.starts_with("http://") || c.url.starts_with("https://")) {
+        return Err(invalid(
+            "clickhouse.url",
+            format!("must start with http:// or https://, got {:?}", c.url),
+        ));
+    }
+    let identifier = |field: &'static str, value: &str| {
+        let ok = !value.is_empty()
+            && value
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            && !value.as_bytes()[0].is_ascii_digit();
+        if ok {
+            Ok(())
+        } else {
+            Err(invalid(
+                field,
+                format!("{value:?} is not a plain identifier (letters, digits, _)"),
+            ))
+        }
+    };
+    identifier("clickhouse.database", &c.database)?;
+    non_empty("clickhouse.writer_user", &c.writer_user)?;
+    non_empty("clickhouse.reader_user", &c.reader_user)?;
+    let request_timeout = Duration::from_millis(in_range(
+        "clickhouse.request_timeout_ms",
+        c.request_timeout_ms,
+        100,
+        600_000,
+        "ms",
+    )?);
+
+    Ok(Settings {
+        registry_path,
+        log: LogSettings {
+            filter: raw.log.filter,
+            format,
+        },
+        metrics: MetricsSettings { listen_addr },
+        mqtt: MqttSettings {
+            host: m.host,
+            port: m.port,
+            client_id: m.client_id,
+            credentials,
+            keep_alive,
+            tls_ca_file,
+        },
+        kafka: KafkaSettings {
+            bootstrap_servers: k.bootstrap_servers,
+            group_id: k.group_id,
+            session_timeout,
+            topics,
+        },
+        clickhouse: ClickHouseSettings {
+            url: c.url,
+            database: c.database,
+            writer: Credentials {
+                username: c.writer_user,
+                password: c.writer_password,
+            },
+            reader: Credentials {
+                username: c.reader_user,
+                password: c.reader_password,
+            },
+            request_timeout,
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<Settings, ConfigError> {
+        Settings::from_toml_str(text, "test.toml", Path::new("/etc/argus"), |_| None)
+    }
+
+    fn error(text: &str) -> String {
+        match load(text) {
+            Ok(settings) => panic!("accepted: {settings:?}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn minimal_file_gets_defaults_and_relative_paths_resolve_against_its_folder() {
+        let s = load("[registry]\npath = \"registry.toml\"\n").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(s.registry_path, PathBuf::from("/etc/argus/registry.toml"));
+        assert_eq!(s.metrics.listen_addr.port(), 9898);
+        assert_eq!(s.kafka.topics.dlq, "argus.dlq");
+        assert_eq!(s.kafka.session_timeout, Duration::from_secs(10));
+        assert_eq!(s.mqtt.credentials, None);
+        assert_eq!(s.log.format, LogFormat::Text);
+    }
+
+    #[test]
+    fn unknown_fields_and_bad_values_are_refused_with_their_name() {
+        let base = "[registry]\npath = \"r.toml\"\n";
+        assert!(error(&format!("{base}[mqtt]\nhots = \"x\"\n")).contains("unknown field `hots`"));
+        assert!(error(&format!("{base}[mqtt]\nhots = \"x\"\n")).contains("line 4"));
+        assert!(error(&format!("{base}[kafka]\nsession_timeout_ms = 5\n"))
+            .contains("kafka.session_timeout_ms"));
+        assert!(
+            error(&format!("{base}[metrics]\nlisten_addr = \"nowhere\"\n"))
+                .contains("metrics.listen_addr")
+        );
+        assert!(error(&format!("{base}[log]\nformat = \"xml\"\n")).contains("log.format"));
+        assert!(
+            error(&format!("{base}[clickhouse]\ndatabase = \"a;drop\"\n"))
+                .contains("clickhouse.database")
+        );
+        assert!(
+            error(&format!("{base}[kafka.topics]\ndlq = \"bad topic\"\n"))
+                .contains("kafka.topics.dlq")
+        );
+        assert!(error(&format!("{base}[mqtt]\npassword = \"p\"\n")).contains("mqtt.username"));
+        assert!(error("[log]\nfilter = \"info\"\n").contains("missing field `registry`"));
+    }
+
+    #[test]
+    fn secrets_come_from_the_environment_and_never_show_in_debug() {
+        let text =
+            "[registry]\npath = \"r.toml\"\n[mqtt]\nusername = \"argus\"\npassword = \"in-file\"\n";
+        let env = |name: &str| (name == "ARGUS_MQTT_PASSWORD").then(|| "from-env".to_owned());
+        let s = Settings::from_toml_str(text, "t", Path::new("."), env)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let credentials = s
+            .mqtt
+            .credentials
+            .unwrap_or_else(|| panic!("no credentials"));
+        assert_eq!(credentials.password, "from-env");
+        assert!(!format!("{credentials:?}").contains("from-env"));
+    }
+
+    #[test]
+    fn the_shipped_config_is_valid() {
+        let path = Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../config/argus.toml"
+        ));
+        let s = Settings::load(path).unwrap_or_else(|e| panic!("{e}"));
+        assert!(s.registry_path.ends_with("registry.toml"));
+        assert!(s.mqtt.credentials.is_some());
+    }
+}

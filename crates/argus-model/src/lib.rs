@@ -1,0 +1,25 @@
+//! The canonical model of Argus: readings, metric codes, alerts, tickets and the county registry.
+//!
+//! This crate is the vocabulary every other Argus crate speaks. It is pure: no I/O, no threads,
+//! no async runtime. Parsing the registry takes text, never a path; the binary reads the file.
+//!
+//! Times are UTC internally ([`Timestamp`], milliseconds since the Unix epoch); China Standard
+//! Time (UTC+8) appears only where regulations define hours and days ([`time::CHINA_OFFSET_SECS`]).
+
+pub mod alert;
+pub mod flag;
+pub mod metric;
+pub mod reading;
+pub mod registry;
+pub mod severity;
+pub mod ticket;
+pub mod time;
+
+pub use alert::{Alert, AlertKind, AlertStatus};
+pub use flag::DataFlag;
+pub use metric::{Metric, MetricCode, MetricDomain, Unit};
+pub use reading::{Reading, SourceId};
+pub use registry::{Registry, RegistryError};
+pub use severity::Severity;
+pub use ticket::{Ticket, TicketOutcome, TicketState};
+pub use time::Timestamp;
