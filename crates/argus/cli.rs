@@ -1,0 +1,57 @@
+//! The command line: subcommands and their arguments (clap derive).
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// Argus: big-data monitoring hub for environmental and safety enforcement supervision.
+///
+/// Ingests HJ 212, MQTT and Kafka feeds, checks them for pollution-control and safety violations,
+/// stores readings, alerts and enforcement tickets in ClickHouse, and exports Prometheus metrics.
+#[derive(Debug, Parser)]
+#[command(name = "argus", version, about, long_about)]
+pub struct Cli {
+    /// Configuration file (documented TOML; see config/argus.toml).
+    #[arg(
+        short,
+        long,
+        global = true,
+        env = "ARGUS_CONFIG",
+        default_value = "config/argus.toml"
+    )]
+    pub config: PathBuf,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run Argus: load config and registry, serve metrics, until Ctrl-C or SIGTERM.
+    Run,
+    /// Work with the configuration file.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Work with the county registry.
+    Registry {
+        #[command(subcommand)]
+        command: RegistryCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate the configuration and print the settings it yields (secrets redacted).
+    Check,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RegistryCommand {
+    /// Validate a registry file and print its size; exit 1 with the place and reason if invalid.
+    Check {
+        /// Registry file; defaults to the one named by the configuration.
+        file: Option<PathBuf>,
+    },
+}

@@ -1,0 +1,83 @@
+//! The `argus` binary: parses the command line, loads and validates configuration and registry,
+//! and wires the adapters together. All logic lives in the library crates; this stays thin.
+
+mod cli;
+mod logging;
+mod serve;
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use argus_config::Settings;
+use argus_model::Registry;
+use clap::Parser;
+
+use cli::{Cli, Command, ConfigCommand, RegistryCommand};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // The whole chain, outermost first: "cannot start: invalid registry ...: reason".
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Run => {
+            let settings = Settings::load(&cli.config)?;
+            logging::init(&settings.log)?;
+            let registry = load_registry(&settings.registry_path)?;
+            let runtime =
+                tokio::runtime::Runtime::new().context("cannot start the tokio runtime")?;
+            runtime.block_on(serve::run(settings, registry))
+        }
+        Command::Config {
+            command: ConfigCommand::Check,
+        } => {
+            let settings = Settings::load(&cli.config)?;
+            say(&format!(
+                "config {} is valid:\n{settings:#?}",
+                cli.config.display()
+            ))
+        }
+        Command::Registry {
+            command: RegistryCommand::Check { file },
+        } => {
+            let path = match file {
+                Some(path) => path,
+                None => Settings::load(&cli.config)?.registry_path,
+            };
+            let registry = load_registry(&path)?;
+            println!(
+                "registry {} is valid: {} ({})",
+                path.display(),
+                registry.county(),
+                registry.summary()
+            );
+            Ok(())
+        }
+    }
+}
+
+/// Read and validate the registry file.
+fn load_registry(path: &std::path::Path) -> anyhow::Result<Registry> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read registry {}", path.display()))?;
+    Ok(Registry::from_toml_str(&text, &path.display().to_string())?)
+}
+
+/// Print a line on stdout; a reader that went away (`argus ... | head`) is not an error.
+fn say(line: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    match writeln!(std::io::stdout().lock(), "{line}") {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(e).context("cannot write to stdout")
+        }
+        _ => Ok(()),
+    }
+}
