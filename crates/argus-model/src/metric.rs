@@ -211,6 +211,13 @@ pub enum MetricCode {
 
 impl MetricCode {
     /// Classify a code: known if it is in the catalogue, unknown (kept as is) otherwise.
+    ///
+    /// ```
+    /// use argus_model::{Metric, MetricCode};
+    ///
+    /// assert_eq!(MetricCode::parse("a21026"), MetricCode::Known(Metric::So2));
+    /// assert_eq!(MetricCode::parse("x99901").as_str(), "x99901");
+    /// ```
     pub fn parse(code: &str) -> Self {
         match Metric::from_code(code) {
             Some(metric) => MetricCode::Known(metric),

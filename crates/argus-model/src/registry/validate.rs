@@ -16,8 +16,9 @@ use crate::{Metric, SourceId, Unit};
 
 /// Longest MN HJ 212 allows.
 const MAX_MN_LEN: usize = 24;
-/// Longest PW HJ 212 allows.
-const MAX_PW_LEN: usize = 9;
+/// Longest PW accepted. HJ 212 specifies 6 characters, but loggers in the field send up to 24
+/// (hex digests), so the registry allows some room.
+const MAX_PW_LEN: usize = 32;
 
 pub(super) fn parse(text: &str, origin: &str) -> Result<Registry, RegistryError> {
     let raw: RawRegistry = toml::from_str(text).map_err(|e| RegistryError {

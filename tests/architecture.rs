@@ -1,0 +1,48 @@
+//! Architecture invariants that can be checked mechanically (see ARCHITECTURE.md).
+
+use crate::util::repo_path;
+
+/// The names in a crate manifest's `[dependencies]` table.
+fn dependencies(krate: &str) -> Vec<String> {
+    let path = repo_path(&format!("crates/{krate}/Cargo.toml"));
+    let manifest =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut in_deps = false;
+    let mut names = Vec::new();
+    for line in manifest.lines().map(str::trim) {
+        if line.starts_with('[') {
+            in_deps = line == "[dependencies]";
+        } else if in_deps && !line.is_empty() && !line.starts_with('#') {
+            let name = line.split(['=', '.', ' ']).next().unwrap_or_default();
+            names.push(name.to_owned());
+        }
+    }
+    names
+}
+
+#[test]
+fn the_pure_core_has_no_io_runtime_or_client_dependencies() {
+    const FORBIDDEN: &[&str] = &[
+        "tokio",
+        "rdkafka",
+        "rumqttc",
+        "clickhouse",
+        "axum",
+        "hyper",
+        "reqwest",
+        "timely",
+    ];
+    for krate in ["argus-model"] {
+        let deps = dependencies(krate);
+        assert!(
+            deps.contains(&"serde".to_owned()),
+            "manifest of {krate} not parsed: {deps:?}"
+        );
+        for dep in &deps {
+            assert!(
+                !FORBIDDEN.contains(&dep.as_str()),
+                "{krate} depends on {dep}: the core does no I/O"
+            );
+        }
+    }
+}

@@ -1,0 +1,167 @@
+//! The `argus` command line: help, config and registry checks, exit codes and messages.
+
+use std::process::{Command, Output};
+
+use crate::util::repo_path;
+
+fn argus(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_argus"))
+        .args(args)
+        .current_dir(repo_path(""))
+        .env_remove("ARGUS_CONFIG")
+        .output()
+        .unwrap_or_else(|e| panic!("running argus {args:?}: {e}"))
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn help_lists_the_subcommands() {
+    let out = argus(&["--help"]);
+    assert!(out.status.success());
+    let help = text(&out.stdout);
+    for word in ["run", "config", "registry", "--config"] {
+        assert!(help.contains(word), "help lacks {word}:\n{help}");
+    }
+}
+
+#[test]
+fn shipped_config_and_registry_check_clean() {
+    let out = argus(&["config", "check"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        !text(&out.stdout).contains("argus-local-writer"),
+        "secrets must be redacted"
+    );
+
+    let out = argus(&["registry", "check"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("Hexi Banner"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+#[test]
+fn a_registry_with_a_negative_limit_fails_naming_file_line_and_field() {
+    let shipped = std::fs::read_to_string(repo_path("config/registry.toml"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    // Break the first hourly SO2 limit of the shipped registry.
+    let needle = "metric = \"a21026\", basis = \"hourly_avg\", max = ";
+    let at = shipped
+        .find(needle)
+        .unwrap_or_else(|| panic!("no hourly SO2 limit in the shipped registry"));
+    let line = shipped[..at].matches('\n').count() + 1;
+    let broken = format!(
+        "{}{needle}-{}",
+        &shipped[..at],
+        &shipped[at + needle.len()..]
+    );
+    let dir = std::env::temp_dir().join(crate::util::unique("argus_cli"));
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let file = dir.join("broken-registry.toml");
+    std::fs::write(&file, broken).unwrap_or_else(|e| panic!("{e}"));
+
+    let out = argus(&["registry", "check", &file.display().to_string()]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(&format!("broken-registry.toml line {line} at ")),
+        "{stderr}"
+    );
+    assert!(stderr.contains(".max: must not be negative"), "{stderr}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn run_refuses_to_start_on_an_invalid_config() {
+    let dir = std::env::temp_dir().join(crate::util::unique("argus_cfg"));
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let file = dir.join("argus.toml");
+    std::fs::write(
+        &file,
+        "[registry]\npath = \"registry.toml\"\n[kafka]\nsession_timeout_ms = 1\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let out = argus(&["--config", &file.display().to_string(), "run"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("kafka.session_timeout_ms"),
+        "{}",
+        text(&out.stderr)
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn run_serves_metrics_and_stops_cleanly_on_sigterm() {
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    use std::time::{Duration, Instant};
+
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port());
+    let port = port.unwrap_or_else(|e| panic!("free port: {e}"));
+    let dir = std::env::temp_dir().join(crate::util::unique("argus_run"));
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let config = dir.join("argus.toml");
+    let registry = repo_path("config/registry.toml");
+    let body = format!(
+        "[registry]\npath = {:?}\n[metrics]\nlisten_addr = \"127.0.0.1:{port}\"\n",
+        registry.display()
+    );
+    std::fs::write(&config, body).unwrap_or_else(|e| panic!("{e}"));
+
+    let child = Command::new(env!("CARGO_BIN_EXE_argus"))
+        .args(["--config", &config.display().to_string(), "run"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn argus run: {e}"));
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let response = loop {
+        if let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) {
+            let request = "GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+            let mut response = String::new();
+            if stream.write_all(request.as_bytes()).is_ok()
+                && stream.read_to_string(&mut response).is_ok()
+            {
+                break response;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "argus run did not serve /metrics within 20 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.contains("argus_build_info{version="), "{response}");
+    assert!(
+        response.contains("argus_registry_objects{kind=\"enterprises\"}"),
+        "{response}"
+    );
+
+    let pid = child.id().to_string();
+    let killed = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .map(|s| s.success());
+    assert_eq!(killed.ok(), Some(true));
+    let out = child.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        out.status.success(),
+        "argus run exited with {:?}",
+        out.status
+    );
+    assert!(
+        text(&out.stderr).contains("shut down cleanly"),
+        "{}",
+        text(&out.stderr)
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -1,0 +1,12 @@
+//! Argus integration tests: the binary's command line, and round trips through the real
+//! services of the local stack (`deploy/local/stack up`: Mosquitto, Kafka, ClickHouse).
+//!
+//! Service tests read connection settings from `config/argus.toml`, the same file Argus runs
+//! with, so a passing suite also proves the shipped configuration matches the stack.
+
+mod architecture;
+mod cli;
+mod clickhouse;
+mod kafka;
+mod mosquitto;
+mod util;
