@@ -32,16 +32,34 @@ fn the_pure_core_has_no_io_runtime_or_client_dependencies() {
         "reqwest",
         "timely",
     ];
-    for krate in ["argus-model"] {
+    for krate in ["argus-model", "argus-hj212", "argus-ingest"] {
         let deps = dependencies(krate);
         assert!(
-            deps.contains(&"serde".to_owned()),
+            deps.contains(&"thiserror".to_owned()),
             "manifest of {krate} not parsed: {deps:?}"
         );
         for dep in &deps {
             assert!(
                 !FORBIDDEN.contains(&dep.as_str()),
                 "{krate} depends on {dep}: the core does no I/O"
+            );
+        }
+    }
+}
+
+#[test]
+fn adapters_never_depend_on_each_other() {
+    const ADAPTERS: &[&str] = &["argus-mqtt", "argus-kafka", "argus-gateway"];
+    for krate in ADAPTERS {
+        let deps = dependencies(krate);
+        assert!(
+            deps.contains(&"argus-ingest".to_owned()),
+            "manifest of {krate} not parsed: {deps:?}"
+        );
+        for other in ADAPTERS {
+            assert!(
+                !deps.contains(&other.to_string()),
+                "{krate} depends on {other}"
             );
         }
     }

@@ -7,6 +7,9 @@
 mod architecture;
 mod cli;
 mod clickhouse;
+mod gateway;
 mod kafka;
+mod kafka_source;
 mod mosquitto;
+mod mqtt_source;
 mod util;

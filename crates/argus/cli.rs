@@ -39,6 +39,24 @@ pub enum Command {
         #[command(subcommand)]
         command: RegistryCommand,
     },
+    /// Work with HJ 212 packets.
+    Hj212 {
+        #[command(subcommand)]
+        command: Hj212Command,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Hj212Command {
+    /// Decode packets (one per line, or CR LF framed) and print one JSON object per packet, or
+    /// `error: <reason>` for a bad one; exit 1 if any packet was bad. The output is stable.
+    Decode {
+        /// File to read; `-` or nothing reads standard input.
+        file: Option<PathBuf>,
+        /// Longest data segment accepted, in bytes.
+        #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u16).range(1..=9999))]
+        max_data_bytes: u16,
+    },
 }
 
 #[derive(Debug, Subcommand)]

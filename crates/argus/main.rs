@@ -2,7 +2,9 @@
 //! and wires the adapters together. All logic lives in the library crates; this stays thin.
 
 mod cli;
+mod hj212;
 mod logging;
+mod pipeline;
 mod serve;
 
 use std::process::ExitCode;
@@ -12,12 +14,12 @@ use argus_config::Settings;
 use argus_model::Registry;
 use clap::Parser;
 
-use cli::{Cli, Command, ConfigCommand, RegistryCommand};
+use cli::{Cli, Command, ConfigCommand, Hj212Command, RegistryCommand};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             // The whole chain, outermost first: "cannot start: invalid registry ...: reason".
             eprintln!("error: {e:#}");
@@ -26,7 +28,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Run => {
             let settings = Settings::load(&cli.config)?;
@@ -34,7 +36,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let registry = load_registry(&settings.registry_path)?;
             let runtime =
                 tokio::runtime::Runtime::new().context("cannot start the tokio runtime")?;
-            runtime.block_on(serve::run(settings, registry))
+            runtime.block_on(serve::run(settings, registry))?;
         }
         Command::Config {
             command: ConfigCommand::Check,
@@ -43,7 +45,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             say(&format!(
                 "config {} is valid:\n{settings:#?}",
                 cli.config.display()
-            ))
+            ))?;
         }
         Command::Registry {
             command: RegistryCommand::Check { file },
@@ -53,15 +55,24 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 None => Settings::load(&cli.config)?.registry_path,
             };
             let registry = load_registry(&path)?;
-            println!(
+            say(&format!(
                 "registry {} is valid: {} ({})",
                 path.display(),
                 registry.county(),
                 registry.summary()
-            );
-            Ok(())
+            ))?;
+        }
+        Command::Hj212 {
+            command:
+                Hj212Command::Decode {
+                    file,
+                    max_data_bytes,
+                },
+        } => {
+            return hj212::decode(file.as_deref(), usize::from(max_data_bytes));
         }
     }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Read and validate the registry file.
@@ -72,7 +83,7 @@ fn load_registry(path: &std::path::Path) -> anyhow::Result<Registry> {
 }
 
 /// Print a line on stdout; a reader that went away (`argus ... | head`) is not an error.
-fn say(line: &str) -> anyhow::Result<()> {
+pub(crate) fn say(line: &str) -> anyhow::Result<()> {
     use std::io::Write;
     match writeln!(std::io::stdout().lock(), "{line}") {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {

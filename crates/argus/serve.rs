@@ -1,11 +1,14 @@
-//! The long-running service: the metrics and health endpoint, with graceful shutdown on
-//! Ctrl-C or SIGTERM. Ingestion, detection and storage join here as later issues add them.
+//! The long-running service: sources (MQTT, Kafka, HJ 212 gateway) feeding the pipeline, the
+//! metrics and health endpoint, and graceful shutdown on Ctrl-C or SIGTERM: sources stop and
+//! flush, the pipeline drains and acknowledges, then the process exits.
 
+use std::future::Future;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use argus_config::Settings;
+use argus_ingest::{DecodeOptions, Decoder, TimeWindow};
 use argus_model::Registry;
 use argus_telemetry::Telemetry;
 use axum::extract::State;
@@ -13,6 +16,8 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
 
 /// Run until a shutdown signal.
 pub async fn run(settings: Settings, registry: Registry) -> anyhow::Result<()> {
@@ -35,6 +40,11 @@ pub async fn run(settings: Settings, registry: Registry) -> anyhow::Result<()> {
     ]);
     tracing::info!(county = registry.county(), %summary, "registry loaded");
 
+    let decoder = Arc::new(Decoder::new(Arc::new(registry), decode_options(&settings)));
+    let (stop, stopping) = watch::channel(false);
+    let (tx, rx) = mpsc::channel(settings.ingest.pipeline_capacity);
+
+    // Build everything that can fail before anything runs.
     let listener = tokio::net::TcpListener::bind(settings.metrics.listen_addr)
         .await
         .with_context(|| {
@@ -43,13 +53,129 @@ pub async fn run(settings: Settings, registry: Registry) -> anyhow::Result<()> {
                 settings.metrics.listen_addr
             )
         })?;
+    let dlq = argus_kafka::DeadLetterSink::new(&settings.kafka, telemetry.clone())
+        .context("cannot create the dead-letter producer")?;
+    let kafka =
+        argus_kafka::KafkaSource::new(&settings.kafka, Arc::clone(&decoder), telemetry.clone())
+            .context("cannot create the kafka source")?;
+    let mqtt = argus_mqtt::MqttSource::new(&settings.mqtt, Arc::clone(&decoder), telemetry.clone())
+        .context("cannot create the mqtt source")?;
+    let gateway =
+        argus_gateway::Gateway::bind(&settings.hj212, Arc::clone(&decoder), telemetry.clone())
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot start the hj212 gateway on {}",
+                    settings.hj212.listen_addr
+                )
+            })?;
+
+    let mut tasks = JoinSet::new();
+    let (tx1, stopping1) = (tx.clone(), stopping.clone());
+    tasks.spawn(async move {
+        (
+            "kafka source",
+            kafka
+                .run(tx1, stopped(&stopping1))
+                .await
+                .map_err(anyhow::Error::from),
+        )
+    });
+    let (tx2, stopping2) = (tx.clone(), stopping.clone());
+    tasks.spawn(async move {
+        (
+            "mqtt source",
+            mqtt.run(tx2, stopped(&stopping2))
+                .await
+                .map_err(anyhow::Error::from),
+        )
+    });
+    let (tx3, stopping3) = (tx.clone(), stopping.clone());
+    tasks.spawn(async move {
+        (
+            "hj212 gateway",
+            gateway
+                .run(tx3, stopped(&stopping3))
+                .await
+                .map_err(anyhow::Error::from),
+        )
+    });
+    drop(tx); // the pipeline ends once every source has dropped its sender
+    let pipeline = tokio::spawn(crate::pipeline::run(rx, dlq, stopping.clone()));
+
     tracing::info!(addr = %settings.metrics.listen_addr, "serving /metrics and /healthz");
-    axum::serve(listener, app(Arc::new(telemetry)))
-        .with_graceful_shutdown(shutdown_signal())
+    let stopping4 = stopping.clone();
+    let metrics = tokio::spawn(async move {
+        axum::serve(listener, app(Arc::new(telemetry)))
+            .with_graceful_shutdown(stopped(&stopping4))
+            .await
+    });
+
+    // Run until a signal, or until a source fails.
+    let mut failure = None;
+    tokio::select! {
+        () = shutdown_signal() => {}
+        Some(joined) = tasks.join_next() => failure = Some(joined),
+    }
+    let _ = stop.send(true);
+    let mut errors = Vec::new();
+    if let Some(joined) = failure {
+        collect(joined, &mut errors);
+    }
+    let drain = async {
+        while let Some(joined) = tasks.join_next().await {
+            collect(joined, &mut errors);
+        }
+        let _ = pipeline.await;
+        let _ = metrics.await;
+    };
+    if tokio::time::timeout(Duration::from_secs(60), drain)
         .await
-        .context("metrics server failed")?;
+        .is_err()
+    {
+        anyhow::bail!(
+            "shutdown took longer than 60 s; some inputs may be redelivered after restart"
+        );
+    }
+    if let Some(first) = errors.into_iter().next() {
+        return Err(first);
+    }
     tracing::info!("shut down cleanly");
     Ok(())
+}
+
+fn collect(
+    joined: Result<(&'static str, anyhow::Result<()>), tokio::task::JoinError>,
+    errors: &mut Vec<anyhow::Error>,
+) {
+    match joined {
+        Ok((_, Ok(()))) => {}
+        Ok((name, Err(e))) => {
+            tracing::error!("{name} failed: {e:#}");
+            errors.push(e.context(format!("{name} failed")));
+        }
+        Err(e) => errors.push(anyhow::anyhow!("a source task panicked: {e}")),
+    }
+}
+
+fn decode_options(settings: &Settings) -> DecodeOptions {
+    let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+    DecodeOptions {
+        window: TimeWindow {
+            max_future_ms: ms(settings.ingest.max_future),
+            max_age_ms: ms(settings.ingest.max_age),
+        },
+        max_payload_bytes: settings.ingest.max_payload_bytes,
+        max_hj212_data_bytes: settings.hj212.max_data_bytes,
+    }
+}
+
+/// Resolves once shutdown has been requested.
+fn stopped(rx: &watch::Receiver<bool>) -> impl Future<Output = ()> + Send + 'static {
+    let mut rx = rx.clone();
+    async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    }
 }
 
 /// The HTTP routes, without a socket, so tests can call them directly.

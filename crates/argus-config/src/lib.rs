@@ -115,6 +115,41 @@ pub struct MqttSettings {
     pub keep_alive: Duration,
     /// CA certificate (PEM) to verify the broker with; TLS is used when set.
     pub tls_ca_file: Option<PathBuf>,
+    /// Topic filter of canonical JSON readings (`argus/v1/readings/{enterprise}/{source}`).
+    pub readings_topic: String,
+    /// Topic filter of raw HJ 212 packets (`argus/v1/hj212/{source}`).
+    pub hj212_topic: String,
+    /// Shared-subscription group (`$share/<group>/<filter>`) so Argus processes split the load;
+    /// `None` subscribes plainly.
+    pub shared_group: Option<String>,
+    /// QoS 1 messages in flight at once.
+    pub max_inflight: u16,
+}
+
+/// Limits applied to every input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IngestSettings {
+    /// Event times further ahead of the time of receipt are refused.
+    pub max_future: Duration,
+    /// Event times further behind the time of receipt are refused.
+    pub max_age: Duration,
+    /// Largest payload (message or packet) accepted, in bytes.
+    pub max_payload_bytes: usize,
+    /// Envelopes buffered between the sources and the pipeline; a full buffer slows the sources.
+    pub pipeline_capacity: usize,
+}
+
+/// The HJ 212 TCP gateway for data loggers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hj212Settings {
+    /// Address data loggers connect to.
+    pub listen_addr: SocketAddr,
+    /// Connections served at once; more are refused.
+    pub max_connections: usize,
+    /// A connection silent this long is closed.
+    pub idle_timeout: Duration,
+    /// Largest HJ 212 data segment accepted, in bytes.
+    pub max_data_bytes: usize,
 }
 
 /// Kafka topic names.
@@ -173,6 +208,10 @@ pub struct Settings {
     pub kafka: KafkaSettings,
     /// ClickHouse server.
     pub clickhouse: ClickHouseSettings,
+    /// Input limits and the pipeline buffer.
+    pub ingest: IngestSettings,
+    /// HJ 212 TCP gateway.
+    pub hj212: Hj212Settings,
 }
 
 impl Settings {
@@ -299,6 +338,43 @@ fn validate(raw: RawConfig, origin: &str, base_dir: &Path) -> Result<Settings, C
         "seconds",
     )?);
     let tls_ca_file = (!m.tls_ca_file.is_empty()).then(|| base_dir.join(&m.tls_ca_file));
+    let topic_filter = |field: &'static str, filter: &str| {
+        let ok = !filter.is_empty() && !filter.starts_with('$') && !filter.contains(['#', '\0']);
+        if ok {
+            Ok(filter.to_owned())
+        } else {
+            Err(invalid(
+                field,
+                format!("{filter:?} is not a plain MQTT topic filter ('+' allowed, no '#' or '$')"),
+            ))
+        }
+    };
+    let readings_topic = topic_filter("mqtt.readings_topic", &m.readings_topic)?;
+    let hj212_topic = topic_filter("mqtt.hj212_topic", &m.hj212_topic)?;
+    let shared_group = match m.shared_group.as_str() {
+        "" => None,
+        group
+            if group
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') =>
+        {
+            Some(group.to_owned())
+        }
+        group => {
+            return Err(invalid(
+                "mqtt.shared_group",
+                format!("{group:?} must be letters, digits, _ or -"),
+            ))
+        }
+    };
+    let max_inflight = u16::try_from(in_range(
+        "mqtt.max_inflight",
+        m.max_inflight,
+        1,
+        65_535,
+        "messages",
+    )?)
+    .unwrap_or(100);
 
     let k = raw.kafka;
     non_empty("kafka.bootstrap_servers", &k.bootstrap_servers)?;
@@ -365,6 +441,69 @@ fn validate(raw: RawConfig, origin: &str, base_dir: &Path) -> Result<Settings, C
         "ms",
     )?);
 
+    let i = raw.ingest;
+    let ingest = IngestSettings {
+        max_future: Duration::from_secs(in_range(
+            "ingest.max_future_secs",
+            i.max_future_secs,
+            1,
+            86_400 * 30,
+            "seconds",
+        )?),
+        max_age: Duration::from_secs(
+            86_400 * in_range("ingest.max_age_days", i.max_age_days, 1, 3_650, "days")?,
+        ),
+        max_payload_bytes: usize::try_from(in_range(
+            "ingest.max_payload_bytes",
+            i.max_payload_bytes,
+            1_024,
+            64 << 20,
+            "bytes",
+        )?)
+        .unwrap_or(1 << 20),
+        pipeline_capacity: usize::try_from(in_range(
+            "ingest.pipeline_capacity",
+            i.pipeline_capacity,
+            1,
+            1_000_000,
+            "envelopes",
+        )?)
+        .unwrap_or(1_024),
+    };
+
+    let h = raw.hj212;
+    let hj212 = Hj212Settings {
+        listen_addr: h.listen_addr.parse::<SocketAddr>().map_err(|e| {
+            invalid(
+                "hj212.listen_addr",
+                format!("{:?} is not an ip:port address: {e}", h.listen_addr),
+            )
+        })?,
+        max_connections: usize::try_from(in_range(
+            "hj212.max_connections",
+            h.max_connections,
+            1,
+            100_000,
+            "connections",
+        )?)
+        .unwrap_or(2_000),
+        idle_timeout: Duration::from_secs(in_range(
+            "hj212.idle_timeout_secs",
+            h.idle_timeout_secs,
+            1,
+            86_400,
+            "seconds",
+        )?),
+        max_data_bytes: usize::try_from(in_range(
+            "hj212.max_data_bytes",
+            h.max_data_bytes,
+            1_024,
+            9_999,
+            "bytes",
+        )?)
+        .unwrap_or(4_096),
+    };
+
     Ok(Settings {
         registry_path,
         log: LogSettings {
@@ -379,6 +518,10 @@ fn validate(raw: RawConfig, origin: &str, base_dir: &Path) -> Result<Settings, C
             credentials,
             keep_alive,
             tls_ca_file,
+            readings_topic,
+            hj212_topic,
+            shared_group,
+            max_inflight,
         },
         kafka: KafkaSettings {
             bootstrap_servers: k.bootstrap_servers,
@@ -399,6 +542,8 @@ fn validate(raw: RawConfig, origin: &str, base_dir: &Path) -> Result<Settings, C
             },
             request_timeout,
         },
+        ingest,
+        hj212,
     })
 }
 

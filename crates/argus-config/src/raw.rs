@@ -17,6 +17,50 @@ pub(crate) struct RawConfig {
     pub kafka: RawKafka,
     #[serde(default)]
     pub clickhouse: RawClickHouse,
+    #[serde(default)]
+    pub ingest: RawIngest,
+    #[serde(default)]
+    pub hj212: RawHj212,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawIngest {
+    pub max_future_secs: u64,
+    pub max_age_days: u64,
+    pub max_payload_bytes: u64,
+    pub pipeline_capacity: u64,
+}
+
+impl Default for RawIngest {
+    fn default() -> Self {
+        Self {
+            max_future_secs: 3_600,
+            max_age_days: 400,
+            max_payload_bytes: 1 << 20,
+            pipeline_capacity: 1_024,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawHj212 {
+    pub listen_addr: String,
+    pub max_connections: u64,
+    pub idle_timeout_secs: u64,
+    pub max_data_bytes: u64,
+}
+
+impl Default for RawHj212 {
+    fn default() -> Self {
+        Self {
+            listen_addr: "127.0.0.1:9212".to_owned(),
+            max_connections: 2_000,
+            idle_timeout_secs: 600,
+            max_data_bytes: 4_096,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -65,6 +109,10 @@ pub(crate) struct RawMqtt {
     pub password: String,
     pub keep_alive_secs: u64,
     pub tls_ca_file: String,
+    pub readings_topic: String,
+    pub hj212_topic: String,
+    pub shared_group: String,
+    pub max_inflight: u64,
 }
 
 impl Default for RawMqtt {
@@ -77,6 +125,10 @@ impl Default for RawMqtt {
             password: String::new(),
             keep_alive_secs: 30,
             tls_ca_file: String::new(),
+            readings_topic: "argus/v1/readings/+/+".to_owned(),
+            hj212_topic: "argus/v1/hj212/+".to_owned(),
+            shared_group: "argus".to_owned(),
+            max_inflight: 100,
         }
     }
 }

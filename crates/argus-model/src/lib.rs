@@ -7,6 +7,7 @@
 //! Time (UTC+8) appears only where regulations define hours and days ([`time::CHINA_OFFSET_SECS`]).
 
 pub mod alert;
+pub mod event;
 pub mod flag;
 pub mod metric;
 pub mod reading;
@@ -16,6 +17,7 @@ pub mod ticket;
 pub mod time;
 
 pub use alert::{Alert, AlertKind, AlertStatus};
+pub use event::{Event, EventKind};
 pub use flag::DataFlag;
 pub use metric::{Metric, MetricCode, MetricDomain, Unit};
 pub use reading::{Reading, SourceId};

@@ -98,6 +98,83 @@ impl Timestamp {
     pub fn to_rfc3339(self) -> String {
         self.to_string()
     }
+
+    /// Parse an RFC 3339 date-time with an explicit offset: `2026-11-26T14:00:00+08:00`,
+    /// `2026-11-26T06:00:00.250Z`. A space may stand for the `T`; fractions beyond milliseconds
+    /// are truncated. Returns `None` for anything else, including a missing offset.
+    pub fn parse_rfc3339(text: &str) -> Option<Self> {
+        let b = text.as_bytes();
+        if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
+            return None;
+        }
+        if b[13] != b':' || b[16] != b':' {
+            return None;
+        }
+        let num = |range: std::ops::Range<usize>| -> Option<u32> {
+            let digits = b.get(range)?;
+            digits.iter().try_fold(0_u32, |acc, &d| {
+                d.is_ascii_digit().then(|| acc * 10 + u32::from(d - b'0'))
+            })
+        };
+        let year = i32::try_from(num(0..4)?).ok()?;
+        let (month, day) = (
+            u8::try_from(num(5..7)?).ok()?,
+            u8::try_from(num(8..10)?).ok()?,
+        );
+        let (hour, minute) = (
+            u8::try_from(num(11..13)?).ok()?,
+            u8::try_from(num(14..16)?).ok()?,
+        );
+        let second = u8::try_from(num(17..19)?).ok()?;
+        let mut i = 19;
+        let mut millisecond = 0_u16;
+        if b.get(i) == Some(&b'.') {
+            let start = i + 1;
+            i = start;
+            while b.get(i).is_some_and(u8::is_ascii_digit) {
+                i += 1;
+            }
+            if i == start {
+                return None;
+            }
+            let mut ms = 0_u16;
+            for k in 0..3 {
+                let digit = b
+                    .get(start + k)
+                    .filter(|_| start + k < i)
+                    .map_or(0, |d| u16::from(d - b'0'));
+                ms = ms * 10 + digit;
+            }
+            millisecond = ms;
+        }
+        let offset_secs = match b.get(i)? {
+            b'Z' | b'z' if i + 1 == b.len() => 0,
+            sign @ (b'+' | b'-') if i + 6 == b.len() && b[i + 3] == b':' => {
+                let hours = i64::from(num(i + 1..i + 3)?);
+                let minutes = i64::from(num(i + 4..i + 6)?);
+                if hours > 23 || minutes > 59 {
+                    return None;
+                }
+                let secs = hours * 3_600 + minutes * 60;
+                if *sign == b'-' {
+                    -secs
+                } else {
+                    secs
+                }
+            }
+            _ => return None,
+        };
+        let civil = CivilDateTime {
+            year,
+            month,
+            day,
+            hour,
+            minute,
+            second,
+            millisecond,
+        };
+        Self::from_civil(civil, offset_secs)
+    }
 }
 
 impl fmt::Display for Timestamp {
@@ -200,6 +277,28 @@ mod tests {
             );
         }
         assert_eq!(Timestamp(951_782_400_000).to_civil(0).day, 29); // 2000-02-29
+    }
+
+    #[test]
+    fn rfc3339_with_offsets_and_fractions() {
+        let utc = Some(Timestamp(1_795_672_800_000));
+        assert_eq!(Timestamp::parse_rfc3339("2026-11-26T06:00:00Z"), utc);
+        assert_eq!(Timestamp::parse_rfc3339("2026-11-26T14:00:00+08:00"), utc);
+        assert_eq!(Timestamp::parse_rfc3339("2026-11-26 05:30:00-00:30"), utc);
+        let frac = Timestamp::parse_rfc3339("2026-11-26T06:00:00.25Z");
+        assert_eq!(frac, Some(Timestamp(1_795_672_800_250)));
+        let nanos = Timestamp::parse_rfc3339("2026-11-26T06:00:00.123456789Z");
+        assert_eq!(nanos, Some(Timestamp(1_795_672_800_123)));
+        for bad in [
+            "2026-11-26T06:00:00",
+            "2026-11-26",
+            "2026-02-30T00:00:00Z",
+            "2026-11-26T06:00:00.Z",
+            "x",
+        ] {
+            assert_eq!(Timestamp::parse_rfc3339(bad), None, "{bad}");
+        }
+        assert_eq!(Timestamp::parse_rfc3339("2026-11-26T06:00:00+24:00"), None);
     }
 
     #[test]

@@ -4,7 +4,9 @@
 //! Names follow `argus_<subsystem>_<name>_<unit>`, counters end in `_total`, and label values are
 //! drawn from bounded sets (reasons, transports, kinds), never from ids.
 
-use prometheus::{Encoder, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+};
 
 /// Every metric name Argus exports. Adding a metric means adding it here first.
 pub mod names {
@@ -15,8 +17,46 @@ pub mod names {
     /// Gauge: objects in the loaded registry, by `kind` (towns, enterprises, points, limits, teams).
     pub const REGISTRY_OBJECTS: &str = "argus_registry_objects";
 
+    /// Counter: payloads received (one MQTT message, Kafka message or HJ 212 packet), by `transport`.
+    pub const INGEST_PAYLOADS_TOTAL: &str = "argus_ingest_payloads_total";
+    /// Counter: payload bytes received, by `transport`.
+    pub const INGEST_BYTES_TOTAL: &str = "argus_ingest_bytes_total";
+    /// Counter: canonical records (readings and events) decoded, by `transport`.
+    pub const INGEST_RECORDS_TOTAL: &str = "argus_ingest_records_total";
+    /// Counter: inputs refused and dead-lettered, by `transport` and `reason`.
+    pub const INGEST_DEAD_LETTERS_TOTAL: &str = "argus_ingest_dead_letters_total";
+    /// Counter: dead letters published to the dead-letter topic.
+    pub const DLQ_PUBLISHED_TOTAL: &str = "argus_dlq_published_total";
+    /// Counter: Kafka offset commits, by `result` (ok, error).
+    pub const KAFKA_COMMITS_TOTAL: &str = "argus_kafka_commits_total";
+    /// Counter: Kafka partition assignments and revocations, by `event` (assign, revoke).
+    pub const KAFKA_REBALANCES_TOTAL: &str = "argus_kafka_rebalances_total";
+    /// Counter: MQTT connection events, by `event` (connected, error).
+    pub const MQTT_CONNECTIONS_TOTAL: &str = "argus_mqtt_connections_total";
+    /// Gauge: open HJ 212 data-logger connections.
+    pub const GATEWAY_CONNECTIONS: &str = "argus_gateway_connections";
+    /// Counter: HJ 212 connections closed, by `cause` (eof, idle, error, garbage, limit, shutdown).
+    pub const GATEWAY_CLOSED_TOTAL: &str = "argus_gateway_connections_closed_total";
+    /// Counter: HJ 212 replies sent to data loggers.
+    pub const GATEWAY_REPLIES_TOTAL: &str = "argus_gateway_replies_total";
+
     /// All names, for the documentation test and for people looking for one.
-    pub const ALL: &[&str] = &[BUILD_INFO, START_TIME_SECONDS, REGISTRY_OBJECTS];
+    pub const ALL: &[&str] = &[
+        BUILD_INFO,
+        START_TIME_SECONDS,
+        REGISTRY_OBJECTS,
+        INGEST_PAYLOADS_TOTAL,
+        INGEST_BYTES_TOTAL,
+        INGEST_RECORDS_TOTAL,
+        INGEST_DEAD_LETTERS_TOTAL,
+        DLQ_PUBLISHED_TOTAL,
+        KAFKA_COMMITS_TOTAL,
+        KAFKA_REBALANCES_TOTAL,
+        MQTT_CONNECTIONS_TOTAL,
+        GATEWAY_CONNECTIONS,
+        GATEWAY_CLOSED_TOTAL,
+        GATEWAY_REPLIES_TOTAL,
+    ];
 }
 
 /// A metric could not be registered or rendered.
@@ -37,6 +77,70 @@ pub enum TelemetryError {
 pub struct Telemetry {
     registry: Registry,
     registry_objects: IntGaugeVec,
+    /// Ingest counters, shared by every source.
+    pub ingest: IngestMetrics,
+    /// Kafka counters.
+    pub kafka: KafkaMetrics,
+    /// MQTT counters.
+    pub mqtt: MqttMetrics,
+    /// HJ 212 gateway metrics.
+    pub gateway: GatewayMetrics,
+}
+
+/// Counters of every source, labelled by transport (and reason for dead letters).
+#[derive(Debug, Clone)]
+pub struct IngestMetrics {
+    payloads: IntCounterVec,
+    bytes: IntCounterVec,
+    records: IntCounterVec,
+    dead_letters: IntCounterVec,
+    /// Dead letters published to the dead-letter topic.
+    pub dlq_published: IntCounter,
+}
+
+impl IngestMetrics {
+    /// Count one batch from `transport`: call once per batch, not per record.
+    pub fn batch(&self, transport: &str, payloads: u64, bytes: u64, records: u64) {
+        self.payloads
+            .with_label_values(&[transport])
+            .inc_by(payloads);
+        self.bytes.with_label_values(&[transport]).inc_by(bytes);
+        self.records.with_label_values(&[transport]).inc_by(records);
+    }
+
+    /// Count dead letters of one reason from `transport`.
+    pub fn dead_letters(&self, transport: &str, reason: &str, count: u64) {
+        self.dead_letters
+            .with_label_values(&[transport, reason])
+            .inc_by(count);
+    }
+}
+
+/// Kafka counters.
+#[derive(Debug, Clone)]
+pub struct KafkaMetrics {
+    /// Offset commits by result (`ok`, `error`).
+    pub commits: IntCounterVec,
+    /// Rebalance events by kind (`assign`, `revoke`).
+    pub rebalances: IntCounterVec,
+}
+
+/// MQTT counters.
+#[derive(Debug, Clone)]
+pub struct MqttMetrics {
+    /// Connection events (`connected`, `error`).
+    pub connections: IntCounterVec,
+}
+
+/// HJ 212 gateway metrics.
+#[derive(Debug, Clone)]
+pub struct GatewayMetrics {
+    /// Open connections.
+    pub connections: IntGauge,
+    /// Closed connections by cause.
+    pub closed: IntCounterVec,
+    /// Replies sent.
+    pub replies: IntCounter,
 }
 
 /// Counts describing the loaded registry, for [`Telemetry::set_registry_objects`].
@@ -88,9 +192,107 @@ impl Telemetry {
             .register(Box::new(registry_objects.clone()))
             .map_err(err(names::REGISTRY_OBJECTS))?;
 
+        let counter_vec = |name: &'static str, help: &str, labels: &[&str]| {
+            let c = IntCounterVec::new(Opts::new(name, help), labels).map_err(err(name))?;
+            registry.register(Box::new(c.clone())).map_err(err(name))?;
+            Ok::<_, TelemetryError>(c)
+        };
+        let counter = |name: &'static str, help: &str| {
+            let c = IntCounter::new(name, help).map_err(err(name))?;
+            registry.register(Box::new(c.clone())).map_err(err(name))?;
+            Ok::<_, TelemetryError>(c)
+        };
+        let ingest = IngestMetrics {
+            payloads: counter_vec(
+                names::INGEST_PAYLOADS_TOTAL,
+                "Payloads received",
+                &["transport"],
+            )?,
+            bytes: counter_vec(
+                names::INGEST_BYTES_TOTAL,
+                "Payload bytes received",
+                &["transport"],
+            )?,
+            records: counter_vec(
+                names::INGEST_RECORDS_TOTAL,
+                "Canonical records decoded",
+                &["transport"],
+            )?,
+            dead_letters: counter_vec(
+                names::INGEST_DEAD_LETTERS_TOTAL,
+                "Inputs refused and dead-lettered",
+                &["transport", "reason"],
+            )?,
+            dlq_published: counter(
+                names::DLQ_PUBLISHED_TOTAL,
+                "Dead letters published to the dead-letter topic",
+            )?,
+        };
+        let kafka = KafkaMetrics {
+            commits: counter_vec(
+                names::KAFKA_COMMITS_TOTAL,
+                "Kafka offset commits",
+                &["result"],
+            )?,
+            rebalances: counter_vec(
+                names::KAFKA_REBALANCES_TOTAL,
+                "Kafka rebalance events",
+                &["event"],
+            )?,
+        };
+        let mqtt = MqttMetrics {
+            connections: counter_vec(
+                names::MQTT_CONNECTIONS_TOTAL,
+                "MQTT connection events",
+                &["event"],
+            )?,
+        };
+        let connections = IntGauge::new(
+            names::GATEWAY_CONNECTIONS,
+            "Open HJ 212 data-logger connections",
+        )
+        .map_err(err(names::GATEWAY_CONNECTIONS))?;
+        registry
+            .register(Box::new(connections.clone()))
+            .map_err(err(names::GATEWAY_CONNECTIONS))?;
+        let gateway = GatewayMetrics {
+            connections,
+            closed: counter_vec(
+                names::GATEWAY_CLOSED_TOTAL,
+                "HJ 212 connections closed",
+                &["cause"],
+            )?,
+            replies: counter(
+                names::GATEWAY_REPLIES_TOTAL,
+                "HJ 212 replies sent to data loggers",
+            )?,
+        };
+        // Vectors appear in the exposition only once a label set is used: touch the common ones
+        // so dashboards see zeros instead of gaps.
+        for transport in ["mqtt", "kafka", "hj212_tcp"] {
+            ingest.batch(transport, 0, 0, 0);
+        }
+        for result in ["ok", "error"] {
+            kafka.commits.with_label_values(&[result]).inc_by(0);
+        }
+        for event in ["assign", "revoke"] {
+            kafka.rebalances.with_label_values(&[event]).inc_by(0);
+        }
+        for event in ["connected", "error"] {
+            mqtt.connections.with_label_values(&[event]).inc_by(0);
+        }
+        for cause in ["eof", "idle", "error", "garbage", "limit", "shutdown"] {
+            gateway.closed.with_label_values(&[cause]).inc_by(0);
+        }
+        ingest.dead_letters("mqtt", "bad_json", 0);
+
         Ok(Self {
             registry,
             registry_objects,
+            ingest,
+            kafka,
+            mqtt,
+            gateway,
         })
     }
 

@@ -1,0 +1,167 @@
+//! Dead letters: inputs that could not be decoded, kept with their raw bytes and the reason, to
+//! be published on the dead-letter topic and stored for staff to see bad feeds.
+
+use std::fmt;
+
+use argus_model::Timestamp;
+
+use crate::Transport;
+
+/// At most this many bytes of a bad input are kept; `raw_len` tells the original size.
+pub const MAX_RAW_BYTES: usize = 16 * 1024;
+
+/// Why an input was refused. A bounded set: used as a metric label and a stored code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Reason {
+    /// Not JSON, or JSON with a number out of range.
+    BadJson,
+    /// JSON of the wrong shape or types.
+    BadSchema,
+    /// A value that is not a finite number.
+    NonFinite,
+    /// A timestamp that cannot be parsed.
+    BadTimestamp,
+    /// A timestamp absurdly far from the time of receipt.
+    TimestampOutOfRange,
+    /// HJ 212 framing broken.
+    BadFrame,
+    /// HJ 212 length field differs from the data length.
+    BadLength,
+    /// HJ 212 packet longer than allowed.
+    TooLong,
+    /// HJ 212 CRC mismatch.
+    BadCrc,
+    /// HJ 212 header or CP field malformed.
+    BadField,
+    /// HJ 212 value or flag that cannot be a reading.
+    BadValue,
+    /// HJ 212 PW does not match the registry.
+    BadPassword,
+    /// Payload larger than the transport allows.
+    Oversize,
+}
+
+impl Reason {
+    /// Every reason, for metrics initialisation and documentation.
+    pub const ALL: [Reason; 13] = [
+        Reason::BadJson,
+        Reason::BadSchema,
+        Reason::NonFinite,
+        Reason::BadTimestamp,
+        Reason::TimestampOutOfRange,
+        Reason::BadFrame,
+        Reason::BadLength,
+        Reason::TooLong,
+        Reason::BadCrc,
+        Reason::BadField,
+        Reason::BadValue,
+        Reason::BadPassword,
+        Reason::Oversize,
+    ];
+
+    /// snake_case code.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Reason::BadJson => "bad_json",
+            Reason::BadSchema => "bad_schema",
+            Reason::NonFinite => "non_finite",
+            Reason::BadTimestamp => "bad_timestamp",
+            Reason::TimestampOutOfRange => "timestamp_out_of_range",
+            Reason::BadFrame => "bad_frame",
+            Reason::BadLength => "bad_length",
+            Reason::TooLong => "too_long",
+            Reason::BadCrc => "bad_crc",
+            Reason::BadField => "bad_field",
+            Reason::BadValue => "bad_value",
+            Reason::BadPassword => "bad_password",
+            Reason::Oversize => "oversize",
+        }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One refused input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    /// Transport it arrived on.
+    pub transport: Transport,
+    /// Where exactly: `kafka:argus.readings/2@1234`, `mqtt:argus/v1/hj212/MN1`, `tcp:10.0.0.5:4100`.
+    pub origin: String,
+    /// Why it was refused.
+    pub reason: Reason,
+    /// The decoder's message, with position and context.
+    pub detail: String,
+    /// When Argus received it.
+    pub received_at: Timestamp,
+    /// The input's bytes, at most [`MAX_RAW_BYTES`].
+    pub raw: Vec<u8>,
+    /// The input's full length.
+    pub raw_len: usize,
+}
+
+impl DeadLetter {
+    /// Build a dead letter, keeping at most [`MAX_RAW_BYTES`] of `raw`.
+    pub fn new(
+        transport: Transport,
+        origin: String,
+        reason: Reason,
+        detail: String,
+        received_at: Timestamp,
+        raw: &[u8],
+    ) -> Self {
+        let kept = &raw[..raw.len().min(MAX_RAW_BYTES)];
+        Self {
+            transport,
+            origin,
+            reason,
+            detail,
+            received_at,
+            raw: kept.to_vec(),
+            raw_len: raw.len(),
+        }
+    }
+
+    /// Metadata as (name, value) pairs, for Kafka headers: the message value is the raw bytes.
+    pub fn headers(&self) -> [(&'static str, String); 6] {
+        [
+            ("argus-transport", self.transport.as_str().to_owned()),
+            ("argus-origin", self.origin.clone()),
+            ("argus-reason", self.reason.as_str().to_owned()),
+            ("argus-detail", self.detail.clone()),
+            ("argus-received-at", self.received_at.to_rfc3339()),
+            ("argus-raw-len", self.raw_len.to_string()),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raw_bytes_are_capped_and_codes_are_unique() {
+        let big = vec![b'x'; MAX_RAW_BYTES + 10];
+        let dl = DeadLetter::new(
+            Transport::Mqtt,
+            "mqtt:t".into(),
+            Reason::Oversize,
+            "d".into(),
+            Timestamp(0),
+            &big,
+        );
+        assert_eq!(
+            (dl.raw.len(), dl.raw_len),
+            (MAX_RAW_BYTES, MAX_RAW_BYTES + 10)
+        );
+        assert_eq!(dl.headers()[2], ("argus-reason", "oversize".to_owned()));
+        let mut codes: Vec<_> = Reason::ALL.iter().map(|r| r.as_str()).collect();
+        codes.sort_unstable();
+        codes.dedup();
+        assert_eq!(codes.len(), Reason::ALL.len());
+    }
+}

@@ -1,0 +1,49 @@
+//! Enterprise events: facts about production and safety state that are not measured values
+//! (a production line started or stopped, a maintenance notice, coal-mine power-cut feedback).
+
+use serde::{Deserialize, Serialize};
+
+use crate::{SourceId, Timestamp};
+
+/// What happened.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "type")]
+pub enum EventKind {
+    /// A production line (identified by its power meter or line id) started or stopped.
+    ProductionState {
+        /// Whether the line is now running.
+        running: bool,
+    },
+    /// The enterprise filed a maintenance or shutdown notice: alerts on the covered points are
+    /// muted (still recorded) during `[from, to)`.
+    MaintenanceNotice {
+        /// Start of the window.
+        from: Timestamp,
+        /// End of the window.
+        to: Timestamp,
+        /// The points covered; empty means every point of the enterprise.
+        points: Vec<SourceId>,
+        /// Why, as filed.
+        reason: String,
+    },
+    /// Coal-mine power-cut feedback: whether the area a methane sensor guards is powered.
+    PowerCutFeedback {
+        /// Whether the area still has power.
+        powered: bool,
+    },
+}
+
+/// One enterprise event, in the same time model as readings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// The enterprise, when the sender names it (maintenance notices always do).
+    pub enterprise_id: Option<String>,
+    /// The point or device the event is about, if any.
+    pub source: Option<SourceId>,
+    /// When it happened (for a notice: when it was filed), UTC.
+    pub event_time: Timestamp,
+    /// When Argus received it, UTC.
+    pub receive_time: Timestamp,
+    /// What happened.
+    pub kind: EventKind,
+}
