@@ -282,21 +282,26 @@ fn word_mask(w: u64) -> u64 {
 }
 
 /// The structural mask of the 64 bytes from `start` (zero bytes past the end).
+#[inline]
 fn block_mask(bytes: &[u8], start: usize) -> u64 {
     let rest = bytes.get(start..).unwrap_or_default();
-    let mut padded = [0u8; 64];
-    let block: &[u8; 64] = match rest.first_chunk::<64>() {
-        Some(block) => block,
+    match rest.first_chunk::<64>() {
+        Some(block) => mask_64(block),
         None => {
+            let mut padded = [0u8; 64];
             padded[..rest.len()].copy_from_slice(rest);
-            &padded
+            mask_64(&padded)
         }
-    };
+    }
+}
+
+/// The structural mask of one 64-byte block: bit `i` set where byte `i` is structural.
+#[inline(always)]
+fn mask_64(block: &[u8; 64]) -> u64 {
+    let (words, _) = block.as_chunks::<8>();
     let mut mask = 0u64;
-    for (i, word) in block.chunks_exact(8).enumerate() {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(word);
-        mask |= word_mask(u64::from_le_bytes(w)) << (8 * i);
+    for (i, word) in words.iter().enumerate() {
+        mask |= word_mask(u64::from_le_bytes(*word)) << (8 * i);
     }
     mask
 }
