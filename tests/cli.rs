@@ -165,3 +165,60 @@ fn run_serves_metrics_and_stops_cleanly_on_sigterm() {
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+fn conformance(name: &str) -> std::path::PathBuf {
+    repo_path("").join("../shared/conformance/hj212").join(name)
+}
+
+#[test]
+fn hj212_decode_prints_one_json_object_per_valid_packet() {
+    let out = argus(&[
+        "hj212",
+        "decode",
+        &conformance("valid.txt").display().to_string(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert_eq!(lines.len(), 6);
+    // The 2005 packet (no QN, no Flag) maps its legacy codes to 2017 ones.
+    let legacy = &lines[4];
+    assert_eq!(legacy["version"], "2005");
+    assert_eq!(legacy["mn"], "LD130133000015");
+    let metrics: Vec<&str> = legacy["factors"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|f| f["metric"].as_str())
+        .collect();
+    assert_eq!(metrics, ["w00000", "w01018", "w21003"]);
+    assert_eq!(lines[1]["data_time"], "2019-10-12T05:37:10.000Z");
+}
+
+#[test]
+fn hj212_decode_reports_bad_packets_and_exits_1() {
+    let input = std::fs::read(conformance("bad-crc.txt")).unwrap_or_else(|e| panic!("{e}"));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_argus"))
+        .args(["hj212", "decode", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    if let Some(mut stdin) = child.stdin.take() {
+        use std::io::Write;
+        stdin.write_all(&input).unwrap_or_else(|e| panic!("{e}"));
+        stdin
+            .write_all(b"\r\nnot a packet\r\n")
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    let out = child.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = text(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    assert_eq!(lines[0], "error: bad crc: stated 0x4981, computed 0x4980");
+    assert!(lines[1].starts_with("error: "), "{stdout}");
+}

@@ -7,6 +7,7 @@
 mod architecture;
 mod cli;
 mod clickhouse;
+mod end_to_end;
 mod gateway;
 mod kafka;
 mod kafka_source;

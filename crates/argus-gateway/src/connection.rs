@@ -8,7 +8,7 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use argus_ingest::{Ack, Envelope, Reason, Transport};
 use argus_model::Timestamp;
@@ -307,9 +307,7 @@ impl Connection {
 }
 
 /// The time of receipt, as UTC milliseconds.
+/// The time of receipt.
 fn now() -> Timestamp {
-    let millis = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
-    Timestamp(millis)
+    Timestamp::from_system_time(SystemTime::now())
 }

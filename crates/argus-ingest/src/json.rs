@@ -350,3 +350,36 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod schema_examples {
+    use super::*;
+    use crate::events::decode_events;
+
+    /// The examples in the documented JSON Schemas decode: the documentation cannot drift.
+    #[test]
+    fn documented_examples_decode() {
+        let window = TimeWindow {
+            max_future_ms: i64::MAX,
+            max_age_ms: i64::MAX,
+        };
+        let now = Timestamp(1_795_672_800_000);
+        for (schema, is_events) in [
+            (include_str!("../../../config/reading.schema.json"), false),
+            (include_str!("../../../config/event.schema.json"), true),
+        ] {
+            let schema: Value = serde_json::from_str(schema).unwrap_or_else(|e| panic!("{e}"));
+            let examples = schema["examples"].as_array().cloned().unwrap_or_default();
+            assert!(!examples.is_empty());
+            for example in examples {
+                let bytes = example.to_string();
+                let decoded = if is_events {
+                    decode_events(bytes.as_bytes(), now, &window).map(|r| r.len())
+                } else {
+                    decode_readings(bytes.as_bytes(), now, &window).map(|r| r.len())
+                };
+                assert!(matches!(decoded, Ok(n) if n > 0), "{bytes}: {decoded:?}");
+            }
+        }
+    }
+}

@@ -40,7 +40,7 @@ use std::fmt;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use argus_ingest::{Ack, DeadLetter, Decoder, Envelope, PayloadKind, Reason, Transport};
 use argus_model::Timestamp;
@@ -773,12 +773,9 @@ fn describe(list: &TopicPartitionList) -> String {
     parts.join(", ")
 }
 
+/// The time of receipt.
 fn now() -> Timestamp {
-    let ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis())
-        .unwrap_or(0);
-    Timestamp(i64::try_from(ms).unwrap_or(i64::MAX))
+    Timestamp::from_system_time(SystemTime::now())
 }
 
 fn saturating_u64(n: usize) -> u64 {

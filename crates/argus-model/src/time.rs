@@ -36,6 +36,16 @@ impl Timestamp {
         self.0
     }
 
+    /// Convert a system time (say `SystemTime::now()`, read by the caller: this crate reads no
+    /// clock) to a timestamp, saturating outside the representable range.
+    pub fn from_system_time(time: std::time::SystemTime) -> Self {
+        let ms = match time.duration_since(std::time::UNIX_EPOCH) {
+            Ok(after) => i64::try_from(after.as_millis()).unwrap_or(i64::MAX),
+            Err(before) => i64::try_from(before.duration().as_millis()).map_or(i64::MIN, |ms| -ms),
+        };
+        Self(ms)
+    }
+
     /// Build an instant from a civil date and time in UTC plus a fixed offset in seconds
     /// (`+28800` for China Standard Time). Returns `None` for an impossible date or time.
     pub fn from_civil(dt: CivilDateTime, offset_secs: i64) -> Option<Self> {
@@ -299,6 +309,18 @@ mod tests {
             assert_eq!(Timestamp::parse_rfc3339(bad), None, "{bad}");
         }
         assert_eq!(Timestamp::parse_rfc3339("2026-11-26T06:00:00+24:00"), None);
+    }
+
+    #[test]
+    fn system_times_convert_on_both_sides_of_the_epoch() {
+        use std::time::{Duration, UNIX_EPOCH};
+        let after = UNIX_EPOCH + Duration::from_millis(1_795_672_800_123);
+        assert_eq!(
+            Timestamp::from_system_time(after),
+            Timestamp(1_795_672_800_123)
+        );
+        let before = UNIX_EPOCH - Duration::from_millis(1_500);
+        assert_eq!(Timestamp::from_system_time(before), Timestamp(-1_500));
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use argus_config::MqttSettings;
 use argus_ingest::{Ack, Decoder, Envelope, PayloadKind, Transport};
@@ -318,10 +318,7 @@ fn decoder_payload_limit() -> usize {
     64 << 20
 }
 
+/// The time of receipt.
 fn now() -> Timestamp {
-    let ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis())
-        .unwrap_or(0);
-    Timestamp(i64::try_from(ms).unwrap_or(i64::MAX))
+    Timestamp::from_system_time(SystemTime::now())
 }
