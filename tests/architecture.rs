@@ -32,7 +32,7 @@ fn the_pure_core_has_no_io_runtime_or_client_dependencies() {
         "reqwest",
         "timely",
     ];
-    for krate in ["argus-model", "argus-hj212", "argus-ingest"] {
+    for krate in ["argus-model", "argus-hj212", "argus-ingest", "argus-rules"] {
         let deps = dependencies(krate);
         assert!(
             deps.contains(&"thiserror".to_owned()),

@@ -1,0 +1,399 @@
+//! The threshold rule: a value beyond a limit, optionally sustained (`for` a duration, or for
+//! `n_consecutive` readings), cleared with hysteresis (the coal-mine restore threshold: power
+//! cut at 1.5 % CH4, restored only below 1.0 %).
+//!
+//! Only valid readings (flag N) count: an invalid reading neither breaches nor clears.
+
+use argus_model::{Reading, Timestamp};
+
+use crate::Transition;
+
+/// Which side of the limit is a violation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Comparison {
+    /// Values at or above the limit violate it (concentrations, methane).
+    AtOrAbove,
+    /// Values at or below the limit violate it (a minimum flow, a pH floor).
+    AtOrBelow,
+}
+
+/// A threshold rule's parameters, validated by [`ThresholdParams::new`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ThresholdParams {
+    comparison: Comparison,
+    limit: f64,
+    clear: f64,
+    for_ms: i64,
+    n_consecutive: u32,
+}
+
+/// Parameters that cannot describe a threshold.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ThresholdError {
+    /// A number is NaN or infinite.
+    #[error("threshold values must be finite numbers, got limit {limit} and clear {clear}")]
+    NotFinite {
+        /// The limit.
+        limit: f64,
+        /// The clear value.
+        clear: f64,
+    },
+    /// The clear value is on the violating side of the limit.
+    #[error("the clear value {clear} must be on the compliant side of the limit {limit}")]
+    ClearBeyondLimit {
+        /// The limit.
+        limit: f64,
+        /// The clear value.
+        clear: f64,
+    },
+    /// A negative duration.
+    #[error("`for` must not be negative, got {for_ms} ms")]
+    NegativeFor {
+        /// The duration.
+        for_ms: i64,
+    },
+}
+
+impl ThresholdParams {
+    /// A threshold at `limit` that clears once a value is strictly beyond `clear` on the
+    /// compliant side (`clear == limit`: no hysteresis), after the condition held for `for_ms`
+    /// of event time and over at least `n_consecutive` readings (0 and 1 both mean "one").
+    pub fn new(
+        comparison: Comparison,
+        limit: f64,
+        clear: f64,
+        for_ms: i64,
+        n_consecutive: u32,
+    ) -> Result<Self, ThresholdError> {
+        if !limit.is_finite() || !clear.is_finite() {
+            return Err(ThresholdError::NotFinite { limit, clear });
+        }
+        let clear_ok = match comparison {
+            Comparison::AtOrAbove => clear <= limit,
+            Comparison::AtOrBelow => clear >= limit,
+        };
+        if !clear_ok {
+            return Err(ThresholdError::ClearBeyondLimit { limit, clear });
+        }
+        if for_ms < 0 {
+            return Err(ThresholdError::NegativeFor { for_ms });
+        }
+        Ok(Self {
+            comparison,
+            limit,
+            clear,
+            for_ms,
+            n_consecutive: n_consecutive.max(1),
+        })
+    }
+
+    /// The limit.
+    pub fn limit(&self) -> f64 {
+        self.limit
+    }
+
+    fn breaches(&self, value: f64) -> bool {
+        match self.comparison {
+            Comparison::AtOrAbove => value >= self.limit,
+            Comparison::AtOrBelow => value <= self.limit,
+        }
+    }
+
+    /// Whether `value` ends a firing alert: strictly beyond `clear` on the compliant side.
+    fn clears(&self, value: f64) -> bool {
+        match self.comparison {
+            Comparison::AtOrAbove => value < self.clear,
+            Comparison::AtOrBelow => value > self.clear,
+        }
+    }
+
+    /// The more extreme of two values in the violating direction.
+    fn worse(&self, a: f64, b: f64) -> f64 {
+        match self.comparison {
+            Comparison::AtOrAbove => a.max(b),
+            Comparison::AtOrBelow => a.min(b),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum State {
+    Idle,
+    /// Breaching since `since`, over `count` readings; not yet long enough.
+    Pending {
+        since: Timestamp,
+        count: u32,
+        last_value: f64,
+    },
+    /// An alert is open.
+    Firing {
+        since: Timestamp,
+        peak: f64,
+        sum: f64,
+        n: u32,
+    },
+}
+
+/// The state machine of one threshold rule on one series. Feed it the series' valid readings
+/// in event-time order ([`Threshold::on_reading`]) and the watermark ([`Threshold::on_watermark`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Threshold {
+    params: ThresholdParams,
+    state: State,
+}
+
+impl Threshold {
+    /// A machine at rest.
+    pub fn new(params: ThresholdParams) -> Self {
+        Self {
+            params,
+            state: State::Idle,
+        }
+    }
+
+    /// Whether an alert is open.
+    pub fn is_firing(&self) -> bool {
+        matches!(self.state, State::Firing { .. })
+    }
+
+    /// Take one reading (in event-time order). Invalid readings are ignored.
+    pub fn on_reading(&mut self, reading: &Reading) -> Option<Transition> {
+        if !reading.is_valid() {
+            return None;
+        }
+        let (t, v) = (reading.event_time, reading.value);
+        let p = self.params;
+        match &mut self.state {
+            State::Idle if p.breaches(v) => {
+                self.state = State::Pending {
+                    since: t,
+                    count: 1,
+                    last_value: v,
+                };
+                self.fire_if_due(t)
+            }
+            State::Idle => None,
+            State::Pending {
+                count, last_value, ..
+            } if p.breaches(v) => {
+                *count += 1;
+                *last_value = v;
+                self.fire_if_due(t)
+            }
+            State::Pending { .. } => {
+                self.state = State::Idle;
+                None
+            }
+            State::Firing {
+                since,
+                peak,
+                sum,
+                n,
+            } => {
+                if p.clears(v) {
+                    let transition = Transition::Resolved {
+                        started_at: *since,
+                        ended_at: t,
+                        peak: *peak,
+                        mean: *sum / f64::from((*n).max(1)),
+                    };
+                    self.state = State::Idle;
+                    Some(transition)
+                } else {
+                    *peak = p.worse(*peak, v);
+                    *sum += v;
+                    *n += 1;
+                    None
+                }
+            }
+        }
+    }
+
+    /// Event time has reached `watermark`: no reading at or before it is still to come. A
+    /// sustained condition whose `for` duration has passed fires now.
+    pub fn on_watermark(&mut self, watermark: Timestamp) -> Option<Transition> {
+        self.fire_if_due(watermark)
+    }
+
+    fn fire_if_due(&mut self, now: Timestamp) -> Option<Transition> {
+        let State::Pending {
+            since,
+            count,
+            last_value,
+        } = self.state
+        else {
+            return None;
+        };
+        let p = self.params;
+        if count < p.n_consecutive || now.as_millis().saturating_sub(since.as_millis()) < p.for_ms {
+            return None;
+        }
+        // The condition held from `since`: that is when the alert starts.
+        self.state = State::Firing {
+            since,
+            peak: last_value,
+            sum: last_value,
+            n: 1,
+        };
+        Some(Transition::Fired {
+            started_at: since,
+            value: last_value,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use argus_model::{DataFlag, Metric, MetricCode, SourceId};
+
+    use super::*;
+
+    const MIN: i64 = 60_000;
+
+    fn reading(minute: i64, value: f64, flag: DataFlag) -> Reading {
+        Reading {
+            source: SourceId::new("MINE01-CH4-WF1"),
+            metric: MetricCode::Known(Metric::MineCh4),
+            value,
+            flag,
+            event_time: Timestamp(minute * MIN),
+            receive_time: Timestamp(minute * MIN),
+        }
+    }
+
+    /// Run readings `(minute, value)` (flag N unless given) and watermarks, collecting
+    /// transitions with the minute they happened at.
+    fn run(params: ThresholdParams, steps: &[Step]) -> Vec<(i64, Transition)> {
+        let mut machine = Threshold::new(params);
+        let mut out = Vec::new();
+        for step in steps {
+            let (minute, t) = match *step {
+                Step::R(m, v) => (m, machine.on_reading(&reading(m, v, DataFlag::N))),
+                Step::Invalid(m, v) => (m, machine.on_reading(&reading(m, v, DataFlag::D))),
+                Step::W(m) => (m, machine.on_watermark(Timestamp(m * MIN))),
+            };
+            out.extend(t.map(|t| (minute, t)));
+        }
+        out
+    }
+
+    enum Step {
+        R(i64, f64),
+        Invalid(i64, f64),
+        W(i64),
+    }
+    use Step::{Invalid, R, W};
+
+    fn fired(at: i64, started: i64, value: f64) -> (i64, Transition) {
+        (
+            at,
+            Transition::Fired {
+                started_at: Timestamp(started * MIN),
+                value,
+            },
+        )
+    }
+
+    fn resolved(at: i64, started: i64, peak: f64, mean: f64) -> (i64, Transition) {
+        let t = Transition::Resolved {
+            started_at: Timestamp(started * MIN),
+            ended_at: Timestamp(at * MIN),
+            peak,
+            mean,
+        };
+        (at, t)
+    }
+
+    fn params(limit: f64, clear: f64, for_min: i64, n: u32) -> ThresholdParams {
+        ThresholdParams::new(Comparison::AtOrAbove, limit, clear, for_min * MIN, n)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn methane_power_cut_fires_at_once_and_restores_only_below_the_restore_value() {
+        // AQ 1029 working face: cut at >= 1.5 %, restore below 1.0 %.
+        let p = params(1.5, 1.0, 0, 1);
+        let got = run(
+            p,
+            &[
+                R(0, 0.8),
+                R(1, 1.5),
+                R(2, 1.9),
+                R(3, 1.2),
+                R(4, 1.0),
+                R(5, 0.9),
+                R(6, 1.4),
+            ],
+        );
+        assert_eq!(
+            got,
+            vec![
+                fired(1, 1, 1.5),
+                resolved(5, 1, 1.9, (1.5 + 1.9 + 1.2 + 1.0) / 4.0)
+            ]
+        );
+    }
+
+    #[test]
+    fn sustained_condition_fires_on_the_watermark_with_its_start_time() {
+        let p = params(35.0, 35.0, 10, 1);
+        let got = run(p, &[R(0, 40.0), R(5, 41.0), W(9), W(10), R(12, 20.0)]);
+        assert_eq!(got, vec![fired(10, 0, 41.0), resolved(12, 0, 41.0, 41.0)]);
+        // Interrupted before the duration: never fires.
+        let got = run(p, &[R(0, 40.0), R(5, 30.0), R(6, 40.0), W(15), W(16)]);
+        assert_eq!(got, vec![fired(16, 6, 40.0)]);
+        let got = run(p, &[R(0, 40.0), R(5, 30.0), W(12)]);
+        assert!(got.is_empty());
+    }
+
+    #[test]
+    fn consecutive_count_and_invalid_flags() {
+        let p = params(24.0, 24.0, 0, 3);
+        // Two breaches, a compliant value, then three in a row.
+        let got = run(
+            p,
+            &[
+                R(0, 30.0),
+                R(1, 30.0),
+                R(2, 10.0),
+                R(3, 25.0),
+                R(4, 26.0),
+                R(5, 27.0),
+            ],
+        );
+        assert_eq!(got, vec![fired(5, 3, 27.0)]);
+        // Invalid-flagged readings neither breach nor clear.
+        let got = run(
+            p,
+            &[Invalid(0, 99.0), Invalid(1, 99.0), Invalid(2, 99.0), W(10)],
+        );
+        assert!(got.is_empty());
+        let got = run(
+            params(24.0, 24.0, 0, 1),
+            &[R(0, 30.0), Invalid(1, 0.0), R(2, 10.0)],
+        );
+        assert_eq!(got, vec![fired(0, 0, 30.0), resolved(2, 0, 30.0, 30.0)]);
+    }
+
+    #[test]
+    fn lower_limits_mirror_upper_ones() {
+        let p = ThresholdParams::new(Comparison::AtOrBelow, 6.0, 6.5, 0, 1)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let got = run(p, &[R(0, 7.0), R(1, 5.5), R(2, 5.0), R(3, 6.4), R(4, 6.6)]);
+        assert_eq!(
+            got,
+            vec![
+                fired(1, 1, 5.5),
+                resolved(4, 1, 5.0, (5.5 + 5.0 + 6.4) / 3.0)
+            ]
+        );
+    }
+
+    #[test]
+    fn impossible_parameters_are_refused() {
+        assert!(ThresholdParams::new(Comparison::AtOrAbove, 1.5, 2.0, 0, 1).is_err());
+        assert!(ThresholdParams::new(Comparison::AtOrBelow, 6.0, 5.0, 0, 1).is_err());
+        assert!(ThresholdParams::new(Comparison::AtOrAbove, f64::NAN, 1.0, 0, 1).is_err());
+        assert!(ThresholdParams::new(Comparison::AtOrAbove, 1.0, 1.0, -1, 1).is_err());
+    }
+}
