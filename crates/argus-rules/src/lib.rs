@@ -7,9 +7,13 @@
 //! always gives the same transitions, whatever the worker count.
 
 pub mod alert_id;
+pub mod average;
+pub mod episode;
 pub mod threshold;
 
 pub use alert_id::alert_id;
+pub use average::{Average, AverageParams, O2Correction, Period};
+pub use episode::Episode;
 pub use threshold::{Comparison, Threshold, ThresholdParams};
 
 use argus_model::{MetricCode, SourceId, Timestamp};
