@@ -11,10 +11,21 @@ use crate::Transition;
 /// Which side of the limit is a violation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Comparison {
-    /// Values at or above the limit violate it (concentrations, methane).
+    /// Values strictly above the limit violate it (emission limits: "not to exceed").
+    Above,
+    /// Values at or above the limit violate it (set points: methane "at or above 1.5 %").
     AtOrAbove,
-    /// Values at or below the limit violate it (a minimum flow, a pH floor).
+    /// Values strictly below the limit violate it (a pH floor).
+    Below,
+    /// Values at or below the limit violate it.
     AtOrBelow,
+}
+
+impl Comparison {
+    /// Whether the violating side is above the limit.
+    const fn upward(self) -> bool {
+        matches!(self, Comparison::Above | Comparison::AtOrAbove)
+    }
 }
 
 /// A threshold rule's parameters, validated by [`ThresholdParams::new`].
@@ -68,9 +79,10 @@ impl ThresholdParams {
         if !limit.is_finite() || !clear.is_finite() {
             return Err(ThresholdError::NotFinite { limit, clear });
         }
-        let clear_ok = match comparison {
-            Comparison::AtOrAbove => clear <= limit,
-            Comparison::AtOrBelow => clear >= limit,
+        let clear_ok = if comparison.upward() {
+            clear <= limit
+        } else {
+            clear >= limit
         };
         if !clear_ok {
             return Err(ThresholdError::ClearBeyondLimit { limit, clear });
@@ -94,24 +106,31 @@ impl ThresholdParams {
 
     fn breaches(&self, value: f64) -> bool {
         match self.comparison {
+            Comparison::Above => value > self.limit,
             Comparison::AtOrAbove => value >= self.limit,
+            Comparison::Below => value < self.limit,
             Comparison::AtOrBelow => value <= self.limit,
         }
     }
 
-    /// Whether `value` ends a firing alert: strictly beyond `clear` on the compliant side.
+    /// Whether `value` ends a firing alert: back on the compliant side of `clear` (strictly
+    /// beyond it for the at-or-beyond comparisons, at or beyond it for the strict ones, so that
+    /// with `clear == limit` exactly the compliant values clear).
     fn clears(&self, value: f64) -> bool {
         match self.comparison {
+            Comparison::Above => value <= self.clear,
             Comparison::AtOrAbove => value < self.clear,
+            Comparison::Below => value >= self.clear,
             Comparison::AtOrBelow => value > self.clear,
         }
     }
 
     /// The more extreme of two values in the violating direction.
     fn worse(&self, a: f64, b: f64) -> f64 {
-        match self.comparison {
-            Comparison::AtOrAbove => a.max(b),
-            Comparison::AtOrBelow => a.min(b),
+        if self.comparison.upward() {
+            a.max(b)
+        } else {
+            a.min(b)
         }
     }
 }
@@ -157,9 +176,9 @@ impl Threshold {
     }
 
     /// Take one reading (in event-time order). Invalid readings are ignored.
-    pub fn on_reading(&mut self, reading: &Reading) -> Option<Transition> {
+    pub fn on_reading(&mut self, reading: &Reading, out: &mut Vec<Transition>) {
         if !reading.is_valid() {
-            return None;
+            return;
         }
         let (t, v) = (reading.event_time, reading.value);
         let p = self.params;
@@ -170,40 +189,34 @@ impl Threshold {
                     count: 1,
                     last_value: v,
                 };
-                self.fire_if_due(t)
+                out.extend(self.fire_if_due(t));
             }
-            State::Idle => None,
+            State::Idle => {}
             State::Pending {
                 count, last_value, ..
             } if p.breaches(v) => {
                 *count += 1;
                 *last_value = v;
-                self.fire_if_due(t)
+                out.extend(self.fire_if_due(t));
             }
             State::Pending { .. } => {
-                self.state = State::Idle;
-                None
-            }
-            State::Firing {
-                since,
-                peak,
-                sum,
-                n,
-            } => {
-                if p.clears(v) {
-                    let transition = Transition::Resolved {
-                        started_at: *since,
-                        ended_at: t,
-                        peak: *peak,
-                        mean: *sum / f64::from((*n).max(1)),
-                    };
+                // The condition held from `since` until this reading. If that was long enough,
+                // it fired (whether or not a watermark came in between) and ends here, so the
+                // transitions do not depend on how often watermarks arrive.
+                if let Some(fired) = self.fire_if_due(t) {
+                    out.push(fired);
+                    out.extend(self.resolve(t));
+                } else {
                     self.state = State::Idle;
-                    Some(transition)
+                }
+            }
+            State::Firing { peak, sum, n, .. } => {
+                if p.clears(v) {
+                    out.extend(self.resolve(t));
                 } else {
                     *peak = p.worse(*peak, v);
                     *sum += v;
                     *n += 1;
-                    None
                 }
             }
         }
@@ -211,8 +224,28 @@ impl Threshold {
 
     /// Event time has reached `watermark`: no reading at or before it is still to come. A
     /// sustained condition whose `for` duration has passed fires now.
-    pub fn on_watermark(&mut self, watermark: Timestamp) -> Option<Transition> {
-        self.fire_if_due(watermark)
+    pub fn on_watermark(&mut self, watermark: Timestamp, out: &mut Vec<Transition>) {
+        out.extend(self.fire_if_due(watermark));
+    }
+
+    /// End a firing alert at `t`.
+    fn resolve(&mut self, t: Timestamp) -> Option<Transition> {
+        let State::Firing {
+            since,
+            peak,
+            sum,
+            n,
+        } = self.state
+        else {
+            return None;
+        };
+        self.state = State::Idle;
+        Some(Transition::Resolved {
+            started_at: since,
+            ended_at: t,
+            peak,
+            mean: sum / f64::from(n.max(1)),
+        })
     }
 
     fn fire_if_due(&mut self, now: Timestamp) -> Option<Transition> {
@@ -267,12 +300,22 @@ mod tests {
         let mut machine = Threshold::new(params);
         let mut out = Vec::new();
         for step in steps {
-            let (minute, t) = match *step {
-                Step::R(m, v) => (m, machine.on_reading(&reading(m, v, DataFlag::N))),
-                Step::Invalid(m, v) => (m, machine.on_reading(&reading(m, v, DataFlag::D))),
-                Step::W(m) => (m, machine.on_watermark(Timestamp(m * MIN))),
+            let mut t = Vec::new();
+            let minute = match *step {
+                Step::R(m, v) => {
+                    machine.on_reading(&reading(m, v, DataFlag::N), &mut t);
+                    m
+                }
+                Step::Invalid(m, v) => {
+                    machine.on_reading(&reading(m, v, DataFlag::D), &mut t);
+                    m
+                }
+                Step::W(m) => {
+                    machine.on_watermark(Timestamp(m * MIN), &mut t);
+                    m
+                }
             };
-            out.extend(t.map(|t| (minute, t)));
+            out.extend(t.into_iter().map(|t| (minute, t)));
         }
         out
     }
@@ -344,6 +387,15 @@ mod tests {
         assert_eq!(got, vec![fired(16, 6, 40.0)]);
         let got = run(p, &[R(0, 40.0), R(5, 30.0), W(12)]);
         assert!(got.is_empty());
+        // Long enough before a compliant reading, with no watermark in between: the same alert
+        // as with a watermark, fired and resolved at that reading.
+        let got = run(p, &[R(0, 40.0), R(11, 30.0)]);
+        assert_eq!(got, vec![fired(11, 0, 40.0), resolved(11, 0, 40.0, 40.0)]);
+        let with_watermark = run(p, &[R(0, 40.0), W(10), R(11, 30.0)]);
+        assert_eq!(
+            with_watermark,
+            vec![fired(10, 0, 40.0), resolved(11, 0, 40.0, 40.0)]
+        );
     }
 
     #[test]
@@ -387,6 +439,18 @@ mod tests {
                 resolved(4, 1, 5.0, (5.5 + 5.0 + 6.4) / 3.0)
             ]
         );
+    }
+
+    #[test]
+    fn emission_limits_are_not_to_exceed_values_at_the_limit_comply() {
+        let p = ThresholdParams::new(Comparison::Above, 35.0, 35.0, 0, 1)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let got = run(p, &[R(0, 35.0), R(1, 35.1), R(2, 35.0)]);
+        assert_eq!(got, vec![fired(1, 1, 35.1), resolved(2, 1, 35.1, 35.1)]);
+        let p = ThresholdParams::new(Comparison::Below, 6.0, 6.0, 0, 1)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let got = run(p, &[R(0, 6.0), R(1, 5.9), R(2, 6.0)]);
+        assert_eq!(got, vec![fired(1, 1, 5.9), resolved(2, 1, 5.9, 5.9)]);
     }
 
     #[test]
