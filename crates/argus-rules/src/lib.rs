@@ -8,12 +8,16 @@
 
 pub mod alert_id;
 pub mod average;
+pub mod crossfeed;
 pub mod episode;
+pub mod quality;
+pub mod spec;
 pub mod threshold;
 
 pub use alert_id::alert_id;
 pub use average::{Average, AverageParams, O2Correction, Period};
 pub use episode::Episode;
+pub use spec::{Instance, LimitSelector, Machine, RuleSet, RulesError};
 pub use threshold::{Comparison, Threshold, ThresholdParams};
 
 use argus_model::{MetricCode, SourceId, Timestamp};
