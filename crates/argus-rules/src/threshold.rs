@@ -138,11 +138,14 @@ impl ThresholdParams {
 #[derive(Debug, Clone, PartialEq)]
 enum State {
     Idle,
-    /// Breaching since `since`, over `count` readings; not yet long enough.
+    /// Breaching since `since` (with `first` then), over `count` readings whose worst value
+    /// is `peak` and sum `sum`; not yet long enough.
     Pending {
         since: Timestamp,
+        first: f64,
         count: u32,
-        last_value: f64,
+        peak: f64,
+        sum: f64,
     },
     /// An alert is open.
     Firing {
@@ -182,34 +185,34 @@ impl Threshold {
         }
         let (t, v) = (reading.event_time, reading.value);
         let p = self.params;
+        // A condition that lasted long enough before this compliant-looking reading fired
+        // already, whether or not a watermark came in between: fire it first, then judge the
+        // reading as one of a firing alert (hysteresis). Transitions thus do not depend on the
+        // watermark cadence.
+        if !p.breaches(v) {
+            out.extend(self.fire_if_due(t));
+        }
         match &mut self.state {
             State::Idle if p.breaches(v) => {
                 self.state = State::Pending {
                     since: t,
+                    first: v,
                     count: 1,
-                    last_value: v,
+                    peak: v,
+                    sum: v,
                 };
                 out.extend(self.fire_if_due(t));
             }
             State::Idle => {}
             State::Pending {
-                count, last_value, ..
+                count, peak, sum, ..
             } if p.breaches(v) => {
                 *count += 1;
-                *last_value = v;
+                *peak = p.worse(*peak, v);
+                *sum += v;
                 out.extend(self.fire_if_due(t));
             }
-            State::Pending { .. } => {
-                // The condition held from `since` until this reading. If that was long enough,
-                // it fired (whether or not a watermark came in between) and ends here, so the
-                // transitions do not depend on how often watermarks arrive.
-                if let Some(fired) = self.fire_if_due(t) {
-                    out.push(fired);
-                    out.extend(self.resolve(t));
-                } else {
-                    self.state = State::Idle;
-                }
-            }
+            State::Pending { .. } => self.state = State::Idle,
             State::Firing { peak, sum, n, .. } => {
                 if p.clears(v) {
                     out.extend(self.resolve(t));
@@ -251,8 +254,10 @@ impl Threshold {
     fn fire_if_due(&mut self, now: Timestamp) -> Option<Transition> {
         let State::Pending {
             since,
+            first,
             count,
-            last_value,
+            peak,
+            sum,
         } = self.state
         else {
             return None;
@@ -261,16 +266,18 @@ impl Threshold {
         if count < p.n_consecutive || now.as_millis().saturating_sub(since.as_millis()) < p.for_ms {
             return None;
         }
-        // The condition held from `since`: that is when the alert starts.
+        // The condition held from `since`: that is when the alert starts, and its value is the
+        // one that started it. Statistics cover every reading since then, so neither depends on
+        // when the watermark happened to make the alert due.
         self.state = State::Firing {
             since,
-            peak: last_value,
-            sum: last_value,
-            n: 1,
+            peak,
+            sum,
+            n: count,
         };
         Some(Transition::Fired {
             started_at: since,
-            value: last_value,
+            value: first,
         })
     }
 }
@@ -381,7 +388,7 @@ mod tests {
     fn sustained_condition_fires_on_the_watermark_with_its_start_time() {
         let p = params(35.0, 35.0, 10, 1);
         let got = run(p, &[R(0, 40.0), R(5, 41.0), W(9), W(10), R(12, 20.0)]);
-        assert_eq!(got, vec![fired(10, 0, 41.0), resolved(12, 0, 41.0, 41.0)]);
+        assert_eq!(got, vec![fired(10, 0, 40.0), resolved(12, 0, 41.0, 40.5)]);
         // Interrupted before the duration: never fires.
         let got = run(p, &[R(0, 40.0), R(5, 30.0), R(6, 40.0), W(15), W(16)]);
         assert_eq!(got, vec![fired(16, 6, 40.0)]);
@@ -395,6 +402,47 @@ mod tests {
         assert_eq!(
             with_watermark,
             vec![fired(10, 0, 40.0), resolved(11, 0, 40.0, 40.0)]
+        );
+    }
+
+    #[test]
+    fn transitions_do_not_depend_on_the_watermark_cadence() {
+        let p = params(35.0, 30.0, 10, 2);
+        // Due at 10, then at 12 a value inside the hysteresis band (33: still firing), cleared
+        // at 15; a second condition due at 30 and cleared at 40; a last one too short.
+        let readings = [
+            R(0, 36.0),
+            R(4, 50.0),
+            R(9, 40.0),
+            R(12, 33.0),
+            R(15, 29.0),
+            R(20, 36.0),
+            R(25, 37.0),
+            R(40, 20.0),
+            R(45, 36.0),
+            R(50, 20.0),
+        ];
+        let strip =
+            |got: Vec<(i64, Transition)>| got.into_iter().map(|(_, t)| t).collect::<Vec<_>>();
+        let sparse = strip(run(p, &readings));
+        let mut steps = Vec::new();
+        for step in readings {
+            // A watermark just before each reading (all earlier readings are in).
+            if let R(m, _) = step {
+                steps.push(W(m - 1));
+            }
+            steps.push(step);
+        }
+        let dense = strip(run(p, &steps));
+        assert_eq!(sparse, dense);
+        assert_eq!(
+            sparse,
+            vec![
+                fired(0, 0, 36.0).1,
+                resolved(15, 0, 50.0, (36.0 + 50.0 + 40.0 + 33.0) / 4.0).1,
+                fired(0, 20, 36.0).1,
+                resolved(40, 20, 37.0, 36.5).1,
+            ]
         );
     }
 
@@ -413,7 +461,7 @@ mod tests {
                 R(5, 27.0),
             ],
         );
-        assert_eq!(got, vec![fired(5, 3, 27.0)]);
+        assert_eq!(got, vec![fired(5, 3, 25.0)]);
         // Invalid-flagged readings neither breach nor clear.
         let got = run(
             p,
