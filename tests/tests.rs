@@ -13,4 +13,5 @@ mod kafka;
 mod kafka_source;
 mod mosquitto;
 mod mqtt_source;
+mod replay;
 mod util;

@@ -39,6 +39,20 @@ pub enum Command {
         #[command(subcommand)]
         command: RegistryCommand,
     },
+    /// Replay recorded readings through the rules and print the alert transitions, one JSON
+    /// object per line (sorted by alert id). Exit 1 on unreadable input.
+    ///
+    /// Timely arguments follow `--`: `-w THREADS`, and for a cluster of processes
+    /// `-n PROCESSES -p INDEX -h HOSTFILE` (one host:port a line); give every process the same
+    /// input, each prints the transitions of its own workers.
+    Replay {
+        /// Canonical JSON readings (config/reading.schema.json), one object or array a line;
+        /// `-` reads standard input.
+        input: PathBuf,
+        /// Arguments for timely (after `--`).
+        #[arg(last = true)]
+        timely: Vec<String>,
+    },
     /// Work with HJ 212 packets.
     Hj212 {
         #[command(subcommand)]

@@ -5,6 +5,7 @@ mod cli;
 mod hj212;
 mod logging;
 mod pipeline;
+mod replay;
 mod serve;
 
 use std::process::ExitCode;
@@ -61,6 +62,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 registry.county(),
                 registry.summary()
             ))?;
+        }
+        Command::Replay { input, timely } => {
+            let settings = Settings::load(&cli.config)?;
+            let registry = load_registry(&settings.registry_path)?;
+            replay::run(&settings, &registry, &input, timely)?;
         }
         Command::Hj212 {
             command:

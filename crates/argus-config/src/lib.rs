@@ -193,6 +193,15 @@ pub struct ClickHouseSettings {
     pub request_timeout: Duration,
 }
 
+/// Detection settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RulesSettings {
+    /// The rules file, resolved against the config file's folder.
+    pub path: PathBuf,
+    /// How far behind the newest event time a reading may arrive and still be judged.
+    pub allowed_lateness: Duration,
+}
+
 /// Validated settings: everything Argus needs to start, with defaults filled and values checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
@@ -212,6 +221,8 @@ pub struct Settings {
     pub ingest: IngestSettings,
     /// HJ 212 TCP gateway.
     pub hj212: Hj212Settings,
+    /// Detection.
+    pub rules: RulesSettings,
 }
 
 impl Settings {
@@ -504,6 +515,18 @@ fn validate(raw: RawConfig, origin: &str, base_dir: &Path) -> Result<Settings, C
         .unwrap_or(4_096),
     };
 
+    non_empty("rules.path", &raw.rules.path)?;
+    let rules = RulesSettings {
+        path: base_dir.join(&raw.rules.path),
+        allowed_lateness: Duration::from_secs(in_range(
+            "rules.allowed_lateness_secs",
+            raw.rules.allowed_lateness_secs,
+            0,
+            86_400,
+            "seconds",
+        )?),
+    };
+
     Ok(Settings {
         registry_path,
         log: LogSettings {
@@ -544,6 +567,7 @@ fn validate(raw: RawConfig, origin: &str, base_dir: &Path) -> Result<Settings, C
         },
         ingest,
         hj212,
+        rules,
     })
 }
 
@@ -571,6 +595,8 @@ mod tests {
         assert_eq!(s.kafka.session_timeout, Duration::from_secs(10));
         assert_eq!(s.mqtt.credentials, None);
         assert_eq!(s.log.format, LogFormat::Text);
+        assert_eq!(s.rules.path, PathBuf::from("/etc/argus/rules.toml"));
+        assert_eq!(s.rules.allowed_lateness, Duration::from_secs(300));
     }
 
     #[test]

@@ -21,6 +21,24 @@ pub(crate) struct RawConfig {
     pub ingest: RawIngest,
     #[serde(default)]
     pub hj212: RawHj212,
+    #[serde(default)]
+    pub rules: RawRulesSection,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawRulesSection {
+    pub path: String,
+    pub allowed_lateness_secs: u64,
+}
+
+impl Default for RawRulesSection {
+    fn default() -> Self {
+        Self {
+            path: "rules.toml".to_owned(),
+            allowed_lateness_secs: 300,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -166,10 +166,13 @@ pub fn detect<'scope>(
                         .or_insert_with(|| Point::new(rules.for_point(reading.source.as_str())));
                     point.on_reading(&reading, &mut out);
                 }
-                let watermark =
-                    Timestamp(i64::try_from(until.saturating_sub(1)).unwrap_or(i64::MAX));
-                for point in points.values_mut() {
-                    point.on_watermark(watermark, &mut out);
+                // The end of the input is not a watermark: windows and durations the data did not
+                // see close stay open rather than being judged on data that never came.
+                if until != u64::MAX {
+                    let watermark = Timestamp(i64::try_from(until - 1).unwrap_or(i64::MAX));
+                    for point in points.values_mut() {
+                        point.on_watermark(watermark, &mut out);
+                    }
                 }
                 // Deterministic emission order within a step (content is what matters).
                 out.sort_by_key(|t| t.alert_id);
