@@ -12,6 +12,7 @@
 //! transitions (with deterministic alert ids) whatever the number of workers or processes.
 
 mod operator;
+pub mod sample;
 
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -21,7 +22,7 @@ use timely::container::CapacityContainerBuilder;
 use timely::dataflow::operators::{Inspect, Probe};
 use timely::dataflow::{InputHandle, ProbeHandle};
 
-pub use operator::detect;
+pub use operator::{detect, state_bytes_per_instance};
 
 /// One alert transition with everything needed to store and route it.
 #[derive(Debug, Clone, PartialEq)]

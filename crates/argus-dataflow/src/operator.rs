@@ -20,6 +20,13 @@ enum Running {
     Average(Average),
 }
 
+/// Bytes of state one rule instance keeps on its worker: its instance description (pointers to
+/// shared strings) and its machine. Machines keep O(1) state, so this is the whole per-series
+/// cost apart from the per-point map entry.
+pub fn state_bytes_per_instance() -> usize {
+    std::mem::size_of::<(Instance, Running)>()
+}
+
 /// The machines of one point.
 #[derive(Debug, Default)]
 struct Point {
@@ -157,10 +164,13 @@ pub fn detect<'scope>(
                     return;
                 }
                 let Some(cap) = clock.as_mut() else { return };
-                pending.sort_by(|a, b| order(a).cmp(&order(b)));
-                let split = pending.partition_point(|r| crate::event_time(r.event_time) < until);
+                // Only the readings the frontier has passed are sorted and judged; the rest wait.
+                let mut ready: Vec<Reading> = pending
+                    .extract_if(.., |r| crate::event_time(r.event_time) < until)
+                    .collect();
+                ready.sort_by(|a, b| order(a).cmp(&order(b)));
                 let mut out = Vec::new();
-                for reading in pending.drain(..split) {
+                for reading in ready {
                     let point = points
                         .entry(reading.source.clone())
                         .or_insert_with(|| Point::new(rules.for_point(reading.source.as_str())));

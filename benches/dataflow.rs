@@ -1,0 +1,68 @@
+//! Detection throughput: readings per second per worker through the timely dataflow with the
+//! example county's full rule set (config/rules.toml over config/registry.toml), with 1 and 2
+//! workers, and the state kept per rule instance (series). A whole-pipeline measurement, timed
+//! directly: `cargo bench --bench dataflow`. Under `cargo test` it runs once on a small input
+//! as a smoke test. Results are in benches/RESULTS.md.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use argus_dataflow::sample::{recorded_day, shuffle_within_lateness, Rng, LATENESS_MS};
+use argus_dataflow::{run_batch, state_bytes_per_instance};
+use argus_model::Registry;
+use argus_rules::RuleSet;
+
+fn main() {
+    let full = std::env::args().any(|a| a == "--bench");
+    let registry_text = include_str!("../config/registry.toml");
+    let registry =
+        Registry::from_toml_str(registry_text, "registry.toml").unwrap_or_else(|e| panic!("{e}"));
+    let rules_text = include_str!("../config/rules.toml");
+    let rules = Arc::new(
+        RuleSet::compile(rules_text, "rules.toml", &registry).unwrap_or_else(|e| panic!("{e}")),
+    );
+    let mut rng = Rng(0x5eed_1234_abcd_ef01);
+    let mut readings = recorded_day(&registry, &mut rng);
+    shuffle_within_lateness(&mut readings, &mut rng);
+    if !full {
+        readings.truncate(20_000);
+    }
+    let readings = Arc::new(readings);
+    let runs = if full { 7 } else { 1 };
+
+    println!(
+        "{} readings, {} rule instances",
+        readings.len(),
+        rules.len()
+    );
+    println!(
+        "state per rule instance (series): {} bytes",
+        state_bytes_per_instance()
+    );
+    for workers in [1_usize, 2] {
+        let mut times: Vec<Duration> = (0..runs)
+            .map(|_| {
+                let started = Instant::now();
+                let out = run_batch(
+                    timely::Config::process(workers),
+                    Arc::clone(&rules),
+                    Arc::clone(&readings),
+                    LATENESS_MS,
+                )
+                .unwrap_or_else(|e| panic!("{e}"));
+                assert!(out.late.is_empty());
+                started.elapsed()
+            })
+            .collect();
+        times.sort();
+        let median = times[times.len() / 2];
+        let best = times[0];
+        let rate = |d: Duration| readings.len() as f64 / d.as_secs_f64();
+        println!(
+            "{workers} worker(s): median {median:?} = {:.2} M readings/s ({:.2} M/s per worker), best {best:?} = {:.2} M readings/s",
+            rate(median) / 1e6,
+            rate(median) / 1e6 / workers as f64,
+            rate(best) / 1e6,
+        );
+    }
+}
