@@ -82,13 +82,13 @@ fn read_input(path: &Path) -> anyhow::Result<Vec<argus_model::Reading>> {
 fn line(t: &AlertTransition) -> String {
     let mut object = json!({
         "alert_id": format!("{:016x}", t.alert_id),
-        "rule": &*t.rule_id,
+        "rule": &*t.instance.rule_id,
         "kind": t.kind.as_str(),
-        "severity": t.severity.as_str(),
-        "enterprise": &*t.enterprise_id,
-        "point": t.point.as_str(),
-        "metric": t.metric.code(),
-        "standard": &*t.standard,
+        "severity": t.instance.severity.as_str(),
+        "enterprise": &*t.instance.enterprise_id,
+        "point": t.instance.point.as_str(),
+        "metric": t.instance.metric.code(),
+        "standard": &*t.instance.standard,
     });
     let extra = match &t.transition {
         Transition::Fired { started_at, value } => {

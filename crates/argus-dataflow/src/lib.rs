@@ -16,33 +16,24 @@ pub mod sample;
 
 use std::sync::{Arc, Mutex, PoisonError};
 
-use argus_model::{AlertKind, Metric, Reading, Severity, SourceId, Timestamp};
-use argus_rules::{RuleSet, Transition};
+use argus_model::{AlertKind, Reading, Timestamp};
+use argus_rules::{Instance, RuleSet, Transition};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::operators::{Inspect, Probe};
 use timely::dataflow::{InputHandle, ProbeHandle};
 
 pub use operator::{detect, state_bytes_per_instance};
 
-/// One alert transition with everything needed to store and route it.
+/// One alert transition, with the rule instance that raised it (rule id, severity, enterprise,
+/// point, metric, standard) for storage and routing.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AlertTransition {
     /// Deterministic id: hash of rule, key and start time.
     pub alert_id: u64,
-    /// The rule instance.
-    pub rule_id: Arc<str>,
-    /// The alert kind.
+    /// The alert kind (an average rule raises `average` and `insufficient_data`).
     pub kind: AlertKind,
-    /// Severity.
-    pub severity: Severity,
-    /// The enterprise of the point.
-    pub enterprise_id: Arc<str>,
-    /// The point.
-    pub point: SourceId,
-    /// The metric.
-    pub metric: Metric,
-    /// The standard the limit comes from.
-    pub standard: Arc<str>,
+    /// The rule instance.
+    pub instance: Arc<Instance>,
     /// Fired or resolved, with times and values.
     pub transition: Transition,
 }

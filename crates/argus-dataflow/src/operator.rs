@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use argus_model::{Metric, MetricCode, Reading, SourceId, Timestamp};
+use argus_model::{AlertKind, Metric, MetricCode, Reading, SourceId, Timestamp};
 use argus_rules::spec::{Instance, Machine};
 use argus_rules::{alert_id, Average, RuleSet, SeriesKey, Threshold, Transition};
 use timely::dataflow::channels::pact::Exchange;
@@ -24,13 +24,13 @@ enum Running {
 /// shared strings) and its machine. Machines keep O(1) state, so this is the whole per-series
 /// cost apart from the per-point map entry.
 pub fn state_bytes_per_instance() -> usize {
-    std::mem::size_of::<(Instance, Running)>()
+    std::mem::size_of::<(Arc<Instance>, Running)>() + std::mem::size_of::<Instance>()
 }
 
 /// The machines of one point.
 #[derive(Debug, Default)]
 struct Point {
-    machines: Vec<(Instance, Running)>,
+    machines: Vec<(Arc<Instance>, Running)>,
 }
 
 impl Point {
@@ -42,7 +42,7 @@ impl Point {
                     Machine::Threshold(p) => Running::Threshold(Threshold::new(p)),
                     Machine::Average(p) => Running::Average(Average::new(p)),
                 };
-                (i.clone(), running)
+                (Arc::new(i.clone()), running)
             })
             .collect();
         Self { machines }
@@ -91,8 +91,8 @@ impl Point {
 
 /// Label the transitions of `instance` and move them to `out`.
 fn emit(
-    instance: &Instance,
-    buf: &mut Vec<(argus_model::AlertKind, Transition)>,
+    instance: &Arc<Instance>,
+    buf: &mut Vec<(AlertKind, Transition)>,
     out: &mut Vec<AlertTransition>,
 ) {
     for (kind, transition) in buf.drain(..) {
@@ -107,13 +107,8 @@ fn emit(
         };
         out.push(AlertTransition {
             alert_id: alert_id(&instance.rule_id, &key, started_at),
-            rule_id: Arc::clone(&instance.rule_id),
             kind,
-            severity: instance.severity,
-            enterprise_id: Arc::clone(&instance.enterprise_id),
-            point: instance.point.clone(),
-            metric: instance.metric,
-            standard: Arc::clone(&instance.standard),
+            instance: Arc::clone(instance),
             transition,
         });
     }

@@ -12,7 +12,7 @@ fn canonical(mut transitions: Vec<AlertTransition>) -> Vec<String> {
     transitions.sort_by_key(|t| t.alert_id);
     let mut lines: Vec<String> = transitions
         .iter()
-        .map(|t| format!("{} {} {:?}", t.alert_id, t.rule_id, t.transition))
+        .map(|t| format!("{} {} {:?}", t.alert_id, t.instance.rule_id, t.transition))
         .collect();
     lines.sort();
     lines
