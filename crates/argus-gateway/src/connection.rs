@@ -10,7 +10,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};
 
-use argus_ingest::{Ack, Envelope, Reason, Transport};
+use argus_ingest::{count_by_reason, Ack, Envelope, Transport};
 use argus_model::Timestamp;
 use argus_telemetry::Telemetry;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -220,14 +220,7 @@ impl Connection {
         let ingest = &self.telemetry.ingest;
         let records = batch.records.len() as u64;
         ingest.batch(transport, batch.frames, batch.bytes, records);
-        let mut by_reason: Vec<(Reason, u64)> = Vec::new();
-        for dead_letter in &batch.dead_letters {
-            match by_reason.iter_mut().find(|(r, _)| *r == dead_letter.reason) {
-                Some((_, n)) => *n += 1,
-                None => by_reason.push((dead_letter.reason, 1)),
-            }
-        }
-        for (reason, n) in by_reason {
+        for (reason, n) in count_by_reason(&batch.dead_letters) {
             ingest.dead_letters(transport, reason.as_str(), n);
         }
         if batch.is_empty() {

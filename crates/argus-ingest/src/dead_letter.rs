@@ -139,6 +139,22 @@ impl DeadLetter {
     }
 }
 
+/// How many of `letters` there are of each reason, in order of first appearance: what the
+/// sources count per batch in `argus_ingest_dead_letters_total{reason}`.
+pub fn count_by_reason(letters: &[DeadLetter]) -> Vec<(Reason, u64)> {
+    let mut counts: Vec<(Reason, u64)> = Vec::new();
+    for letter in letters {
+        match counts
+            .iter_mut()
+            .find(|(reason, _)| *reason == letter.reason)
+        {
+            Some((_, n)) => *n += 1,
+            None => counts.push((letter.reason, 1)),
+        }
+    }
+    counts
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -159,6 +175,25 @@ mod tests {
             (MAX_RAW_BYTES, MAX_RAW_BYTES + 10)
         );
         assert_eq!(dl.headers()[2], ("argus-reason", "oversize".to_owned()));
+        let letter = |reason| {
+            DeadLetter::new(
+                Transport::Kafka,
+                String::new(),
+                reason,
+                String::new(),
+                Timestamp(0),
+                b"",
+            )
+        };
+        let letters = [
+            letter(Reason::BadCrc),
+            letter(Reason::BadJson),
+            letter(Reason::BadCrc),
+        ];
+        assert_eq!(
+            count_by_reason(&letters),
+            vec![(Reason::BadCrc, 2), (Reason::BadJson, 1)]
+        );
         let mut codes: Vec<_> = Reason::ALL.iter().map(|r| r.as_str()).collect();
         codes.sort_unstable();
         codes.dedup();

@@ -42,7 +42,9 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
-use argus_ingest::{Ack, DeadLetter, Decoder, Envelope, PayloadKind, Reason, Transport};
+use argus_ingest::{
+    count_by_reason, Ack, DeadLetter, Decoder, Envelope, PayloadKind, Reason, Transport,
+};
 use argus_model::Timestamp;
 use argus_telemetry::Telemetry;
 use rdkafka::client::ClientContext;
@@ -599,14 +601,7 @@ impl KafkaSource {
             saturating_u64(bytes),
             saturating_u64(records.len()),
         );
-        let mut by_reason: Vec<(Reason, u64)> = Vec::new();
-        for letter in &dead_letters {
-            match by_reason.iter_mut().find(|(r, _)| *r == letter.reason) {
-                Some((_, n)) => *n += 1,
-                None => by_reason.push((letter.reason, 1)),
-            }
-        }
-        for (reason, n) in by_reason {
+        for (reason, n) in count_by_reason(&dead_letters) {
             ingest.dead_letters(TRANSPORT, reason.as_str(), n);
         }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use argus_config::MqttSettings;
-use argus_ingest::{Ack, Decoder, Envelope, PayloadKind, Transport};
+use argus_ingest::{count_by_reason, Ack, Decoder, Envelope, PayloadKind, Transport};
 use argus_model::Timestamp;
 use argus_telemetry::Telemetry;
 use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, Publish, QoS, TlsConfiguration};
@@ -19,6 +19,9 @@ use crate::topic::matches;
 const MAX_BATCH: usize = 500;
 /// How long a partial batch may wait for more messages.
 const MAX_BATCH_DELAY: Duration = Duration::from_millis(20);
+/// Largest packet rumqttc accepts: the top of `[ingest] max_payload_bytes`, so that a payload
+/// over the configured limit reaches the decoder and becomes an `oversize` dead letter.
+const MAX_INCOMING_PACKET_BYTES: usize = 64 << 20;
 /// Longest pause between reconnection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
@@ -95,7 +98,7 @@ impl MqttSource {
             .set_clean_session(false)
             .set_manual_acks(true)
             .set_inflight(settings.max_inflight)
-            .set_max_packet_size(decoder_payload_limit(), 64 * 1024);
+            .set_max_packet_size(MAX_INCOMING_PACKET_BYTES, 64 * 1024);
         if let Some(credentials) = &settings.credentials {
             options.set_credentials(credentials.username.clone(), credentials.password.clone());
         }
@@ -251,8 +254,8 @@ impl MqttSource {
             batch.bytes,
             batch.records.len() as u64,
         );
-        for letter in &batch.dead_letters {
-            metrics.dead_letters("mqtt", letter.reason.as_str(), 1);
+        for (reason, n) in count_by_reason(&batch.dead_letters) {
+            metrics.dead_letters("mqtt", reason.as_str(), n);
         }
         let acks = acks.clone();
         let pkids = batch.pkids;
@@ -311,11 +314,6 @@ async fn sleep_until(deadline: Option<Instant>) {
 
 async fn drain(eventloop: &mut EventLoop) {
     while eventloop.poll().await.is_ok() {}
-}
-
-fn decoder_payload_limit() -> usize {
-    // rumqttc refuses larger packets itself; the decoder's own limit yields the dead letter.
-    64 << 20
 }
 
 /// The time of receipt.
