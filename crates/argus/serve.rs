@@ -71,43 +71,29 @@ pub async fn run(settings: Settings, registry: Registry) -> anyhow::Result<()> {
             })?;
 
     let mut tasks = JoinSet::new();
-    let (tx1, stopping1) = (tx.clone(), stopping.clone());
-    tasks.spawn(async move {
-        (
-            "kafka source",
-            kafka
-                .run(tx1, stopped(&stopping1))
-                .await
-                .map_err(anyhow::Error::from),
-        )
-    });
-    let (tx2, stopping2) = (tx.clone(), stopping.clone());
-    tasks.spawn(async move {
-        (
-            "mqtt source",
-            mqtt.run(tx2, stopped(&stopping2))
-                .await
-                .map_err(anyhow::Error::from),
-        )
-    });
-    let (tx3, stopping3) = (tx.clone(), stopping.clone());
-    tasks.spawn(async move {
-        (
-            "hj212 gateway",
-            gateway
-                .run(tx3, stopped(&stopping3))
-                .await
-                .map_err(anyhow::Error::from),
-        )
-    });
+    supervise(
+        &mut tasks,
+        "kafka source",
+        kafka.run(tx.clone(), stopped(&stopping)),
+    );
+    supervise(
+        &mut tasks,
+        "mqtt source",
+        mqtt.run(tx.clone(), stopped(&stopping)),
+    );
+    supervise(
+        &mut tasks,
+        "hj212 gateway",
+        gateway.run(tx.clone(), stopped(&stopping)),
+    );
     drop(tx); // the pipeline ends once every source has dropped its sender
     let pipeline = tokio::spawn(crate::pipeline::run(rx, dlq, stopping.clone()));
 
     tracing::info!(addr = %settings.metrics.listen_addr, "serving /metrics and /healthz");
-    let stopping4 = stopping.clone();
+    let metrics_stopped = stopped(&stopping);
     let metrics = tokio::spawn(async move {
         axum::serve(listener, app(Arc::new(telemetry)))
-            .with_graceful_shutdown(stopped(&stopping4))
+            .with_graceful_shutdown(metrics_stopped)
             .await
     });
 
@@ -142,6 +128,17 @@ pub async fn run(settings: Settings, registry: Registry) -> anyhow::Result<()> {
     }
     tracing::info!("shut down cleanly");
     Ok(())
+}
+
+/// Run a source as a named task of `tasks`.
+fn supervise<E>(
+    tasks: &mut JoinSet<(&'static str, anyhow::Result<()>)>,
+    name: &'static str,
+    run: impl Future<Output = Result<(), E>> + Send + 'static,
+) where
+    E: Into<anyhow::Error>,
+{
+    tasks.spawn(async move { (name, run.await.map_err(Into::into)) });
 }
 
 fn collect(
