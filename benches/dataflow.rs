@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use argus_dataflow::sample::{recorded_day, shuffle_within_lateness, Rng, LATENESS_MS};
-use argus_dataflow::{run_batch, state_bytes_per_instance};
+use argus_dataflow::{run_batch, state_bytes_per_instance, BatchOptions};
 use argus_model::Registry;
 use argus_rules::RuleSet;
 
@@ -47,7 +47,7 @@ fn main() {
                     timely::Config::process(workers),
                     Arc::clone(&rules),
                     Arc::clone(&readings),
-                    LATENESS_MS,
+                    BatchOptions::recorded(LATENESS_MS),
                 )
                 .unwrap_or_else(|e| panic!("{e}"));
                 assert!(out.late.is_empty());

@@ -1,5 +1,6 @@
-//! `argus replay`: the same recorded readings, shuffled within the allowed lateness, give the same
-//! alert transitions with one worker, two threads, and two processes of a timely cluster.
+//! `argus replay`: the same recorded readings and enterprise events, shuffled within the allowed
+//! lateness, give the same alert transitions with one worker, two threads, and two processes of
+//! a timely cluster.
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -22,8 +23,9 @@ fn next(state: &mut u64) -> u64 {
     state.wrapping_mul(0x2545_f491_4f6c_dd1d)
 }
 
-/// Eight hours of minute data of the example county's stacks and methane sensors, one JSON
-/// reading a line, in an arrival order displaced by less than the allowed lateness (300 s).
+/// Eight hours of minute data of the example county's stacks, methane sensors and power meters,
+/// with power-cut feedback, production state and maintenance notice events, one JSON object a
+/// line, in an arrival order displaced by less than the allowed lateness (300 s).
 fn recorded_input() -> String {
     let text = std::fs::read_to_string(repo_path("config/registry.toml"))
         .unwrap_or_else(|e| panic!("{e}"));
@@ -33,7 +35,11 @@ fn recorded_input() -> String {
     points.sort_by(|a, b| a.mn.cmp(&b.mn));
     let mut rng = 0x0123_4567_89ab_cdef_u64;
     let mut lines: Vec<(i64, u64, String)> = Vec::new();
-    let mut push = |rng: &mut u64, t: i64, source: &str, values: String| {
+    let push = |lines: &mut Vec<(i64, u64, String)>,
+                rng: &mut u64,
+                t: i64,
+                source: &str,
+                values: String| {
         let arrival = t + (next(rng) % 300_000) as i64;
         lines.push((
             arrival,
@@ -41,6 +47,22 @@ fn recorded_input() -> String {
             format!("{{\"source\":\"{source}\",\"ts\":{t},\"values\":{{{values}}}}}"),
         ));
     };
+    // A maintenance notice over the exceedance hours of the first stack that has them.
+    if let Some(p) = points
+        .iter()
+        .enumerate()
+        .find(|(i, p)| i % 3 == 0 && p.kind == PointKind::FlueGasOutlet)
+        .map(|(_, p)| p)
+    {
+        let notice = format!(
+            "{{\"type\":\"maintenance_notice\",\"enterprise\":\"{}\",\"from\":{},\"to\":{},\"points\":[\"{}\"],\"reason\":\"overhaul\",\"ts\":{START_MS}}}",
+            p.enterprise_id,
+            START_MS + 60 * MIN,
+            START_MS + 360 * MIN,
+            p.mn
+        );
+        lines.push((START_MS, 0, notice));
+    }
     for (i, p) in points.iter().enumerate() {
         for minute in 0..8 * 60 {
             let t = START_MS + minute * MIN;
@@ -57,7 +79,7 @@ fn recorded_input() -> String {
                         7.0 + noise / 5.0,
                         25.0 + noise
                     );
-                    push(&mut rng, t, p.mn.as_str(), values);
+                    push(&mut lines, &mut rng, t, p.mn.as_str(), values);
                 }
                 PointKind::MineWorkingFace | PointKind::MineReturnAirway => {
                     let ch4 = if i % 2 == 0 && minute % 97 < 3 {
@@ -65,7 +87,52 @@ fn recorded_input() -> String {
                     } else {
                         0.3 + noise / 50.0
                     };
-                    push(&mut rng, t, p.mn.as_str(), format!("\"mine_ch4\":{ch4:.3}"));
+                    push(
+                        &mut lines,
+                        &mut rng,
+                        t,
+                        p.mn.as_str(),
+                        format!("\"mine_ch4\":{ch4:.3}"),
+                    );
+                }
+                PointKind::MinePowerFeed if minute % 97 == 0 || minute % 97 == 4 => {
+                    // Even feeds cut within the feedback delay; odd ones never do.
+                    let powered = i % 2 == 1 || minute % 97 == 4;
+                    let arrival = t + (next(&mut rng) % 300_000) as i64;
+                    let event = format!(
+                        "{{\"type\":\"power_cut_feedback\",\"source\":\"{}\",\"ts\":{t},\"powered\":{powered}}}",
+                        p.mn
+                    );
+                    lines.push((arrival, next(&mut rng), event));
+                }
+                PointKind::ProductionLinePower => {
+                    let kw = p.running_threshold_kw.unwrap_or(100.0) * 1.2;
+                    push(
+                        &mut lines,
+                        &mut rng,
+                        t,
+                        p.mn.as_str(),
+                        format!("\"power_kw\":{kw:.1}"),
+                    );
+                    if minute == 0 {
+                        let event = format!(
+                            "{{\"type\":\"production_state\",\"source\":\"{}\",\"ts\":{t},\"running\":true}}",
+                            p.mn
+                        );
+                        lines.push((t, next(&mut rng), event));
+                    }
+                }
+                PointKind::TreatmentPower => {
+                    let stopped = i % 2 == 0 && (200..240).contains(&minute);
+                    let kw =
+                        p.running_threshold_kw.unwrap_or(100.0) * if stopped { 0.1 } else { 1.5 };
+                    push(
+                        &mut lines,
+                        &mut rng,
+                        t,
+                        p.mn.as_str(),
+                        format!("\"power_kw\":{kw:.1}"),
+                    );
                 }
                 _ => {}
             }
@@ -136,6 +203,17 @@ fn same_transitions_with_one_worker_two_threads_and_two_processes() {
         .iter()
         .any(|l| l.contains("\"rule\":\"methane-power-cut\"")
             && l.contains("\"transition\":\"resolved\"")));
+
+    for wanted in [
+        "\"kind\":\"treatment_stopped\"",
+        "\"kind\":\"power_cut_failure\"",
+        "\"muted\":true",
+    ] {
+        assert!(
+            one.iter().any(|l| l.contains(wanted)),
+            "no line with {wanted}"
+        );
+    }
 
     let threads = lines(
         replay(&input, &["-w", "2"])

@@ -1,5 +1,6 @@
-//! `argus replay`: recorded readings through the rules on timely, alert transitions out as JSON
-//! lines. The same input gives the same lines whatever the number of workers or processes.
+//! `argus replay`: recorded readings and enterprise events through the rules on timely, alert
+//! transitions out as JSON lines. The same input gives the same lines whatever the number of
+//! workers or processes.
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
@@ -8,9 +9,10 @@ use std::time::SystemTime;
 
 use anyhow::{bail, Context};
 use argus_config::Settings;
-use argus_dataflow::{run_batch, AlertTransition};
+use argus_dataflow::{run_batch, AlertTransition, BatchOptions, Input};
+use argus_ingest::events::decode_events;
 use argus_ingest::json::decode_readings;
-use argus_ingest::TimeWindow;
+use argus_ingest::{Record, TimeWindow};
 use argus_model::{Registry, Timestamp};
 use argus_rules::{RuleSet, Transition};
 use serde_json::json;
@@ -26,12 +28,13 @@ pub fn run(
     let text = std::fs::read_to_string(rules_path)
         .with_context(|| format!("cannot read rules {}", rules_path.display()))?;
     let rules = RuleSet::compile(&text, &rules_path.display().to_string(), registry)?;
-    let readings = read_input(input)?;
+    let inputs = read_input(input)?;
     let config = timely::Config::from_args(timely_args.into_iter())
         .map_err(|e| anyhow::anyhow!("bad timely arguments: {e}"))?;
     let lateness = i64::try_from(settings.rules.allowed_lateness.as_millis()).unwrap_or(i64::MAX);
-    let count = readings.len();
-    let output = run_batch(config, Arc::new(rules), Arc::new(readings), lateness)
+    let count = inputs.len();
+    let options = BatchOptions::recorded(lateness);
+    let output = run_batch(config, Arc::new(rules), Arc::new(inputs), options)
         .map_err(|e| anyhow::anyhow!("dataflow failed: {e}"))?;
     let mut lines: Vec<(u64, String)> = output
         .transitions
@@ -43,14 +46,14 @@ pub fn run(
         crate::say(l)?;
     }
     eprintln!(
-        "replayed {count} readings: {} transitions, {} late readings not judged",
+        "replayed {count} readings and events: {} transitions, {} late inputs not judged",
         lines.len(),
         output.late.len()
     );
     Ok(())
 }
 
-fn read_input(path: &Path) -> anyhow::Result<Vec<argus_model::Reading>> {
+fn read_input(path: &Path) -> anyhow::Result<Vec<Input>> {
     let input: Box<dyn Read> = if path == Path::new("-") {
         Box::new(std::io::stdin().lock())
     } else {
@@ -64,19 +67,45 @@ fn read_input(path: &Path) -> anyhow::Result<Vec<argus_model::Reading>> {
         max_age_ms: i64::MAX,
     };
     let received = Timestamp::from_system_time(SystemTime::now());
-    let mut readings = Vec::new();
+    let mut inputs = Vec::new();
     for (n, line) in BufReader::new(input).lines().enumerate() {
         let line =
             line.with_context(|| format!("cannot read {} line {}", path.display(), n + 1))?;
         if line.trim().is_empty() {
             continue;
         }
-        match decode_readings(line.as_bytes(), received, &window) {
-            Ok(decoded) => readings.extend(decoded),
+        let decoded = if is_event(&line) {
+            decode_events(line.as_bytes(), received, &window).map(|records| {
+                records
+                    .into_iter()
+                    .map(|record| match record {
+                        Record::Reading(r) => Input::Reading(r),
+                        Record::Event(e) => Input::Event(e),
+                    })
+                    .collect::<Vec<_>>()
+            })
+        } else {
+            decode_readings(line.as_bytes(), received, &window)
+                .map(|readings| readings.into_iter().map(Input::Reading).collect())
+        };
+        match decoded {
+            Ok(decoded) => inputs.extend(decoded),
             Err(e) => bail!("{} line {}: {e}", path.display(), n + 1),
         }
     }
-    Ok(readings)
+    Ok(inputs)
+}
+
+/// Whether a line holds enterprise events (objects with a `type`) rather than readings.
+fn is_event(line: &str) -> bool {
+    match serde_json::from_str::<serde_json::Value>(line) {
+        Ok(serde_json::Value::Object(o)) => o.contains_key("type"),
+        Ok(serde_json::Value::Array(a)) => a
+            .first()
+            .and_then(serde_json::Value::as_object)
+            .is_some_and(|o| o.contains_key("type")),
+        _ => false,
+    }
 }
 
 fn line(t: &AlertTransition) -> String {
@@ -87,8 +116,9 @@ fn line(t: &AlertTransition) -> String {
         "severity": t.instance.severity.as_str(),
         "enterprise": &*t.instance.enterprise_id,
         "point": t.instance.point.as_str(),
-        "metric": t.instance.metric.code(),
+        "metric": t.instance.metric.map(|m| m.code()),
         "standard": &*t.instance.standard,
+        "muted": t.muted,
     });
     let extra = match &t.transition {
         Transition::Fired { started_at, value } => {

@@ -1,28 +1,68 @@
-//! Streaming detection on timely dataflow: readings enter through input handles, are exchanged
-//! by monitoring point so that all series of a point meet on one worker, and run through the
-//! rule state machines of `argus-rules` in event time. The timely timestamp is the watermark
-//! (event-time milliseconds): a reading is sent at the current watermark and carries its own
-//! event time, which is never below it (older ones are late). When the frontier passes F, every
-//! reading with an event time below F is in, so windows and `for` durations close on the
-//! frontier, never on the wall clock.
+//! Streaming detection on timely dataflow: readings and enterprise events enter through input
+//! handles, are exchanged by enterprise so that every feed a cross-feed rule joins meets on one
+//! worker, and run through the rule state machines of `argus-rules` in event time. The timely
+//! timestamp is the watermark (event-time milliseconds): an input is sent at the current
+//! watermark and carries its own event time, which is never below it (older ones are late).
+//! When the frontier passes F, every input with an event time below F is in, so windows and
+//! `for` durations close on the frontier, never on the wall clock. Each input's watermark is
+//! kept per source ([`Watermarks`]): a slow source is not made late by a fast one, and an idle
+//! one does not hold the stream back.
 //!
-//! Within a worker, readings whose time the frontier has passed are taken in a total order
-//! (event time, O2 before the rest, source, metric, value), and every state machine is
+//! Within a worker, inputs whose time the frontier has passed are taken in a total order
+//! (event time, events first, then O2, then source, metric, value), and every state machine is
 //! independent of how often the frontier advances: the same input gives the same alert
 //! transitions (with deterministic alert ids) whatever the number of workers or processes.
 
 mod operator;
 pub mod sample;
+mod watermark;
 
 use std::sync::{Arc, Mutex, PoisonError};
 
-use argus_model::{AlertKind, Reading, Timestamp};
+use argus_model::{AlertKind, Event, Reading, SourceId, Timestamp};
 use argus_rules::{Instance, RuleSet, Transition};
+use serde::{Deserialize, Serialize};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::operators::{Inspect, Probe};
 use timely::dataflow::{InputHandle, ProbeHandle};
 
-pub use operator::{detect, state_bytes_per_instance};
+pub use operator::{detect, state_bytes_per_instance, MAX_UNREGISTERED_SOURCES};
+pub use watermark::{WatermarkParams, Watermarks};
+
+/// One input of the dataflow.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Input {
+    /// A measured value.
+    Reading(Reading),
+    /// An enterprise event.
+    Event(Event),
+}
+
+impl Input {
+    /// When it happened.
+    pub fn event_time(&self) -> Timestamp {
+        match self {
+            Input::Reading(r) => r.event_time,
+            Input::Event(e) => e.event_time,
+        }
+    }
+
+    /// When Argus received it.
+    pub fn receive_time(&self) -> Timestamp {
+        match self {
+            Input::Reading(r) => r.receive_time,
+            Input::Event(e) => e.receive_time,
+        }
+    }
+
+    /// The source it came from, if any: what its watermark is kept by.
+    pub fn source(&self) -> Option<&SourceId> {
+        match self {
+            Input::Reading(r) => Some(&r.source),
+            Input::Event(e) => e.source.as_ref(),
+        }
+    }
+}
 
 /// One alert transition, with the rule instance that raised it (rule id, severity, enterprise,
 /// point, metric, standard) for storage and routing.
@@ -36,6 +76,8 @@ pub struct AlertTransition {
     pub instance: Arc<Instance>,
     /// Fired or resolved, with times and values.
     pub transition: Transition,
+    /// Whether an enterprise maintenance notice covers its start: recorded, not notified.
+    pub muted: bool,
 }
 
 /// What a batch run produced.
@@ -43,34 +85,59 @@ pub struct AlertTransition {
 pub struct BatchOutput {
     /// Every alert transition, in no particular order.
     pub transitions: Vec<AlertTransition>,
-    /// Readings that arrived later than the allowed lateness: not judged, kept here.
-    pub late: Vec<Reading>,
+    /// Inputs that arrived later than the allowed lateness: not judged, kept here.
+    pub late: Vec<Input>,
 }
 
-/// Run `readings` (in arrival order) through the rules on the workers `config` describes (threads
+/// How a batch is fed: how the watermark of each worker's input follows the data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchOptions {
+    /// Per-source lateness and idleness. Processing time is the inputs' receive times.
+    pub watermarks: WatermarkParams,
+    /// Inputs between two advances of the watermark.
+    pub advance_every: usize,
+}
+
+impl BatchOptions {
+    /// Recorded data: `allowed_lateness_ms` per source, a source idle after 10 minutes of receive
+    /// time without input, no clock floor.
+    pub fn recorded(allowed_lateness_ms: i64) -> Self {
+        Self {
+            watermarks: WatermarkParams {
+                allowed_lateness_ms,
+                idle_after_ms: 600_000,
+                max_delay_ms: None,
+            },
+            advance_every: 1_024,
+        }
+    }
+}
+
+/// Run `inputs` (in arrival order) through the rules on the workers `config` describes (threads
 /// of this process, or a cluster of processes: `timely::Config::from_args` with `-w -n -p -h`)
 /// and return the transitions produced by this process's workers. Each worker takes every n-th
-/// reading (n = all workers of the cluster, so every process must be given the same input); the
-/// watermark of a worker's input is the largest event time it has seen minus
-/// `allowed_lateness_ms`, and a reading older than it is late: kept in [`BatchOutput::late`].
+/// input (n = all workers of the cluster, so every process must be given the same input) and
+/// keeps its watermark per source ([`Watermarks`]); an input older than it is late: kept in
+/// [`BatchOutput::late`]. Before closing, every worker advances to the watermark of the whole
+/// input, so the last windows close the same way whatever the number of workers.
 pub fn run_batch(
     config: timely::Config,
     rules: Arc<RuleSet>,
-    readings: Arc<Vec<Reading>>,
-    allowed_lateness_ms: i64,
+    inputs: Arc<Vec<Input>>,
+    options: BatchOptions,
 ) -> Result<BatchOutput, String> {
     let collected = Arc::new(Mutex::new(BatchOutput::default()));
     let sink = Arc::clone(&collected);
     let guards = timely::execute(config, move |worker| {
         let index = worker.index();
         let peers = worker.peers();
-        let mut input = InputHandle::<u64, CapacityContainerBuilder<Vec<Reading>>>::new();
+        let mut input = InputHandle::<u64, CapacityContainerBuilder<Vec<Input>>>::new();
         let probe = ProbeHandle::new();
         let out = Arc::clone(&sink);
         let rules = Arc::clone(&rules);
         worker.dataflow::<u64, _, _>(|scope| {
-            let readings = input.to_stream(scope);
-            detect(readings, rules)
+            let stream = input.to_stream(scope);
+            detect(stream, rules)
                 .inspect(move |t: &AlertTransition| {
                     out.lock()
                         .unwrap_or_else(PoisonError::into_inner)
@@ -80,22 +147,35 @@ pub fn run_batch(
                 .probe_with(&probe);
         });
         let mut late = Vec::new();
-        let mut max_seen = i64::MIN;
-        for reading in readings.iter().skip(index).step_by(peers) {
-            let time = event_time(reading.event_time);
-            if time < *input.time() {
-                late.push(reading.clone());
+        let mut watermarks = Watermarks::new(options.watermarks);
+        let mut final_watermarks = Watermarks::new(options.watermarks);
+        for (n, record) in inputs.iter().enumerate() {
+            // Every worker follows the whole input's watermark to know where it ends.
+            final_watermarks.admit(record.source(), record.event_time(), record.receive_time());
+            if n % peers != index {
                 continue;
             }
-            // Sent at the current watermark; the operator orders readings by their own event
-            // time and judges those before the frontier.
-            input.send(reading.clone());
-            max_seen = max_seen.max(reading.event_time.as_millis());
-            let watermark = event_time(Timestamp(max_seen.saturating_sub(allowed_lateness_ms)));
-            if watermark > *input.time() {
-                input.advance_to(watermark);
-                worker.step();
+            if !watermarks.admit(record.source(), record.event_time(), record.receive_time()) {
+                late.push(record.clone());
+                continue;
             }
+            input.send(record.clone());
+            if (n / peers + 1) % options.advance_every.max(1) == 0 {
+                let watermark = event_time(watermarks.advance(record.receive_time()));
+                if watermark > *input.time() {
+                    input.advance_to(watermark);
+                    worker.step();
+                }
+            }
+        }
+        let end = inputs
+            .iter()
+            .map(Input::receive_time)
+            .max()
+            .unwrap_or(Timestamp(0));
+        let watermark = event_time(final_watermarks.advance(end));
+        if watermark > *input.time() {
+            input.advance_to(watermark);
         }
         input.close();
         while worker.step() {}

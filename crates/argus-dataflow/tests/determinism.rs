@@ -1,10 +1,11 @@
-//! Determinism: one recorded input, shuffled within the allowed lateness, gives exactly the same
-//! alert transitions with 1, 2 and 4 workers.
+//! Determinism: one recorded input of readings and events, shuffled within the allowed lateness,
+//! gives exactly the same alert transitions with 1, 2 and 4 workers, and every rule kind of the
+//! shipped rules finds something in it.
 
 use std::sync::Arc;
 
 use argus_dataflow::sample::{recorded_day, shuffle_within_lateness, Rng, LATENESS_MS};
-use argus_dataflow::{run_batch, AlertTransition};
+use argus_dataflow::{run_batch, AlertTransition, BatchOptions, Input};
 use argus_model::Registry;
 use argus_rules::{RuleSet, Transition};
 
@@ -12,7 +13,12 @@ fn canonical(mut transitions: Vec<AlertTransition>) -> Vec<String> {
     transitions.sort_by_key(|t| t.alert_id);
     let mut lines: Vec<String> = transitions
         .iter()
-        .map(|t| format!("{} {} {:?}", t.alert_id, t.instance.rule_id, t.transition))
+        .map(|t| {
+            format!(
+                "{} {} {} {:?}",
+                t.alert_id, t.instance.rule_id, t.muted, t.transition
+            )
+        })
         .collect();
     lines.sort();
     lines
@@ -28,16 +34,21 @@ fn same_transitions_with_1_2_and_4_workers() {
         RuleSet::compile(rules_text, "rules.toml", &registry).unwrap_or_else(|e| panic!("{e}")),
     );
     let mut rng = Rng(0x5eed_1234_abcd_ef01);
-    let mut readings = recorded_day(&registry, &mut rng);
-    shuffle_within_lateness(&mut readings, &mut rng);
-    assert!(readings.len() > 100_000, "{} readings", readings.len());
-    let readings = Arc::new(readings);
+    let mut inputs = recorded_day(&registry, &mut rng);
+    shuffle_within_lateness(&mut inputs, &mut rng);
+    assert!(inputs.len() > 300_000, "{} inputs", inputs.len());
+    let events = inputs
+        .iter()
+        .filter(|i| matches!(i, Input::Event(_)))
+        .count();
+    assert!(events > 20, "{events} events");
+    let readings = Arc::new(inputs);
 
     let one = run_batch(
         timely::Config::thread(),
         Arc::clone(&rules),
         Arc::clone(&readings),
-        LATENESS_MS,
+        BatchOptions::recorded(LATENESS_MS),
     )
     .unwrap_or_else(|e| panic!("{e}"));
     assert!(one.late.is_empty(), "{} late readings", one.late.len());
@@ -57,24 +68,49 @@ fn same_transitions_with_1_2_and_4_workers() {
     );
     let kinds: std::collections::BTreeSet<_> =
         one.transitions.iter().map(|t| t.kind.as_str()).collect();
-    assert!(
-        kinds.contains("threshold")
-            && kinds.contains("average")
-            && kinds.contains("insufficient_data"),
-        "{kinds:?}"
-    );
+    for kind in [
+        "threshold",
+        "average",
+        "insufficient_data",
+        "data_quality",
+        "flag_duration",
+        "missing_data",
+        "unregistered_source",
+        "treatment_stopped",
+        "power_cut_failure",
+    ] {
+        assert!(kinds.contains(kind), "no {kind} alert in {kinds:?}");
+    }
+    let muted = one.transitions.iter().filter(|t| t.muted).count();
+    assert!(muted > 0, "no alert muted by the maintenance notices");
 
     eprintln!(
-        "{} readings -> {fired} fired, {resolved} resolved, kinds {kinds:?}",
+        "{} inputs -> {fired} fired, {resolved} resolved, {muted} muted, kinds {kinds:?}",
         readings.len()
     );
+    let mut per_rule = std::collections::BTreeMap::new();
+    for t in &one.transitions {
+        let rule = t
+            .instance
+            .rule_id
+            .split(':')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        let counts: &mut (usize, usize) = per_rule.entry(rule).or_default();
+        match t.transition {
+            Transition::Fired { .. } => counts.0 += 1,
+            Transition::Resolved { .. } => counts.1 += 1,
+        }
+    }
+    eprintln!("(fired, resolved) per rule: {per_rule:?}");
     let expected = canonical(one.transitions);
     for workers in [2, 4] {
         let run = run_batch(
             timely::Config::process(workers),
             Arc::clone(&rules),
             Arc::clone(&readings),
-            LATENESS_MS,
+            BatchOptions::recorded(LATENESS_MS),
         )
         .unwrap_or_else(|e| panic!("{e}"));
         assert!(run.late.is_empty());

@@ -5,9 +5,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::{SourceId, Timestamp};
 
-/// What happened.
+/// What happened. Serialized externally tagged (`{"production_state": {..}}`) so that binary
+/// formats without self-description (bincode, between timely processes) can carry it; the JSON
+/// that senders write is `config/event.schema.json`, decoded by `argus-ingest`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "type")]
+#[serde(rename_all = "snake_case")]
 pub enum EventKind {
     /// A production line (identified by its power meter or line id) started or stopped.
     ProductionState {

@@ -143,6 +143,11 @@ impl TreatmentParams {
             max_staleness_ms,
         })
     }
+
+    /// The production lines served (their source ids).
+    pub fn lines(&self) -> impl Iterator<Item = &SourceId> {
+        self.lines.keys()
+    }
 }
 
 /// What is known of a meter or line: running or not, from `at` until `until` (exclusive) or

@@ -1,0 +1,227 @@
+//! Per-source event-time watermarks for a dataflow input: each source's watermark is the
+//! largest event time it has sent minus the allowed lateness; the input's watermark is the
+//! smallest of them over the sources still sending, so a source whose clock runs behind is not
+//! made late by a faster one, and a source that fell idle (nothing received for a while, in
+//! processing time) no longer holds the others back.
+//!
+//! Processing time is whatever the caller says it is: the wall clock in a live service, the
+//! receive times recorded with the input in a replay, so a replay is deterministic.
+
+use std::collections::HashMap;
+
+use argus_model::{SourceId, Timestamp};
+
+/// How a [`Watermarks`] tracker judges lateness and idleness.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WatermarkParams {
+    /// How far behind its own newest record a source's record may be and still be judged.
+    pub allowed_lateness_ms: i64,
+    /// A source with nothing received for this long (processing time) is idle: it no longer
+    /// holds the watermark back, until it sends again.
+    pub idle_after_ms: i64,
+    /// When set, event time is taken to be at least processing time minus this: the watermark
+    /// moves on while every source is silent (so missing-data rules fire), and a record further
+    /// behind the clock than this is late. Live service only; a replay of recorded data has no
+    /// such clock.
+    pub max_delay_ms: Option<i64>,
+}
+
+/// What a source has shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Seen {
+    newest_event_ms: i64,
+    last_arrival_ms: i64,
+}
+
+/// The watermark of one input, from the event and arrival times of the records it takes.
+#[derive(Debug, Clone)]
+pub struct Watermarks {
+    params: WatermarkParams,
+    sources: HashMap<SourceId, Seen>,
+    watermark_ms: i64,
+    now_ms: i64,
+}
+
+impl Watermarks {
+    /// A tracker that has seen nothing: its watermark is the earliest time.
+    pub fn new(params: WatermarkParams) -> Self {
+        Self {
+            params,
+            sources: HashMap::new(),
+            watermark_ms: i64::MIN,
+            now_ms: i64::MIN,
+        }
+    }
+
+    /// The current watermark: every record with an earlier event time is late.
+    pub fn watermark(&self) -> Timestamp {
+        Timestamp(self.watermark_ms)
+    }
+
+    /// Sources currently holding the watermark (not idle).
+    pub fn active_sources(&self) -> usize {
+        self.sources.len()
+    }
+
+    /// Take a record of `source` (none for records about no source) with its event time and
+    /// arrival time; returns whether it is on time (at or after the watermark). A late record
+    /// still shows its source is alive.
+    pub fn admit(
+        &mut self,
+        source: Option<&SourceId>,
+        event_time: Timestamp,
+        arrival: Timestamp,
+    ) -> bool {
+        let (event_ms, arrival_ms) = (event_time.as_millis(), arrival.as_millis());
+        self.now_ms = self.now_ms.max(arrival_ms);
+        let on_time = event_ms >= self.watermark_ms;
+        if let Some(source) = source {
+            let newest_event_ms = if on_time { event_ms } else { i64::MIN };
+            match self.sources.get_mut(source) {
+                Some(seen) => {
+                    seen.newest_event_ms = seen.newest_event_ms.max(newest_event_ms);
+                    seen.last_arrival_ms = seen.last_arrival_ms.max(arrival_ms);
+                }
+                None => {
+                    let seen = Seen {
+                        newest_event_ms,
+                        last_arrival_ms: arrival_ms,
+                    };
+                    self.sources.insert(source.clone(), seen);
+                }
+            }
+        }
+        on_time
+    }
+
+    /// Processing time is now `now` (never going back): idle sources are let go and the
+    /// watermark moves to the smallest watermark of the sources still sending (and to at least
+    /// `now - max_delay`, when set). Returns the watermark, which never decreases.
+    pub fn advance(&mut self, now: Timestamp) -> Timestamp {
+        self.now_ms = self.now_ms.max(now.as_millis());
+        let idle_before = self.now_ms.saturating_sub(self.params.idle_after_ms);
+        self.sources
+            .retain(|_, seen| seen.last_arrival_ms >= idle_before);
+        let lateness = self.params.allowed_lateness_ms;
+        let slowest = self
+            .sources
+            .values()
+            .filter(|seen| seen.newest_event_ms != i64::MIN)
+            .map(|seen| seen.newest_event_ms.saturating_sub(lateness))
+            .min();
+        let floor = self
+            .params
+            .max_delay_ms
+            .map(|delay| self.now_ms.saturating_sub(delay));
+        let candidate = match (slowest, floor) {
+            (Some(s), Some(f)) => Some(s.max(f)),
+            (s, f) => s.or(f),
+        };
+        if let Some(candidate) = candidate {
+            self.watermark_ms = self.watermark_ms.max(candidate);
+        }
+        self.watermark()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: i64 = 60_000;
+
+    fn params(max_delay_ms: Option<i64>) -> WatermarkParams {
+        WatermarkParams {
+            allowed_lateness_ms: 5 * MIN,
+            idle_after_ms: 10 * MIN,
+            max_delay_ms,
+        }
+    }
+
+    fn source(id: &str) -> SourceId {
+        SourceId::from(id)
+    }
+
+    fn at(minute: i64) -> Timestamp {
+        Timestamp(minute * MIN)
+    }
+
+    #[test]
+    fn the_slowest_active_source_sets_the_watermark() {
+        let mut w = Watermarks::new(params(None));
+        let (fast, slow) = (source("FAST"), source("SLOW"));
+        // The slow source's clock runs 20 minutes behind the fast one's.
+        assert!(w.admit(Some(&fast), at(100), at(100)));
+        assert!(w.admit(Some(&slow), at(80), at(100)));
+        assert_eq!(w.advance(at(100)), at(75));
+        // A fast source far ahead does not make the slow one's records late.
+        assert!(w.admit(Some(&fast), at(130), at(101)));
+        assert_eq!(w.advance(at(101)), at(75));
+        assert!(
+            w.admit(Some(&slow), at(78), at(101)),
+            "within its own lateness"
+        );
+        assert!(
+            !w.admit(Some(&slow), at(74), at(101)),
+            "behind the watermark"
+        );
+        assert!(w.admit(Some(&slow), at(90), at(102)));
+        assert_eq!(w.advance(at(102)), at(85));
+    }
+
+    #[test]
+    fn an_idle_source_stops_holding_the_watermark_back_until_it_sends_again() {
+        let mut w = Watermarks::new(params(None));
+        let (busy, quiet) = (source("BUSY"), source("QUIET"));
+        w.admit(Some(&quiet), at(10), at(10));
+        w.admit(Some(&busy), at(10), at(10));
+        assert_eq!(w.advance(at(10)), at(5));
+        for minute in 11..=30 {
+            w.admit(Some(&busy), at(minute), at(minute));
+            w.advance(at(minute));
+        }
+        // QUIET went idle after 10 minutes without arrivals; BUSY alone sets the watermark.
+        assert_eq!(w.watermark(), at(25));
+        assert_eq!(w.active_sources(), 1);
+        // QUIET comes back with old data: late, but alive again; its newer data holds it back.
+        assert!(!w.admit(Some(&quiet), at(12), at(31)));
+        assert!(w.admit(Some(&quiet), at(26), at(31)));
+        w.admit(Some(&busy), at(40), at(31));
+        assert_eq!(
+            w.advance(at(31)),
+            at(25),
+            "never goes back, held by QUIET at 26 - 5"
+        );
+        assert_eq!(w.active_sources(), 2);
+    }
+
+    #[test]
+    fn the_clock_floor_moves_event_time_on_when_everything_is_silent() {
+        let mut w = Watermarks::new(params(Some(15 * MIN)));
+        let s = source("S");
+        w.admit(Some(&s), at(100), at(100));
+        assert_eq!(w.advance(at(100)), at(95));
+        // Silence: no records for an hour of processing time.
+        assert_eq!(w.advance(at(160)), at(145));
+        assert!(
+            !w.admit(Some(&s), at(140), at(160)),
+            "further behind the clock than allowed"
+        );
+        // Without the floor (a replay) the watermark waits for data.
+        let mut replay = Watermarks::new(params(None));
+        replay.admit(Some(&s), at(100), at(100));
+        assert_eq!(replay.advance(at(100)), at(95));
+        assert_eq!(replay.advance(at(160)), at(95));
+    }
+
+    #[test]
+    fn records_without_a_source_are_judged_but_hold_nothing() {
+        let mut w = Watermarks::new(params(None));
+        assert!(w.admit(None, at(50), at(50)));
+        assert_eq!(w.active_sources(), 0);
+        assert_eq!(w.advance(at(50)), Timestamp(i64::MIN));
+        w.admit(Some(&source("S")), at(60), at(60));
+        assert_eq!(w.advance(at(60)), at(55));
+        assert!(!w.admit(None, at(54), at(60)));
+    }
+}
