@@ -97,6 +97,27 @@ fn run_refuses_to_start_on_an_invalid_config() {
 }
 
 #[test]
+fn run_refuses_impossible_cluster_options_before_starting() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["run", "-n", "2"], "a cluster of 2 processes needs --hostfile"),
+        (
+            &["run", "-n", "2", "-p", "2", "--hostfile", "hosts.txt"],
+            "--process 2 is not below --processes 2",
+        ),
+        (&["run", "-w", "0"], "0 is not in 1..=256"),
+    ];
+    for (args, expected) in cases {
+        let out = argus(args);
+        assert_ne!(out.status.code(), Some(0), "{args:?}");
+        assert!(
+            text(&out.stderr).contains(expected),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
+}
+
+#[test]
 fn run_serves_metrics_and_stops_cleanly_on_sigterm() {
     use std::io::{Read, Write};
     use std::net::{TcpListener, TcpStream};
@@ -110,9 +131,11 @@ fn run_serves_metrics_and_stops_cleanly_on_sigterm() {
     std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
     let config = dir.join("argus.toml");
     let registry = repo_path("config/registry.toml");
+    let rules = repo_path("config/rules.toml");
     let body = format!(
-        "[registry]\npath = {:?}\n[metrics]\nlisten_addr = \"127.0.0.1:{port}\"\n",
-        registry.display()
+        "[registry]\npath = {:?}\n[metrics]\nlisten_addr = \"127.0.0.1:{port}\"\n[rules]\npath = {:?}\n",
+        registry.display(),
+        rules.display()
     );
     std::fs::write(&config, body).unwrap_or_else(|e| panic!("{e}"));
 

@@ -44,6 +44,74 @@ fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
     }
 }
 
+/// The Kafka topics of one test's Argus.
+struct Topics {
+    readings: String,
+    hj212: String,
+    events: String,
+    dlq: String,
+}
+
+/// A config for an Argus of its own: its own ports, MQTT topic prefix, Kafka group and topics,
+/// the shipped registry and rules; `extra` is appended (a `[rules]` section, say).
+fn argus_config(
+    id: &str,
+    metrics_port: u16,
+    gateway_port: u16,
+    mqtt_prefix: &str,
+    topics: &Topics,
+    extra: &str,
+) -> String {
+    let s = settings();
+    let credentials = s
+        .mqtt
+        .credentials
+        .clone()
+        .unwrap_or_else(|| panic!("no mqtt credentials"));
+    format!(
+        r#"
+[registry]
+path = {registry:?}
+[metrics]
+listen_addr = "127.0.0.1:{metrics_port}"
+[mqtt]
+host = "{host}"
+port = {port}
+client_id = "{client}"
+username = "{user}"
+password = "{password}"
+readings_topic = "{mqtt_prefix}/readings/+/+"
+hj212_topic = "{mqtt_prefix}/hj212/+"
+shared_group = ""
+[kafka]
+bootstrap_servers = "{bootstrap}"
+group_id = "{id}"
+[kafka.topics]
+readings = "{readings}"
+hj212 = "{hj212}"
+events = "{events}"
+dlq = "{dlq}"
+[hj212]
+listen_addr = "127.0.0.1:{gateway_port}"
+[rules]
+path = {rules:?}
+{extra}
+"#,
+        registry = repo_path("config/registry.toml").display().to_string(),
+        rules = repo_path("config/rules.toml").display().to_string(),
+        host = s.mqtt.host,
+        port = s.mqtt.port,
+        client = client_id("e2e"),
+        user = credentials.username,
+        password = credentials.password,
+        bootstrap = s.kafka.bootstrap_servers,
+        readings = topics.readings,
+        hj212 = topics.hj212,
+        events = topics.events,
+        dlq = topics.dlq,
+    )
+}
+
 struct Running(Child);
 
 impl Drop for Running {
@@ -75,40 +143,13 @@ fn bad_inputs_on_every_transport_reach_the_dead_letter_topic() {
     let dir = std::env::temp_dir().join(&id);
     std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
     let config = dir.join("argus.toml");
-    let text = format!(
-        r#"
-[registry]
-path = {registry:?}
-[metrics]
-listen_addr = "127.0.0.1:{metrics_port}"
-[mqtt]
-host = "{host}"
-port = {port}
-client_id = "{client}"
-username = "{user}"
-password = "{password}"
-readings_topic = "{mqtt_prefix}/readings/+/+"
-hj212_topic = "{mqtt_prefix}/hj212/+"
-shared_group = ""
-[kafka]
-bootstrap_servers = "{bootstrap}"
-group_id = "{id}"
-[kafka.topics]
-readings = "{readings}"
-hj212 = "{hj212}"
-events = "{events}"
-dlq = "{dlq}"
-[hj212]
-listen_addr = "127.0.0.1:{gateway_port}"
-"#,
-        registry = repo_path("config/registry.toml").display().to_string(),
-        host = s.mqtt.host,
-        port = s.mqtt.port,
-        client = client_id("e2e"),
-        user = credentials.username,
-        password = credentials.password,
-        bootstrap = s.kafka.bootstrap_servers,
-    );
+    let topics = Topics {
+        readings: readings.clone(),
+        hj212: hj212.clone(),
+        events: events.clone(),
+        dlq: dlq.clone(),
+    };
+    let text = argus_config(&id, metrics_port, gateway_port, &mqtt_prefix, &topics, "");
     std::fs::write(&config, text).unwrap_or_else(|e| panic!("{e}"));
 
     let rt = runtime();
@@ -275,6 +316,180 @@ listen_addr = "127.0.0.1:{gateway_port}"
         let _ = admin
             .delete_topics(&[&readings, &hj212, &events, &dlq], &options)
             .await;
+    });
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// The value of one sample of the metrics text, 0 when absent.
+fn sample(metrics: &str, series: &str) -> u64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn readings_and_events_through_kafka_raise_and_resolve_alerts_on_two_workers() {
+    let s = settings();
+    let id = unique("e2e_detect");
+    let topics = Topics {
+        readings: format!("{id}.readings"),
+        hj212: format!("{id}.hj212"),
+        events: format!("{id}.events"),
+        dlq: format!("{id}.dlq"),
+    };
+    let (metrics_port, gateway_port) = (free_port(), free_port());
+    let dir = std::env::temp_dir().join(&id);
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let config = dir.join("argus.toml");
+    // Event time one second behind each source; never more than a minute behind the clock.
+    let rules = "allowed_lateness_secs = 1\nmax_delay_secs = 60\nadvance_every_ms = 100\n";
+    let text = argus_config(
+        &id,
+        metrics_port,
+        gateway_port,
+        &format!("argus-e2e/{id}"),
+        &topics,
+        rules,
+    );
+    std::fs::write(&config, text).unwrap_or_else(|e| panic!("{e}"));
+
+    let rt = runtime();
+    let kafka_config = || {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", &s.kafka.bootstrap_servers);
+        c
+    };
+    let admin: AdminClient<DefaultClientContext> =
+        kafka_config().create().unwrap_or_else(|e| panic!("{e}"));
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    let all = [
+        topics.readings.as_str(),
+        topics.hj212.as_str(),
+        topics.events.as_str(),
+        topics.dlq.as_str(),
+    ];
+    rt.block_on(async {
+        let new: Vec<NewTopic> = all
+            .iter()
+            .map(|t| NewTopic::new(t, 2, TopicReplication::Fixed(1)))
+            .collect();
+        let created = admin
+            .create_topics(&new, &options)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(created.iter().all(Result::is_ok), "{created:?}");
+    });
+
+    let log = dir.join("argus.log");
+    let log_file = std::fs::File::create(&log).unwrap_or_else(|e| panic!("{e}"));
+    let child = Command::new(env!("CARGO_BIN_EXE_argus"))
+        .args(["--config", &config.display().to_string(), "run", "-w", "2"])
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::from(log_file))
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn argus: {e}"));
+    let mut argus = Running(child);
+    wait_for("argus to serve metrics", Duration::from_secs(30), || {
+        http_get(metrics_port, "/metrics").is_some_and(|m| m.contains("argus_detect_inputs_total"))
+    });
+
+    // A working-face methane sensor reaches the power-cut level and its area's power is never
+    // reported cut; methane falls back below the restore level 35 s later.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(0))
+        .unwrap_or(0);
+    let base = now - 50_000;
+    let methane = |t: i64, v: f64| {
+        format!("{{\"source\":\"MINE01-CH4-WF1\",\"ts\":{t},\"values\":{{\"mine_ch4\":{v}}}}}")
+    };
+    let messages = [
+        (&topics.readings, "MINE01-CH4-WF1", methane(base, 0.3)),
+        (&topics.readings, "MINE01-CH4-WF1", methane(base + 5_000, 1.6)),
+        (&topics.readings, "MINE01-CH4-WF1", methane(base + 40_000, 0.5)),
+        (&topics.readings, "MINE01-CH4-WF1", methane(base + 45_000, 0.4)),
+        (
+            &topics.events,
+            "15010201000102",
+            format!(
+                "{{\"type\":\"production_state\",\"source\":\"15010201000102\",\"ts\":{base},\"running\":true}}"
+            ),
+        ),
+    ];
+    rt.block_on(async {
+        let producer: FutureProducer = kafka_config().create().unwrap_or_else(|e| panic!("{e}"));
+        for (topic, key, payload) in &messages {
+            let record = FutureRecord::to(topic).key(*key).payload(payload.as_str());
+            producer
+                .send(record, Duration::from_secs(10))
+                .await
+                .unwrap_or_else(|(e, _)| panic!("{e}"));
+        }
+    });
+
+    // The alarm and power-cut thresholds fire and resolve; the missing power cut fires after
+    // its 30 s feedback delay and resolves with the methane.
+    let expected = [
+        (
+            "argus_alert_transitions_total{kind=\"threshold\",transition=\"fired\"}",
+            2,
+        ),
+        (
+            "argus_alert_transitions_total{kind=\"threshold\",transition=\"resolved\"}",
+            2,
+        ),
+        (
+            "argus_alert_transitions_total{kind=\"power_cut_failure\",transition=\"fired\"}",
+            1,
+        ),
+        (
+            "argus_alert_transitions_total{kind=\"power_cut_failure\",transition=\"resolved\"}",
+            1,
+        ),
+        ("argus_detect_inputs_total{kind=\"reading\"}", 4),
+        ("argus_detect_inputs_total{kind=\"event\"}", 1),
+    ];
+    let mut last = String::new();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        last = http_get(metrics_port, "/metrics").unwrap_or(last);
+        if expected
+            .iter()
+            .all(|(series, n)| sample(&last, series) == *n)
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "alert transitions not as expected within 120 s: {:?}",
+            expected
+                .iter()
+                .map(|(series, _)| (series, sample(&last, series)))
+                .collect::<Vec<_>>()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert_eq!(sample(&last, "argus_detect_late_total"), 0);
+
+    let pid = argus.0.id().to_string();
+    let killed = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .map(|s| s.success());
+    assert_eq!(killed.ok(), Some(true));
+    let status = argus.0.wait().unwrap_or_else(|e| panic!("{e}"));
+    assert!(status.success(), "argus exited with {status:?}");
+    let log = std::fs::read_to_string(&log).unwrap_or_else(|e| panic!("{e}"));
+    let fired = log
+        .lines()
+        .find(|l| l.contains("alert fired") && l.contains("power-cut-failure"))
+        .unwrap_or_else(|| panic!("no power-cut-failure alert in the log:\n{log}"));
+    assert!(fired.contains("MINE01-CH4-WF1"), "{fired}");
+    assert!(log.contains("detection drained"), "{log}");
+
+    rt.block_on(async {
+        let _ = admin.delete_topics(&all, &options).await;
     });
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -27,8 +27,26 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run Argus: load config and registry, serve metrics, until Ctrl-C or SIGTERM.
-    Run,
+    /// Run Argus: sources, detection and metrics, until Ctrl-C or SIGTERM.
+    ///
+    /// Detection runs on timely dataflow: `-w N` worker threads; for a cluster of processes give
+    /// every process the same `-w`, `-n` and `--hostfile` and its own `-p` (0 to n-1). Kafka
+    /// partitions and MQTT shared subscriptions split the input between the processes; every
+    /// process must run with the same registry and rules. A cluster stops together.
+    Run {
+        /// Detection worker threads in this process.
+        #[arg(short = 'w', long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
+        workers: u16,
+        /// Processes in the detection cluster.
+        #[arg(short = 'n', long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=1024))]
+        processes: u16,
+        /// This process's index in the cluster, 0 to processes - 1.
+        #[arg(short = 'p', long, default_value_t = 0)]
+        process: u16,
+        /// The cluster's host file: one `host:port` a line, process 0 first (with -n > 1).
+        #[arg(long)]
+        hostfile: Option<PathBuf>,
+    },
     /// Work with the configuration file.
     Config {
         #[command(subcommand)]

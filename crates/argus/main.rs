@@ -2,6 +2,7 @@
 //! and wires the adapters together. All logic lives in the library crates; this stays thin.
 
 mod cli;
+mod detect;
 mod hj212;
 mod logging;
 mod pipeline;
@@ -31,13 +32,31 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Run => {
+        Command::Run {
+            workers,
+            processes,
+            process,
+            hostfile,
+        } => {
+            if process >= processes {
+                anyhow::bail!("--process {process} is not below --processes {processes}");
+            }
+            if processes > 1 && hostfile.is_none() {
+                anyhow::bail!("a cluster of {processes} processes needs --hostfile");
+            }
+            let cluster = detect::Cluster {
+                workers: usize::from(workers),
+                processes: usize::from(processes),
+                process: usize::from(process),
+                hostfile,
+            };
             let settings = Settings::load(&cli.config)?;
             logging::init(&settings.log)?;
             let registry = load_registry(&settings.registry_path)?;
+            let rules = load_rules(&settings.rules.path, &registry)?;
             let runtime =
                 tokio::runtime::Runtime::new().context("cannot start the tokio runtime")?;
-            runtime.block_on(serve::run(settings, registry))?;
+            runtime.block_on(serve::run(settings, registry, rules, cluster))?;
         }
         Command::Config {
             command: ConfigCommand::Check,
@@ -86,6 +105,20 @@ fn load_registry(path: &std::path::Path) -> anyhow::Result<Registry> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read registry {}", path.display()))?;
     Ok(Registry::from_toml_str(&text, &path.display().to_string())?)
+}
+
+/// Read the rules file and bind it to the registry.
+pub(crate) fn load_rules(
+    path: &std::path::Path,
+    registry: &Registry,
+) -> anyhow::Result<argus_rules::RuleSet> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read rules {}", path.display()))?;
+    Ok(argus_rules::RuleSet::compile(
+        &text,
+        &path.display().to_string(),
+        registry,
+    )?)
 }
 
 /// Print a line on stdout; a reader that went away (`argus ... | head`) is not an error.

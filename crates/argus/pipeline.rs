@@ -1,7 +1,8 @@
 //! The hand-off from the sources to the streaming layer: one bounded channel of envelopes in
 //! (backpressure: a full channel makes the sources wait), dead letters published to the
-//! dead-letter topic, records handed on, and each envelope acknowledged once what it carried is
-//! safe, so the sources may advance (Kafka offsets, MQTT PUBACKs, HJ 212 replies).
+//! dead-letter topic, records handed to the detection dataflow, and each envelope acknowledged
+//! once what it carried is safe, so the sources may advance (Kafka offsets, MQTT PUBACKs, HJ 212
+//! replies).
 
 use std::time::{Duration, Instant};
 
@@ -9,17 +10,22 @@ use argus_ingest::{DeadLetter, Envelope};
 use argus_kafka::DeadLetterSink;
 use tokio::sync::{mpsc, watch};
 
+use crate::detect::Detection;
+
 /// How often progress is logged.
 const PROGRESS_EVERY: Duration = Duration::from_secs(30);
 
-/// Drain `rx` until every source has hung up. Dead letters are published (retried with backoff
-/// while the broker is unreachable); an envelope whose dead letters could not be published by
-/// shutdown is not acknowledged, so its input is delivered again after a restart.
+/// Drain `rx` until every source has hung up, then let the dataflow drain. Dead letters are
+/// published (retried with backoff while the broker is unreachable); an envelope whose dead
+/// letters could not be published by shutdown is not acknowledged, so its input is delivered
+/// again after a restart. Records go to the detection dataflow, and the envelope is acknowledged
+/// once they have all entered it. Fails if the dataflow stops.
 pub async fn run(
     mut rx: mpsc::Receiver<Envelope>,
     dlq: DeadLetterSink,
+    detection: Detection,
     mut shutdown: watch::Receiver<bool>,
-) {
+) -> anyhow::Result<()> {
     let (mut records, mut letters, mut envelopes) = (0_u64, 0_u64, 0_u64);
     let mut last_progress = Instant::now();
     while let Some(envelope) = rx.recv().await {
@@ -28,12 +34,10 @@ pub async fn run(
         {
             continue; // not acknowledged: redelivered later
         }
-        // The streaming layer (detection) takes the records here. Until it exists, handing them
-        // over ends at this point, and the acknowledgement says so.
         records += envelope.records.len() as u64;
         letters += envelope.dead_letters.len() as u64;
         envelopes += 1;
-        envelope.ack.done();
+        detection.send(envelope.records, envelope.ack).await?;
         if last_progress.elapsed() >= PROGRESS_EVERY {
             tracing::info!(
                 envelopes,
@@ -48,8 +52,11 @@ pub async fn run(
         envelopes,
         records,
         dead_letters = letters,
-        "pipeline drained"
+        "pipeline drained; waiting for detection to drain"
     );
+    detection.finish().await?;
+    tracing::info!("detection drained");
+    Ok(())
 }
 
 async fn publish(

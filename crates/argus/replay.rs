@@ -14,7 +14,7 @@ use argus_ingest::events::decode_events;
 use argus_ingest::json::decode_readings;
 use argus_ingest::{Record, TimeWindow};
 use argus_model::{Registry, Timestamp};
-use argus_rules::{RuleSet, Transition};
+use argus_rules::Transition;
 use serde_json::json;
 
 /// Run the replay; prints transitions on stdout and a summary on stderr.
@@ -24,10 +24,7 @@ pub fn run(
     input: &Path,
     timely_args: Vec<String>,
 ) -> anyhow::Result<()> {
-    let rules_path = &settings.rules.path;
-    let text = std::fs::read_to_string(rules_path)
-        .with_context(|| format!("cannot read rules {}", rules_path.display()))?;
-    let rules = RuleSet::compile(&text, &rules_path.display().to_string(), registry)?;
+    let rules = crate::load_rules(&settings.rules.path, registry)?;
     let inputs = read_input(input)?;
     let config = timely::Config::from_args(timely_args.into_iter())
         .map_err(|e| anyhow::anyhow!("bad timely arguments: {e}"))?;

@@ -10,6 +10,7 @@ use anyhow::Context;
 use argus_config::Settings;
 use argus_ingest::{DecodeOptions, Decoder, TimeWindow};
 use argus_model::Registry;
+use argus_rules::RuleSet;
 use argus_telemetry::Telemetry;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -19,8 +20,15 @@ use axum::Router;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
+use crate::detect::{Cluster, Detection};
+
 /// Run until a shutdown signal.
-pub async fn run(settings: Settings, registry: Registry) -> anyhow::Result<()> {
+pub async fn run(
+    settings: Settings,
+    registry: Registry,
+    rules: RuleSet,
+    cluster: Cluster,
+) -> anyhow::Result<()> {
     let started = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -70,6 +78,9 @@ pub async fn run(settings: Settings, registry: Registry) -> anyhow::Result<()> {
                 )
             })?;
 
+    tracing::info!(rules = rules.len(), "rules bound to the registry");
+    let detection = Detection::start(&settings, Arc::new(rules), &cluster, telemetry.clone())?;
+
     let mut tasks = JoinSet::new();
     supervise(
         &mut tasks,
@@ -87,7 +98,11 @@ pub async fn run(settings: Settings, registry: Registry) -> anyhow::Result<()> {
         gateway.run(tx.clone(), stopped(&stopping)),
     );
     drop(tx); // the pipeline ends once every source has dropped its sender
-    let pipeline = tokio::spawn(crate::pipeline::run(rx, dlq, stopping.clone()));
+    supervise(
+        &mut tasks,
+        "pipeline",
+        crate::pipeline::run(rx, dlq, detection, stopping.clone()),
+    );
 
     tracing::info!(addr = %settings.metrics.listen_addr, "serving /metrics and /healthz");
     let metrics_stopped = stopped(&stopping);
@@ -112,7 +127,6 @@ pub async fn run(settings: Settings, registry: Registry) -> anyhow::Result<()> {
         while let Some(joined) = tasks.join_next().await {
             collect(joined, &mut errors);
         }
-        let _ = pipeline.await;
         let _ = metrics.await;
     };
     if tokio::time::timeout(Duration::from_secs(60), drain)

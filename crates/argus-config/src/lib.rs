@@ -198,8 +198,16 @@ pub struct ClickHouseSettings {
 pub struct RulesSettings {
     /// The rules file, resolved against the config file's folder.
     pub path: PathBuf,
-    /// How far behind the newest event time a reading may arrive and still be judged.
+    /// How far behind its source's newest event time a reading may arrive and still be judged.
     pub allowed_lateness: Duration,
+    /// A source with nothing received for this long no longer holds event time back.
+    pub idle_source_after: Duration,
+    /// Event time is taken to be at least the clock minus this, so it moves on while sources
+    /// are silent (missing-data rules fire); readings further behind are late. More than
+    /// `allowed_lateness`.
+    pub max_delay: Duration,
+    /// How often the live dataflow's watermark is advanced (and idle sources let go).
+    pub advance_every: Duration,
 }
 
 /// Validated settings: everything Argus needs to start, with defaults filled and values checked.
@@ -525,7 +533,38 @@ fn validate(raw: RawConfig, origin: &str, base_dir: &Path) -> Result<Settings, C
             86_400,
             "seconds",
         )?),
+        idle_source_after: Duration::from_secs(in_range(
+            "rules.idle_source_after_secs",
+            raw.rules.idle_source_after_secs,
+            10,
+            86_400,
+            "seconds",
+        )?),
+        max_delay: Duration::from_secs(in_range(
+            "rules.max_delay_secs",
+            raw.rules.max_delay_secs,
+            60,
+            7 * 86_400,
+            "seconds",
+        )?),
+        advance_every: Duration::from_millis(in_range(
+            "rules.advance_every_ms",
+            raw.rules.advance_every_ms,
+            10,
+            60_000,
+            "milliseconds",
+        )?),
     };
+    if rules.max_delay <= rules.allowed_lateness {
+        return Err(invalid(
+            "rules.max_delay_secs",
+            format!(
+                "must be more than rules.allowed_lateness_secs ({}), got {}",
+                rules.allowed_lateness.as_secs(),
+                rules.max_delay.as_secs()
+            ),
+        ));
+    }
 
     Ok(Settings {
         registry_path,
@@ -597,6 +636,9 @@ mod tests {
         assert_eq!(s.log.format, LogFormat::Text);
         assert_eq!(s.rules.path, PathBuf::from("/etc/argus/rules.toml"));
         assert_eq!(s.rules.allowed_lateness, Duration::from_secs(300));
+        assert_eq!(s.rules.idle_source_after, Duration::from_secs(600));
+        assert_eq!(s.rules.max_delay, Duration::from_secs(900));
+        assert_eq!(s.rules.advance_every, Duration::from_secs(1));
     }
 
     #[test]
@@ -621,6 +663,17 @@ mod tests {
         );
         assert!(error(&format!("{base}[mqtt]\npassword = \"p\"\n")).contains("mqtt.username"));
         assert!(error("[log]\nfilter = \"info\"\n").contains("missing field `registry`"));
+        let delay = error(&format!(
+            "{base}[rules]\nallowed_lateness_secs = 600\nmax_delay_secs = 600\n"
+        ));
+        assert!(
+            delay.contains("rules.max_delay_secs: must be more than rules.allowed_lateness_secs (600), got 600"),
+            "{delay}"
+        );
+        assert!(
+            error(&format!("{base}[rules]\nidle_source_after_secs = 1\n"))
+                .contains("rules.idle_source_after_secs")
+        );
     }
 
     #[test]

@@ -30,6 +30,9 @@ pub(crate) struct RawConfig {
 pub(crate) struct RawRulesSection {
     pub path: String,
     pub allowed_lateness_secs: u64,
+    pub idle_source_after_secs: u64,
+    pub max_delay_secs: u64,
+    pub advance_every_ms: u64,
 }
 
 impl Default for RawRulesSection {
@@ -37,6 +40,9 @@ impl Default for RawRulesSection {
         Self {
             path: "rules.toml".to_owned(),
             allowed_lateness_secs: 300,
+            idle_source_after_secs: 600,
+            max_delay_secs: 900,
+            advance_every_ms: 1_000,
         }
     }
 }

@@ -13,6 +13,7 @@
 //! independent of how often the frontier advances: the same input gives the same alert
 //! transitions (with deterministic alert ids) whatever the number of workers or processes.
 
+pub mod live;
 mod operator;
 pub mod sample;
 mod watermark;

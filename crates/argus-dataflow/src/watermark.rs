@@ -19,10 +19,11 @@ pub struct WatermarkParams {
     /// A source with nothing received for this long (processing time) is idle: it no longer
     /// holds the watermark back, until it sends again.
     pub idle_after_ms: i64,
-    /// When set, event time is taken to be at least processing time minus this: the watermark
-    /// moves on while every source is silent (so missing-data rules fire), and a record further
-    /// behind the clock than this is late. Live service only; a replay of recorded data has no
-    /// such clock.
+    /// When set, event time follows the clock: it is at least processing time minus this, so a
+    /// source whose clock lags (or that sends old data) holds the others back this long at most,
+    /// and the watermark moves on while every source is silent (missing-data rules fire). A
+    /// record further behind the clock is late. Live service only; a replay of recorded data has
+    /// no such clock.
     pub max_delay_ms: Option<i64>,
 }
 
@@ -95,8 +96,8 @@ impl Watermarks {
     }
 
     /// Processing time is now `now` (never going back): idle sources are let go and the
-    /// watermark moves to the smallest watermark of the sources still sending (and to at least
-    /// `now - max_delay`, when set). Returns the watermark, which never decreases.
+    /// watermark moves to the smallest watermark of the sources still sending (bounded by the
+    /// clock when `max_delay_ms` is set). Returns the watermark, which never decreases.
     pub fn advance(&mut self, now: Timestamp) -> Timestamp {
         self.now_ms = self.now_ms.max(now.as_millis());
         let idle_before = self.now_ms.saturating_sub(self.params.idle_after_ms);
@@ -196,17 +197,26 @@ mod tests {
     }
 
     #[test]
-    fn the_clock_floor_moves_event_time_on_when_everything_is_silent() {
+    fn the_clock_bounds_a_lagging_source_and_moves_event_time_on_in_silence() {
         let mut w = Watermarks::new(params(Some(15 * MIN)));
-        let s = source("S");
+        let (s, stuck) = (source("S"), source("STUCK"));
+        // A source whose clock is stuck an hour back holds event time 15 minutes at most.
         w.admit(Some(&s), at(100), at(100));
-        assert_eq!(w.advance(at(100)), at(95));
-        // Silence: no records for an hour of processing time.
-        assert_eq!(w.advance(at(160)), at(145));
+        w.admit(Some(&stuck), at(40), at(100));
+        assert_eq!(w.advance(at(100)), at(85));
+        for minute in 102..=120 {
+            w.admit(Some(&stuck), at(40), at(minute));
+            w.admit(Some(&s), at(minute), at(minute));
+        }
+        assert_eq!(w.advance(at(120)), at(105));
+        // Silence: no records for an hour; event time follows the clock, max_delay behind.
+        assert_eq!(w.advance(at(180)), at(165));
+        assert_eq!(w.active_sources(), 0);
         assert!(
-            !w.admit(Some(&s), at(140), at(160)),
-            "further behind the clock than allowed"
+            !w.admit(Some(&s), at(164), at(180)),
+            "further behind the clock"
         );
+        assert!(w.admit(Some(&s), at(170), at(180)));
         // Without the floor (a replay) the watermark waits for data.
         let mut replay = Watermarks::new(params(None));
         replay.admit(Some(&s), at(100), at(100));

@@ -40,6 +40,17 @@ pub mod names {
     /// Counter: HJ 212 replies sent to data loggers.
     pub const GATEWAY_REPLIES_TOTAL: &str = "argus_gateway_replies_total";
 
+    /// Counter: readings and events handed to the detection dataflow, by `kind` (reading, event).
+    pub const DETECT_INPUTS_TOTAL: &str = "argus_detect_inputs_total";
+    /// Counter: inputs later than the allowed lateness: not judged, kept.
+    pub const DETECT_LATE_TOTAL: &str = "argus_detect_late_total";
+    /// Gauge: how far event time (a worker's watermark) is behind the wall clock, by `worker`.
+    pub const DETECT_WATERMARK_LAG_SECONDS: &str = "argus_detect_watermark_lag_seconds";
+    /// Gauge: sources holding a worker's watermark (not idle), by `worker`.
+    pub const DETECT_ACTIVE_SOURCES: &str = "argus_detect_active_sources";
+    /// Counter: alert transitions, by alert `kind` and `transition` (fired, resolved).
+    pub const ALERT_TRANSITIONS_TOTAL: &str = "argus_alert_transitions_total";
+
     /// All names, for the documentation test and for people looking for one.
     pub const ALL: &[&str] = &[
         BUILD_INFO,
@@ -56,6 +67,11 @@ pub mod names {
         GATEWAY_CONNECTIONS,
         GATEWAY_CLOSED_TOTAL,
         GATEWAY_REPLIES_TOTAL,
+        DETECT_INPUTS_TOTAL,
+        DETECT_LATE_TOTAL,
+        DETECT_WATERMARK_LAG_SECONDS,
+        DETECT_ACTIVE_SOURCES,
+        ALERT_TRANSITIONS_TOTAL,
     ];
 }
 
@@ -85,6 +101,23 @@ pub struct Telemetry {
     pub mqtt: MqttMetrics,
     /// HJ 212 gateway metrics.
     pub gateway: GatewayMetrics,
+    /// Detection metrics.
+    pub detect: DetectMetrics,
+}
+
+/// Detection metrics: what went into the dataflow, how far behind event time runs, what came out.
+#[derive(Debug, Clone)]
+pub struct DetectMetrics {
+    /// Inputs by kind (`reading`, `event`).
+    pub inputs: IntCounterVec,
+    /// Inputs later than the allowed lateness.
+    pub late: IntCounter,
+    /// Watermark lag behind the wall clock, seconds, by worker index.
+    pub watermark_lag_seconds: IntGaugeVec,
+    /// Active sources by worker index.
+    pub active_sources: IntGaugeVec,
+    /// Alert transitions by kind and transition.
+    pub transitions: IntCounterVec,
 }
 
 /// Counters of every source, labelled by transport (and reason for dead letters).
@@ -267,6 +300,37 @@ impl Telemetry {
                 "HJ 212 replies sent to data loggers",
             )?,
         };
+        let gauge_vec = |name: &'static str, help: &str, labels: &[&str]| {
+            let g = IntGaugeVec::new(Opts::new(name, help), labels).map_err(err(name))?;
+            registry.register(Box::new(g.clone())).map_err(err(name))?;
+            Ok::<_, TelemetryError>(g)
+        };
+        let detect = DetectMetrics {
+            inputs: counter_vec(
+                names::DETECT_INPUTS_TOTAL,
+                "Readings and events handed to the detection dataflow",
+                &["kind"],
+            )?,
+            late: counter(
+                names::DETECT_LATE_TOTAL,
+                "Inputs later than the allowed lateness, not judged",
+            )?,
+            watermark_lag_seconds: gauge_vec(
+                names::DETECT_WATERMARK_LAG_SECONDS,
+                "How far a worker's event time is behind the wall clock",
+                &["worker"],
+            )?,
+            active_sources: gauge_vec(
+                names::DETECT_ACTIVE_SOURCES,
+                "Sources holding a worker's event time",
+                &["worker"],
+            )?,
+            transitions: counter_vec(
+                names::ALERT_TRANSITIONS_TOTAL,
+                "Alert transitions",
+                &["kind", "transition"],
+            )?,
+        };
         // Vectors appear in the exposition only once a label set is used: touch the common ones
         // so dashboards see zeros instead of gaps.
         for transport in ["mqtt", "kafka", "hj212_tcp"] {
@@ -285,6 +349,18 @@ impl Telemetry {
             gateway.closed.with_label_values(&[cause]).inc_by(0);
         }
         ingest.dead_letters("mqtt", "bad_json", 0);
+        for kind in ["reading", "event"] {
+            detect.inputs.with_label_values(&[kind]).inc_by(0);
+        }
+        detect
+            .watermark_lag_seconds
+            .with_label_values(&["0"])
+            .set(0);
+        detect.active_sources.with_label_values(&["0"]).set(0);
+        detect
+            .transitions
+            .with_label_values(&["threshold", "fired"])
+            .inc_by(0);
 
         Ok(Self {
             registry,
@@ -293,6 +369,7 @@ impl Telemetry {
             kafka,
             mqtt,
             gateway,
+            detect,
         })
     }
 

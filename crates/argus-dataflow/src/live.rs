@@ -1,0 +1,145 @@
+//! The live dataflow of the running service: each worker takes inputs from a [`Feed`] (the
+//! service's pipeline), keeps its watermark per source against the wall clock, and reports alert
+//! transitions, late inputs and progress to an [`Observer`]. Threads of one process or a timely
+//! cluster of processes, as `timely::Config` says.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use argus_model::Timestamp;
+use argus_rules::RuleSet;
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::operators::core::Inspect;
+use timely::dataflow::InputHandle;
+
+use crate::{detect, event_time, AlertTransition, Input, WatermarkParams, Watermarks};
+
+/// Where a worker's inputs come from.
+pub trait Feed {
+    /// Move the inputs ready now into `into`, without blocking. Returns `false` once the feed has
+    /// ended (shutdown): the worker then closes its input and drains.
+    fn poll(&mut self, into: &mut Vec<Input>) -> bool;
+
+    /// Every input polled so far has entered the dataflow (or was reported late).
+    fn entered(&mut self);
+}
+
+/// What the workers report, on their own threads.
+pub trait Observer: Send + Sync + 'static {
+    /// Alert transitions produced by `worker`.
+    fn transitions(&self, worker: usize, transitions: &[AlertTransition]);
+
+    /// Inputs later than the allowed lateness: not judged; the observer keeps them.
+    fn late(&self, worker: usize, inputs: Vec<Input>);
+
+    /// `worker` advanced its watermark at wall-clock `now`, with `active_sources` holding it;
+    /// `readings` and `events` entered since the last report.
+    fn progress(&self, worker: usize, progress: Progress);
+}
+
+/// A worker's progress report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// The wall clock.
+    pub now: Timestamp,
+    /// The worker's watermark.
+    pub watermark: Timestamp,
+    /// Sources holding it.
+    pub active_sources: usize,
+    /// Readings that entered since the last report.
+    pub readings: u64,
+    /// Events that entered since the last report.
+    pub events: u64,
+}
+
+/// How the live dataflow follows the clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LiveOptions {
+    /// Per-source lateness, idleness and the clock bound (`max_delay_ms` should be set).
+    pub watermarks: WatermarkParams,
+    /// How often the watermark is advanced and progress reported.
+    pub advance_every: Duration,
+}
+
+/// How long an idle worker sleeps before looking at its feed again.
+const PARK: Duration = Duration::from_millis(20);
+
+/// Start the workers `config` describes; each takes its inputs from `feed(worker index)` and
+/// runs until its feed ends and the dataflow has drained. Returns once they are started (in a
+/// single-thread configuration, once it has finished); join the guards to wait. In a cluster,
+/// the dataflow drains only once every process's feeds have ended: processes stop together.
+pub fn run_live<F, M>(
+    config: timely::Config,
+    rules: Arc<RuleSet>,
+    options: LiveOptions,
+    feed: M,
+    observer: Arc<dyn Observer>,
+) -> Result<timely::communication::WorkerGuards<()>, String>
+where
+    F: Feed,
+    M: Fn(usize) -> F + Send + Sync + 'static,
+{
+    timely::execute(config, move |worker| {
+        let index = worker.index();
+        let mut feed = feed(index);
+        let mut input = InputHandle::<u64, CapacityContainerBuilder<Vec<Input>>>::new();
+        let rules = Arc::clone(&rules);
+        let sink = Arc::clone(&observer);
+        worker.dataflow::<u64, _, _>(|scope| {
+            let stream = input.to_stream(scope);
+            detect(stream, rules).inspect_core(move |event| {
+                if let Ok((_time, batch)) = event {
+                    if !batch.is_empty() {
+                        sink.transitions(index, batch);
+                    }
+                }
+            });
+        });
+        let mut watermarks = Watermarks::new(options.watermarks);
+        let mut buf = Vec::new();
+        let mut late = Vec::new();
+        let (mut readings, mut events) = (0_u64, 0_u64);
+        let mut last_advance = Instant::now();
+        loop {
+            let open = feed.poll(&mut buf);
+            for record in buf.drain(..) {
+                if watermarks.admit(record.source(), record.event_time(), record.receive_time()) {
+                    match record {
+                        Input::Reading(_) => readings += 1,
+                        Input::Event(_) => events += 1,
+                    }
+                    input.send(record);
+                } else {
+                    late.push(record);
+                }
+            }
+            if !late.is_empty() {
+                observer.late(index, std::mem::take(&mut late));
+            }
+            feed.entered();
+            if !open || last_advance.elapsed() >= options.advance_every {
+                let now = Timestamp::from_system_time(SystemTime::now());
+                let watermark = watermarks.advance(now);
+                let time = event_time(watermark);
+                if time > *input.time() {
+                    input.advance_to(time);
+                }
+                let progress = Progress {
+                    now,
+                    watermark,
+                    active_sources: watermarks.active_sources(),
+                    readings: std::mem::take(&mut readings),
+                    events: std::mem::take(&mut events),
+                };
+                observer.progress(index, progress);
+                last_advance = Instant::now();
+            }
+            if !open {
+                break;
+            }
+            worker.step_or_park(Some(PARK));
+        }
+        input.close();
+        while worker.step() {}
+    })
+}

@@ -1,0 +1,372 @@
+//! Detection in the running service: the pipeline's records fanned out to the local timely
+//! workers (each source always to the same worker, so its watermark is kept in one place), the
+//! envelope acknowledged once every part of it has entered the dataflow, and the workers'
+//! reports turned into logs and metrics.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use anyhow::Context;
+use argus_config::Settings;
+use argus_dataflow::live::{run_live, Feed, LiveOptions, Observer, Progress};
+use argus_dataflow::{AlertTransition, Input, WatermarkParams};
+use argus_ingest::{Ack, Record};
+use argus_rules::{RuleSet, Transition};
+use argus_telemetry::Telemetry;
+use tokio::sync::mpsc;
+
+/// Parts waiting for a worker, per worker: small, so a slow dataflow slows the sources down.
+const WORKER_QUEUE: usize = 64;
+
+/// How the dataflow runs in this process: timely workers and, for a cluster, the processes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cluster {
+    /// Worker threads in this process.
+    pub workers: usize,
+    /// Processes in the cluster (1: this one alone).
+    pub processes: usize,
+    /// This process's index in the cluster.
+    pub process: usize,
+    /// The cluster's host file (one `host:port` a line, process 0 first).
+    pub hostfile: Option<std::path::PathBuf>,
+}
+
+impl Cluster {
+    fn timely_config(&self) -> anyhow::Result<timely::Config> {
+        let mut args = vec![
+            "argus".to_owned(),
+            "-w".to_owned(),
+            self.workers.to_string(),
+        ];
+        if self.processes > 1 {
+            let hostfile = self
+                .hostfile
+                .as_ref()
+                .context("a cluster of processes needs --hostfile")?;
+            args.extend([
+                "-n".to_owned(),
+                self.processes.to_string(),
+                "-p".to_owned(),
+                self.process.to_string(),
+                "-h".to_owned(),
+                hostfile.display().to_string(),
+            ]);
+        }
+        timely::Config::from_args(args.into_iter().skip(1))
+            .map_err(|e| anyhow::anyhow!("bad cluster options: {e}"))
+    }
+}
+
+/// An envelope's acknowledgement shared by its parts: done when the last part has entered.
+struct SharedAck {
+    remaining: AtomicUsize,
+    ack: Mutex<Option<Ack>>,
+}
+
+impl SharedAck {
+    fn part_done(&self) {
+        if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
+            let ack = self
+                .ack
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take();
+            if let Some(ack) = ack {
+                ack.done();
+            }
+        }
+    }
+}
+
+/// Part of an envelope for one worker.
+struct Part {
+    inputs: Vec<Input>,
+    ack: Arc<SharedAck>,
+}
+
+/// The pipeline's handle on the local workers.
+pub struct Detection {
+    senders: Vec<mpsc::Sender<Part>>,
+    thread: std::thread::JoinHandle<Result<(), String>>,
+}
+
+impl Detection {
+    /// Start the workers of this process.
+    pub fn start(
+        settings: &Settings,
+        rules: Arc<RuleSet>,
+        cluster: &Cluster,
+        telemetry: Telemetry,
+    ) -> anyhow::Result<Self> {
+        let config = cluster.timely_config()?;
+        let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        let options = LiveOptions {
+            watermarks: WatermarkParams {
+                allowed_lateness_ms: ms(settings.rules.allowed_lateness),
+                idle_after_ms: ms(settings.rules.idle_source_after),
+                max_delay_ms: Some(ms(settings.rules.max_delay)),
+            },
+            advance_every: settings.rules.advance_every,
+        };
+        let mut senders = Vec::with_capacity(cluster.workers);
+        let mut receivers = Vec::with_capacity(cluster.workers);
+        for _ in 0..cluster.workers {
+            let (tx, rx) = mpsc::channel(WORKER_QUEUE);
+            senders.push(tx);
+            receivers.push(Mutex::new(Some(rx)));
+        }
+        let receivers = Arc::new(receivers);
+        let local_workers = cluster.workers;
+        let observer: Arc<dyn Observer> = Arc::new(Report { telemetry });
+        tracing::info!(
+            workers = cluster.workers,
+            processes = cluster.processes,
+            process = cluster.process,
+            instances = rules.len(),
+            "starting detection"
+        );
+        let thread = std::thread::Builder::new()
+            .name("argus-dataflow".to_owned())
+            .spawn(move || {
+                let feed = move |index: usize| {
+                    // Worker indexes are global across the cluster; this process's run from
+                    // process * workers.
+                    let local = index % local_workers;
+                    let rx = receivers[local]
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .take();
+                    ChannelFeed {
+                        rx,
+                        entered: Vec::new(),
+                    }
+                };
+                let guards = run_live(config, rules, options, feed, observer)?;
+                guards
+                    .join()
+                    .into_iter()
+                    .collect::<Result<Vec<()>, String>>()?;
+                Ok(())
+            })
+            .context("cannot start the dataflow thread")?;
+        Ok(Self { senders, thread })
+    }
+
+    /// Hand an envelope's records to the workers; `ack` runs once they have all entered the
+    /// dataflow. Fails if the dataflow has stopped (the envelope is then not acknowledged).
+    pub async fn send(&self, records: Vec<Record>, ack: Ack) -> anyhow::Result<()> {
+        let workers = self.senders.len();
+        let mut parts: Vec<Vec<Input>> = (0..workers).map(|_| Vec::new()).collect();
+        for record in records {
+            let input = match record {
+                Record::Reading(r) => Input::Reading(r),
+                Record::Event(e) => Input::Event(e),
+            };
+            let key = input.source().map_or("", |s| s.as_str());
+            parts[worker_of(key, workers)].push(input);
+        }
+        let count = parts.iter().filter(|p| !p.is_empty()).count();
+        if count == 0 {
+            ack.done();
+            return Ok(());
+        }
+        let shared = Arc::new(SharedAck {
+            remaining: AtomicUsize::new(count),
+            ack: Mutex::new(Some(ack)),
+        });
+        for (worker, inputs) in parts.into_iter().enumerate() {
+            if inputs.is_empty() {
+                continue;
+            }
+            let part = Part {
+                inputs,
+                ack: Arc::clone(&shared),
+            };
+            self.senders[worker]
+                .send(part)
+                .await
+                .map_err(|_| anyhow::anyhow!("the detection dataflow has stopped"))?;
+        }
+        Ok(())
+    }
+
+    /// Close the workers' feeds and wait for the dataflow to drain.
+    pub async fn finish(self) -> anyhow::Result<()> {
+        drop(self.senders);
+        let thread = self.thread;
+        tokio::task::spawn_blocking(move || thread.join())
+            .await
+            .context("cannot wait for the dataflow thread")?
+            .map_err(|_| anyhow::anyhow!("the dataflow thread panicked"))?
+            .map_err(|e| anyhow::anyhow!("dataflow failed: {e}"))
+    }
+}
+
+/// The local worker of a source: FNV-1a of its id.
+fn worker_of(source: &str, workers: usize) -> usize {
+    let hash = source.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
+    usize::try_from(hash % workers.max(1) as u64).unwrap_or(0)
+}
+
+/// A worker's feed: the parts the pipeline sent it.
+struct ChannelFeed {
+    rx: Option<mpsc::Receiver<Part>>,
+    entered: Vec<Arc<SharedAck>>,
+}
+
+impl Feed for ChannelFeed {
+    fn poll(&mut self, into: &mut Vec<Input>) -> bool {
+        let Some(rx) = &mut self.rx else {
+            // A worker of another process's share, or one started twice: nothing to feed.
+            return false;
+        };
+        loop {
+            match rx.try_recv() {
+                Ok(part) => {
+                    into.extend(part.inputs);
+                    self.entered.push(part.ack);
+                }
+                Err(mpsc::error::TryRecvError::Empty) => return true,
+                Err(mpsc::error::TryRecvError::Disconnected) => return false,
+            }
+        }
+    }
+
+    fn entered(&mut self) {
+        for ack in self.entered.drain(..) {
+            ack.part_done();
+        }
+    }
+}
+
+/// Logs and metrics of the workers' reports.
+struct Report {
+    telemetry: Telemetry,
+}
+
+impl Observer for Report {
+    fn transitions(&self, _worker: usize, transitions: &[AlertTransition]) {
+        let metrics = &self.telemetry.detect.transitions;
+        for t in transitions {
+            let i = &t.instance;
+            let metric = i.metric.map_or("*", |m| m.code());
+            match &t.transition {
+                Transition::Fired { started_at, value } => {
+                    metrics.with_label_values(&[t.kind.as_str(), "fired"]).inc();
+                    tracing::info!(
+                        alert_id = %format!("{:016x}", t.alert_id),
+                        rule = &*i.rule_id,
+                        kind = t.kind.as_str(),
+                        severity = i.severity.as_str(),
+                        enterprise = &*i.enterprise_id,
+                        point = i.point.as_str(),
+                        metric,
+                        started_at = %started_at.to_rfc3339(),
+                        value,
+                        muted = t.muted,
+                        "alert fired"
+                    );
+                }
+                Transition::Resolved {
+                    started_at,
+                    ended_at,
+                    peak,
+                    mean,
+                } => {
+                    metrics
+                        .with_label_values(&[t.kind.as_str(), "resolved"])
+                        .inc();
+                    tracing::info!(
+                        alert_id = %format!("{:016x}", t.alert_id),
+                        rule = &*i.rule_id,
+                        kind = t.kind.as_str(),
+                        point = i.point.as_str(),
+                        metric,
+                        started_at = %started_at.to_rfc3339(),
+                        ended_at = %ended_at.to_rfc3339(),
+                        peak,
+                        mean,
+                        muted = t.muted,
+                        "alert resolved"
+                    );
+                }
+            }
+        }
+    }
+
+    fn late(&self, worker: usize, inputs: Vec<Input>) {
+        self.telemetry.detect.late.inc_by(inputs.len() as u64);
+        // Kept by storage once it exists; until then the log names them.
+        for input in &inputs {
+            tracing::warn!(
+                worker,
+                source = input.source().map_or("", |s| s.as_str()),
+                event_time = %input.event_time().to_rfc3339(),
+                "input later than the allowed lateness: not judged"
+            );
+        }
+    }
+
+    fn progress(&self, worker: usize, progress: Progress) {
+        let d = &self.telemetry.detect;
+        let label = worker.to_string();
+        d.inputs
+            .with_label_values(&["reading"])
+            .inc_by(progress.readings);
+        d.inputs
+            .with_label_values(&["event"])
+            .inc_by(progress.events);
+        let lag_ms = progress
+            .now
+            .as_millis()
+            .saturating_sub(progress.watermark.as_millis());
+        let lag_secs = if progress.watermark.as_millis() == i64::MIN {
+            0
+        } else {
+            lag_ms / 1_000
+        };
+        d.watermark_lag_seconds
+            .with_label_values(&[label.as_str()])
+            .set(lag_secs);
+        d.active_sources
+            .with_label_values(&[label.as_str()])
+            .set(i64::try_from(progress.active_sources).unwrap_or(i64::MAX));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_source_always_goes_to_the_same_worker_and_all_workers_get_some() {
+        let mut seen = [0_usize; 3];
+        for n in 0..300 {
+            let source = format!("MN{n:04}");
+            let worker = worker_of(&source, 3);
+            assert_eq!(worker, worker_of(&source, 3));
+            seen[worker] += 1;
+        }
+        assert!(seen.iter().all(|&n| n > 50), "{seen:?}");
+        assert_eq!(worker_of("anything", 1), 0);
+    }
+
+    #[test]
+    fn an_envelope_is_acknowledged_once_its_last_part_entered() {
+        let count = Arc::new(AtomicUsize::new(0));
+        let c = Arc::clone(&count);
+        let shared = SharedAck {
+            remaining: AtomicUsize::new(2),
+            ack: Mutex::new(Some(Ack::new(move || {
+                c.fetch_add(1, Ordering::SeqCst);
+            }))),
+        };
+        shared.part_done();
+        assert_eq!(count.load(Ordering::SeqCst), 0);
+        shared.part_done();
+        assert_eq!(count.load(Ordering::SeqCst), 1);
+    }
+}
