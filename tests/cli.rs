@@ -99,7 +99,10 @@ fn run_refuses_to_start_on_an_invalid_config() {
 #[test]
 fn run_refuses_impossible_cluster_options_before_starting() {
     let cases: &[(&[&str], &str)] = &[
-        (&["run", "-n", "2"], "a cluster of 2 processes needs --hostfile"),
+        (
+            &["run", "-n", "2"],
+            "a cluster of 2 processes needs --hostfile",
+        ),
         (
             &["run", "-n", "2", "-p", "2", "--hostfile", "hosts.txt"],
             "--process 2 is not below --processes 2",
