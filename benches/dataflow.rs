@@ -30,9 +30,14 @@ fn main() {
     let readings = Arc::new(readings);
     let runs = if full { 7 } else { 1 };
 
+    let events = readings
+        .iter()
+        .filter(|i| matches!(i, argus_dataflow::Input::Event(_)))
+        .count();
     println!(
-        "{} readings, {} rule instances",
+        "{} inputs ({} readings, {events} events), {} rule instances",
         readings.len(),
+        readings.len() - events,
         rules.len()
     );
     println!(
@@ -59,7 +64,7 @@ fn main() {
         let best = times[0];
         let rate = |d: Duration| readings.len() as f64 / d.as_secs_f64();
         println!(
-            "{workers} worker(s): median {median:?} = {:.2} M readings/s ({:.2} M/s per worker), best {best:?} = {:.2} M readings/s",
+            "{workers} worker(s): median {median:?} = {:.2} M inputs/s ({:.2} M/s per worker), best {best:?} = {:.2} M inputs/s",
             rate(median) / 1e6,
             rate(median) / 1e6 / workers as f64,
             rate(best) / 1e6,

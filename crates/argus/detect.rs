@@ -161,7 +161,7 @@ impl Detection {
         for record in records {
             let input = match record {
                 Record::Reading(r) => Input::Reading(r),
-                Record::Event(e) => Input::Event(e),
+                Record::Event(e) => Input::Event(Box::new(e)),
             };
             let key = input.source().map_or("", |s| s.as_str());
             parts[worker_of(key, workers)].push(input);

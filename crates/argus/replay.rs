@@ -77,7 +77,7 @@ fn read_input(path: &Path) -> anyhow::Result<Vec<Input>> {
                     .into_iter()
                     .map(|record| match record {
                         Record::Reading(r) => Input::Reading(r),
-                        Record::Event(e) => Input::Event(e),
+                        Record::Event(e) => Input::Event(Box::new(e)),
                     })
                     .collect::<Vec<_>>()
             })

@@ -35,8 +35,9 @@ pub use watermark::{WatermarkParams, Watermarks};
 pub enum Input {
     /// A measured value.
     Reading(Reading),
-    /// An enterprise event.
-    Event(Event),
+    /// An enterprise event (boxed: events are rare and larger than readings, which are moved
+    /// around a lot).
+    Event(Box<Event>),
 }
 
 impl Input {
@@ -109,7 +110,7 @@ impl BatchOptions {
                 idle_after_ms: 600_000,
                 max_delay_ms: None,
             },
-            advance_every: 1_024,
+            advance_every: 4_096,
         }
     }
 }
@@ -119,14 +120,21 @@ impl BatchOptions {
 /// and return the transitions produced by this process's workers. Each worker takes every n-th
 /// input (n = all workers of the cluster, so every process must be given the same input) and
 /// keeps its watermark per source ([`Watermarks`]); an input older than it is late: kept in
-/// [`BatchOutput::late`]. Before closing, every worker advances to the watermark of the whole
-/// input, so the last windows close the same way whatever the number of workers.
+/// [`BatchOutput::late`]. Before closing, every worker advances to the newest event time of the
+/// whole input less the allowed lateness, so the last windows close the same way whatever the
+/// number of workers.
 pub fn run_batch(
     config: timely::Config,
     rules: Arc<RuleSet>,
     inputs: Arc<Vec<Input>>,
     options: BatchOptions,
 ) -> Result<BatchOutput, String> {
+    // Where the whole input ends: every worker advances to the newest event time less the
+    // allowed lateness before closing (all data is in, but windows the data did not see close
+    // stay open), whatever its share of the input.
+    let newest = inputs.iter().map(|i| i.event_time().as_millis()).max();
+    let lateness = options.watermarks.allowed_lateness_ms;
+    let end = event_time(Timestamp(newest.unwrap_or(0).saturating_sub(lateness)));
     let collected = Arc::new(Mutex::new(BatchOutput::default()));
     let sink = Arc::clone(&collected);
     let guards = timely::execute(config, move |worker| {
@@ -149,13 +157,7 @@ pub fn run_batch(
         });
         let mut late = Vec::new();
         let mut watermarks = Watermarks::new(options.watermarks);
-        let mut final_watermarks = Watermarks::new(options.watermarks);
-        for (n, record) in inputs.iter().enumerate() {
-            // Every worker follows the whole input's watermark to know where it ends.
-            final_watermarks.admit(record.source(), record.event_time(), record.receive_time());
-            if n % peers != index {
-                continue;
-            }
+        for (n, record) in inputs.iter().enumerate().skip(index).step_by(peers) {
             if !watermarks.admit(record.source(), record.event_time(), record.receive_time()) {
                 late.push(record.clone());
                 continue;
@@ -169,14 +171,8 @@ pub fn run_batch(
                 }
             }
         }
-        let end = inputs
-            .iter()
-            .map(Input::receive_time)
-            .max()
-            .unwrap_or(Timestamp(0));
-        let watermark = event_time(final_watermarks.advance(end));
-        if watermark > *input.time() {
-            input.advance_to(watermark);
+        if end > *input.time() {
+            input.advance_to(end);
         }
         input.close();
         while worker.step() {}

@@ -1,7 +1,6 @@
 //! The detection operator: exchange by enterprise, buffer until the frontier passes, run the
 //! rule machines in a total order, emit alert transitions.
 
-use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use argus_model::{AlertKind, EventKind, Metric, MetricCode, Reading, SourceId, Timestamp};
@@ -16,6 +15,7 @@ use timely::dataflow::operators::Operator;
 use timely::dataflow::Stream;
 
 use crate::{AlertTransition, Input};
+use argus_rules::fnv::{hash_str, FnvHashMap, FnvHashSet};
 
 /// Unregistered sources a worker raises alerts for, at most: a sender inventing ids cannot grow
 /// the state without bound. Readings of further unknown sources are still counted and stored
@@ -28,13 +28,13 @@ enum Running {
     Threshold(Threshold),
     Average(Average),
     ConstantValue(ConstantValue),
-    ZeroWhileOperating(ZeroWhileOperating, Metric),
+    ZeroWhileOperating(ZeroWhileOperating),
     OutOfRange(OutOfRange),
     SuddenJump(SuddenJump),
     FlagDuration(FlagDuration),
     MissingData(MissingData),
     TreatmentStopped(TreatmentStopped),
-    PowerCutFailure(PowerCutFailure, SourceId),
+    PowerCutFailure(PowerCutFailure),
     /// Whether the alert was raised.
     Unregistered(bool),
 }
@@ -47,8 +47,8 @@ impl Running {
             Machine::Threshold(p) => Running::Threshold(Threshold::new(*p)),
             Machine::Average(p) => Running::Average(Average::new(*p)),
             Machine::ConstantValue(p) => Running::ConstantValue(ConstantValue::new(*p)),
-            Machine::ZeroWhileOperating { params, operation } => {
-                Running::ZeroWhileOperating(ZeroWhileOperating::new(*params), *operation)
+            Machine::ZeroWhileOperating { params, .. } => {
+                Running::ZeroWhileOperating(ZeroWhileOperating::new(*params))
             }
             Machine::OutOfRange(p) => Running::OutOfRange(OutOfRange::new(*p)),
             Machine::SuddenJump(p) => Running::SuddenJump(SuddenJump::new(*p)),
@@ -57,86 +57,66 @@ impl Running {
             Machine::TreatmentStopped(p) => {
                 Running::TreatmentStopped(TreatmentStopped::new(p.clone()))
             }
-            Machine::PowerCutFailure { params, power_feed } => {
-                Running::PowerCutFailure(PowerCutFailure::new(*params), power_feed.clone())
+            Machine::PowerCutFailure { params, .. } => {
+                Running::PowerCutFailure(PowerCutFailure::new(*params))
             }
             Machine::Unregistered => Running::Unregistered(false),
         }
     }
 
-    /// Take a reading of one of the instance's sources.
-    fn on_reading(&mut self, instance: &Instance, r: &Reading, out: &mut Out) {
-        let own = r.source == instance.point;
-        let judged = own && instance.metric.is_some_and(|m| r.metric.known() == Some(m));
-        let kind = instance.kind;
+    /// Take a reading in `role` (its metric already matched).
+    fn on_reading(&mut self, role: Role, kind: AlertKind, r: &Reading, out: &mut Out) {
         let mut ts = Vec::new();
-        match self {
-            Running::Threshold(m) if judged => m.on_reading(r, &mut ts),
-            Running::Average(m) => {
-                if own && r.metric.known() == Some(Metric::Oxygen) {
-                    m.on_o2(r);
-                }
-                if judged {
-                    m.on_reading(r, out);
-                }
-            }
-            Running::ConstantValue(m) if judged => ts.extend(m.on_reading(r)),
-            Running::ZeroWhileOperating(m, operation) => {
-                if judged {
-                    m.on_reading(r, &mut ts);
-                } else if own && r.metric.known() == Some(*operation) {
-                    m.on_operation(r, &mut ts);
-                }
-            }
-            Running::OutOfRange(m) if judged => ts.extend(m.on_reading(r)),
-            Running::SuddenJump(m) if judged => ts.extend(m.on_reading(r)),
-            Running::FlagDuration(m) if judged => m.on_reading(r, &mut ts),
-            Running::MissingData(m) if own => m.on_reading(r, &mut ts),
-            Running::TreatmentStopped(m) if r.metric.known() == Some(Metric::ActivePower) => {
-                if own {
-                    m.on_treatment(r, out);
-                } else {
-                    m.on_production(r, out);
-                }
-            }
-            Running::PowerCutFailure(m, feed) => {
-                if judged {
-                    m.on_methane(r, out);
-                } else if r.source == *feed
-                    && r.metric.known() == Some(Metric::MinePower)
-                    && r.is_valid()
-                {
+        match (self, role) {
+            (Running::Threshold(m), _) => m.on_reading(r, &mut ts),
+            (Running::Average(m), Role::Oxygen) => m.on_o2(r),
+            (Running::Average(m), _) => m.on_reading(r, out),
+            (Running::ConstantValue(m), _) => ts.extend(m.on_reading(r)),
+            (Running::ZeroWhileOperating(m), Role::Operation(_)) => m.on_operation(r, &mut ts),
+            (Running::ZeroWhileOperating(m), _) => m.on_reading(r, &mut ts),
+            (Running::OutOfRange(m), _) => ts.extend(m.on_reading(r)),
+            (Running::SuddenJump(m), _) => ts.extend(m.on_reading(r)),
+            (Running::FlagDuration(m), _) => m.on_reading(r, &mut ts),
+            (Running::MissingData(m), _) => m.on_reading(r, &mut ts),
+            (Running::TreatmentStopped(m), Role::Line) => m.on_production(r, out),
+            (Running::TreatmentStopped(m), _) => m.on_treatment(r, out),
+            (Running::PowerCutFailure(m), Role::Feed) => {
+                if r.is_valid() {
                     m.on_power_state(r.event_time, r.value >= 0.5, out);
                 }
             }
-            Running::Unregistered(raised) if !*raised => {
-                *raised = true;
-                ts.push(Transition::Fired {
-                    started_at: r.event_time,
-                    value: r.value,
-                });
+            (Running::PowerCutFailure(m), _) => m.on_methane(r, out),
+            (Running::Unregistered(raised), _) => {
+                if !*raised {
+                    *raised = true;
+                    ts.push(Transition::Fired {
+                        started_at: r.event_time,
+                        value: r.value,
+                    });
+                }
             }
-            _ => {}
         }
         out.extend(ts.into_iter().map(|t| (kind, t)));
     }
 
-    /// Take an event about one of the instance's sources.
+    /// Take an event about a source it takes in `role`.
     fn on_event(
         &mut self,
-        instance: &Instance,
+        role: Role,
         source: &SourceId,
         at: Timestamp,
         kind: &EventKind,
         out: &mut Out,
     ) {
-        match (self, kind) {
-            (Running::TreatmentStopped(m), EventKind::ProductionState { running }) => {
+        match (self, kind, role) {
+            (Running::TreatmentStopped(m), EventKind::ProductionState { running }, Role::Line) => {
                 m.on_production_state(source, at, *running, out);
             }
-            (Running::PowerCutFailure(m, feed), EventKind::PowerCutFeedback { powered })
-                if source == feed || *source == instance.point =>
-            {
+            (
+                Running::PowerCutFailure(m),
+                EventKind::PowerCutFeedback { powered },
+                Role::Feed | Role::Judged(_),
+            ) => {
                 m.on_power_state(at, *powered, out);
             }
             _ => {}
@@ -148,11 +128,11 @@ impl Running {
         match self {
             Running::Threshold(m) => m.on_watermark(watermark, &mut ts),
             Running::Average(m) => m.on_watermark(watermark, out),
-            Running::ZeroWhileOperating(m, _) => m.on_watermark(watermark, &mut ts),
+            Running::ZeroWhileOperating(m) => m.on_watermark(watermark, &mut ts),
             Running::FlagDuration(m) => m.on_watermark(watermark, &mut ts),
             Running::MissingData(m) => m.on_watermark(watermark, &mut ts),
             Running::TreatmentStopped(m) => m.on_watermark(watermark, out),
-            Running::PowerCutFailure(m, _) => m.on_watermark(watermark, out),
+            Running::PowerCutFailure(m) => m.on_watermark(watermark, out),
             Running::ConstantValue(_)
             | Running::OutOfRange(_)
             | Running::SuddenJump(_)
@@ -170,16 +150,66 @@ pub fn state_bytes_per_instance() -> usize {
     std::mem::size_of::<(Arc<Instance>, Running)>() + std::mem::size_of::<Instance>()
 }
 
+/// What a machine takes from a source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// Readings of the metric it judges, at its own point.
+    Judged(Metric),
+    /// O2 readings of its own point (O2-corrected averages).
+    Oxygen,
+    /// The operation signal of its own point (zero while operating).
+    Operation(Metric),
+    /// Every reading of its own point (missing data, unregistered source).
+    Any,
+    /// Power readings and production state events of a production line it serves.
+    Line,
+    /// Power state readings and power-cut feedback events of the power feed it watches.
+    Feed,
+}
+
+impl Role {
+    fn takes(self, metric: &MetricCode) -> bool {
+        let known = metric.known();
+        match self {
+            Role::Judged(m) | Role::Operation(m) => known == Some(m),
+            Role::Oxygen => known == Some(Metric::Oxygen),
+            Role::Any => true,
+            Role::Line => known == Some(Metric::ActivePower),
+            Role::Feed => known == Some(Metric::MinePower),
+        }
+    }
+}
+
+/// The sources a rule instance takes, and in which role.
+fn subscriptions(instance: &Instance) -> Vec<(SourceId, Role)> {
+    let own = |role| (instance.point.clone(), role);
+    let judged = instance.metric.map_or(Role::Any, Role::Judged);
+    match &instance.machine {
+        Machine::Average(p) if p.o2.is_some() => vec![own(judged), own(Role::Oxygen)],
+        Machine::ZeroWhileOperating { operation, .. } => {
+            vec![own(judged), own(Role::Operation(*operation))]
+        }
+        Machine::TreatmentStopped(p) => std::iter::once(own(judged))
+            .chain(p.lines().map(|line| (line.clone(), Role::Line)))
+            .collect(),
+        Machine::PowerCutFailure { power_feed, .. } => {
+            vec![own(judged), (power_feed.clone(), Role::Feed)]
+        }
+        Machine::MissingData(_) | Machine::Unregistered => vec![own(Role::Any)],
+        _ => vec![own(judged)],
+    }
+}
+
 /// The machines of one enterprise (or one unregistered source), all on one worker.
 #[derive(Debug, Default)]
 struct Unit {
     enterprise: Arc<str>,
     machines: Vec<(Arc<Instance>, Running)>,
-    /// The machines that take each source's readings and events.
-    by_source: HashMap<SourceId, Vec<u32>>,
+    /// The machines that take each source's readings and events, and in which role.
+    by_source: FnvHashMap<SourceId, Vec<(u32, Role)>>,
     suppressions: Suppressions,
     /// Open alerts that were muted when they fired.
-    muted: HashSet<u64>,
+    muted: FnvHashSet<u64>,
 }
 
 impl Unit {
@@ -190,8 +220,11 @@ impl Unit {
         };
         for instance in instances {
             let index = u32::try_from(unit.machines.len()).unwrap_or(u32::MAX);
-            for source in instance.sources() {
-                unit.by_source.entry(source).or_default().push(index);
+            for (source, role) in subscriptions(&instance) {
+                unit.by_source
+                    .entry(source)
+                    .or_default()
+                    .push((index, role));
             }
             let running = Running::new(&instance.machine);
             unit.machines.push((Arc::new(instance), running));
@@ -199,15 +232,37 @@ impl Unit {
         unit
     }
 
+    /// The machines that take `source`, and in which role.
+    fn subscribed(&self, source: &SourceId) -> Subscribed {
+        self.by_source
+            .get(source)
+            .map_or_else(|| Arc::from([]), |subs| Arc::from(subs.as_slice()))
+    }
+
+    /// Take a reading, given the machines of its source (from [`Self::subscribed`]).
+    fn on_reading(
+        &mut self,
+        r: &Reading,
+        subscribed: &[(u32, Role)],
+        out: &mut Vec<AlertTransition>,
+    ) {
+        let mut buf = Vec::new();
+        for &(i, role) in subscribed {
+            if !role.takes(&r.metric) {
+                continue;
+            }
+            let (instance, machine) = &mut self.machines[i as usize];
+            machine.on_reading(role, instance.kind, r, &mut buf);
+            emit(instance, &mut buf, &self.suppressions, &mut self.muted, out);
+        }
+    }
+
     fn on_input(&mut self, input: &Input, out: &mut Vec<AlertTransition>) {
         let mut buf = Vec::new();
         match input {
             Input::Reading(r) => {
-                for &i in self.by_source.get(&r.source).map_or(&[][..], Vec::as_slice) {
-                    let (instance, machine) = &mut self.machines[i as usize];
-                    machine.on_reading(instance, r, &mut buf);
-                    emit(instance, &mut buf, &self.suppressions, &mut self.muted, out);
-                }
+                let subscribed = self.subscribed(&r.source);
+                self.on_reading(r, &subscribed, out);
             }
             Input::Event(e) => {
                 if let EventKind::MaintenanceNotice {
@@ -219,9 +274,9 @@ impl Unit {
                     return;
                 }
                 let Some(source) = &e.source else { return };
-                for &i in self.by_source.get(source).map_or(&[][..], Vec::as_slice) {
+                for &(i, role) in self.by_source.get(source).map_or(&[][..], Vec::as_slice) {
                     let (instance, machine) = &mut self.machines[i as usize];
-                    machine.on_event(instance, source, e.event_time, &e.kind, &mut buf);
+                    machine.on_event(role, source, e.event_time, &e.kind, &mut buf);
                     emit(instance, &mut buf, &self.suppressions, &mut self.muted, out);
                 }
             }
@@ -250,7 +305,7 @@ fn emit(
     instance: &Arc<Instance>,
     buf: &mut Out,
     suppressions: &Suppressions,
-    muted: &mut HashSet<u64>,
+    muted: &mut FnvHashSet<u64>,
     out: &mut Vec<AlertTransition>,
 ) {
     if buf.is_empty() {
@@ -282,13 +337,6 @@ fn emit(
     }
 }
 
-/// FNV-1a of a unit key: the exchange key (stable across processes and builds).
-fn route(key: &str) -> u64 {
-    key.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-    })
-}
-
 /// The unit an input belongs to: the enterprise of its source (or the one an event names), or
 /// the source itself when the registry does not know it.
 fn unit_key<'a>(input: &'a Input, rules: &'a RuleSet) -> &'a str {
@@ -306,28 +354,35 @@ fn unit_key<'a>(input: &'a Input, rules: &'a RuleSet) -> &'a str {
     }
 }
 
-/// The total order inputs are judged in: event time, events first (a maintenance notice before
-/// the alerts it mutes), then O2 (averages correct with it), then source, metric, value.
-fn order(input: &Input) -> (i64, u8, &str, &str, u64) {
+/// The order inputs are judged in: event time, events first (a maintenance notice before the
+/// alerts it mutes), then O2 (averages correct with it), then by source, metric and value. Only
+/// the order within one series, and of O2 and events before readings, changes what machines
+/// see: inputs of different sources at one instant feed different machines, or machines that
+/// judge an instant only once it has passed. So sources and unknown metrics are ordered by their
+/// FNV hash (a collision only orders two such inputs arbitrarily).
+fn order(input: &Input) -> (i64, u8, u64, u32, u64) {
     match input {
         Input::Event(e) => (
             e.event_time.as_millis(),
             0,
-            e.source.as_ref().map_or("", SourceId::as_str),
-            "",
+            e.source.as_ref().map_or(0, |s| hash_str(s.as_str())),
+            0,
             0,
         ),
-        Input::Reading(r) => (
-            r.event_time.as_millis(),
-            if r.metric == MetricCode::Known(Metric::Oxygen) {
-                1
-            } else {
-                2
-            },
-            r.source.as_str(),
-            r.metric.as_str(),
-            r.value.to_bits(),
-        ),
+        Input::Reading(r) => {
+            let (class, metric) = match &r.metric {
+                MetricCode::Known(Metric::Oxygen) => (1, 0),
+                MetricCode::Known(m) => (2, *m as u32),
+                MetricCode::Unknown(code) => (2, 0x8000_0000 | (hash_str(code) as u32 >> 1)),
+            };
+            (
+                r.event_time.as_millis(),
+                class,
+                hash_str(r.source.as_str()),
+                metric,
+                r.value.to_bits(),
+            )
+        }
     }
 }
 
@@ -338,12 +393,12 @@ pub fn detect<'scope>(
 ) -> Stream<'scope, u64, Vec<AlertTransition>> {
     let routing = Arc::clone(&rules);
     inputs.unary_frontier(
-        Exchange::new(move |input: &Input| route(unit_key(input, &routing))),
+        Exchange::new(move |input: &Input| hash_str(unit_key(input, &routing))),
         "Detect",
         move |clock, _info| {
             let mut clock = Some(clock);
             let mut pending: Vec<Input> = Vec::new();
-            let mut units: HashMap<Arc<str>, Unit> = HashMap::new();
+            let mut units = Units::default();
             let mut unregistered = 0_usize;
             let mut judged_to: u64 = 0;
             let lookback_ms = rules.longest_lookback_ms();
@@ -363,26 +418,16 @@ pub fn detect<'scope>(
                 let mut ready: Vec<Input> = pending
                     .extract_if(.., |i| crate::event_time(i.event_time()) < until)
                     .collect();
-                ready.sort_by(|a, b| order(a).cmp(&order(b)));
+                ready.sort_by_cached_key(order);
                 let mut out = Vec::new();
                 for input in &ready {
-                    let key = unit_key(input, &rules);
-                    let unit = match units.get_mut(key) {
-                        Some(unit) => unit,
-                        None => {
-                            let Some(unit) = new_unit(key, input, &rules, &mut unregistered) else {
-                                continue;
-                            };
-                            units.entry(Arc::clone(&unit.enterprise)).or_insert(unit)
-                        }
-                    };
-                    unit.on_input(input, &mut out);
+                    units.take(input, &rules, &mut unregistered, &mut out);
                 }
                 // The end of the input is not a watermark: windows and durations the data did not
                 // see close stay open rather than being judged on data that never came.
                 if until != u64::MAX {
                     let watermark = Timestamp(i64::try_from(until - 1).unwrap_or(i64::MAX));
-                    for unit in units.values_mut() {
+                    for unit in &mut units.units {
                         unit.on_watermark(watermark, lookback_ms, &mut out);
                     }
                 }
@@ -398,6 +443,59 @@ pub fn detect<'scope>(
             }
         },
     )
+}
+
+/// The machines of a unit a source feeds (by index), and in which role.
+type Subscribed = Arc<[(u32, Role)]>;
+
+/// The units of a worker, found by unit key and, for readings, by source directly (with the
+/// machines the source feeds: one lookup per reading).
+#[derive(Debug, Default)]
+struct Units {
+    units: Vec<Unit>,
+    by_key: FnvHashMap<Arc<str>, usize>,
+    by_source: FnvHashMap<SourceId, (usize, Subscribed)>,
+}
+
+impl Units {
+    /// Hand `input` to the unit that judges it, created when first needed.
+    fn take(
+        &mut self,
+        input: &Input,
+        rules: &RuleSet,
+        unregistered: &mut usize,
+        out: &mut Vec<AlertTransition>,
+    ) {
+        if let Input::Reading(r) = input {
+            if let Some((i, subscribed)) = self.by_source.get(&r.source) {
+                if let Some(unit) = self.units.get_mut(*i) {
+                    unit.on_reading(r, subscribed, out);
+                }
+                return;
+            }
+        }
+        let key = unit_key(input, rules);
+        let i = match self.by_key.get(key) {
+            Some(&i) => i,
+            None => {
+                let Some(unit) = new_unit(key, input, rules, unregistered) else {
+                    return;
+                };
+                self.units.push(unit);
+                let i = self.units.len() - 1;
+                self.by_key.insert(Arc::from(key), i);
+                i
+            }
+        };
+        let Some(unit) = self.units.get_mut(i) else {
+            return;
+        };
+        if let Input::Reading(r) = input {
+            self.by_source
+                .insert(r.source.clone(), (i, unit.subscribed(&r.source)));
+        }
+        unit.on_input(input, out);
+    }
 }
 
 /// The unit for `key`, seen for the first time: an enterprise's machines, or the alert of an

@@ -50,13 +50,13 @@ fn reading(source: &SourceId, metric: Metric, minute: i64, value: f64, flag: Dat
 
 fn event(enterprise: &str, source: Option<&SourceId>, minute: i64, kind: EventKind) -> Input {
     let t = Timestamp(START + minute * MIN);
-    Input::Event(Event {
+    Input::Event(Box::new(Event {
         enterprise_id: Some(enterprise.to_owned()),
         source: source.cloned(),
         event_time: t,
         receive_time: t,
         kind,
-    })
+    }))
 }
 
 /// A source the example registry does not know.

@@ -7,9 +7,9 @@
 //! Processing time is whatever the caller says it is: the wall clock in a live service, the
 //! receive times recorded with the input in a replay, so a replay is deterministic.
 
-use std::collections::HashMap;
-
 use argus_model::{SourceId, Timestamp};
+
+use argus_rules::fnv::FnvHashMap;
 
 /// How a [`Watermarks`] tracker judges lateness and idleness.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,7 +38,7 @@ struct Seen {
 #[derive(Debug, Clone)]
 pub struct Watermarks {
     params: WatermarkParams,
-    sources: HashMap<SourceId, Seen>,
+    sources: FnvHashMap<SourceId, Seen>,
     watermark_ms: i64,
     now_ms: i64,
 }
@@ -48,7 +48,7 @@ impl Watermarks {
     pub fn new(params: WatermarkParams) -> Self {
         Self {
             params,
-            sources: HashMap::new(),
+            sources: FnvHashMap::default(),
             watermark_ms: i64::MIN,
             now_ms: i64::MIN,
         }

@@ -10,6 +10,7 @@ pub mod alert_id;
 pub mod average;
 pub mod crossfeed;
 pub mod episode;
+pub mod fnv;
 pub mod quality;
 pub mod spec;
 pub mod threshold;

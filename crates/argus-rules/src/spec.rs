@@ -2,7 +2,7 @@
 //! with per-enterprise and per-point overrides, compiled into one [`Instance`] per rule, point
 //! and metric. Errors name the file, line, field and reason, like the registry's.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -14,6 +14,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::crossfeed::{PowerCutParams, TreatmentParams};
+use crate::fnv::FnvHashMap;
 use crate::quality::{
     ConstantValue, ConstantValueParams, FlagDuration, FlagDurationParams, MissingData,
     MissingDataParams, OutOfRange, OutOfRangeParams, SuddenJump, SuddenJumpParams,
@@ -392,8 +393,8 @@ impl UnregisteredRule {
 /// worker, so that cross-feed rules see all the feeds they join.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RuleSet {
-    by_enterprise: HashMap<Arc<str>, Vec<Instance>>,
-    enterprise_of: HashMap<SourceId, Arc<str>>,
+    by_enterprise: FnvHashMap<Arc<str>, Vec<Instance>>,
+    enterprise_of: FnvHashMap<SourceId, Arc<str>>,
     unregistered: Option<UnregisteredRule>,
     longest_lookback_ms: i64,
 }
@@ -596,7 +597,8 @@ fn lookback_ms(rule: &RawRule) -> i64 {
     secs_to_ms(secs).saturating_add(DAY_MS)
 }
 
-/// The metrics a data-quality rule watches at `point`: those named, or the point's limited ones.
+/// The metrics a data-quality rule watches at `point`: those named that a point of its kind can
+/// carry, or the point's limited ones.
 fn watched(metrics: &[String], point: &MonitoringPoint) -> Vec<Metric> {
     let mut out: Vec<Metric> = if metrics.is_empty() {
         point.limits.iter().map(|l| l.metric).collect()
@@ -604,6 +606,7 @@ fn watched(metrics: &[String], point: &MonitoringPoint) -> Vec<Metric> {
         metrics
             .iter()
             .filter_map(|c| Metric::from_code(c))
+            .filter(|m| point.kind.accepts(*m))
             .collect()
     };
     out.sort();
@@ -1140,10 +1143,17 @@ mod tests {
         assert_eq!(of("flag-held"), limited);
         // The operation metric itself is not judged for zeros.
         assert!(!of("zero-while-operating").contains(&Metric::FlueGasFlow));
-        // Mines are not watched for constant values.
+        // Mines are not watched for constant values, nor for flue gas or water metrics.
         assert!(rules
             .for_point("MINE01-CH4-WF1")
-            .all(|i| &*i.rule_id != "constant-value"));
+            .all(|i| &*i.rule_id != "constant-value" && &*i.rule_id != "negative-value"));
+        assert_eq!(
+            rules
+                .for_point("MINE01-CH4-WF1")
+                .filter(|i| &*i.rule_id == "methane-range")
+                .count(),
+            1
+        );
     }
 
     #[test]
