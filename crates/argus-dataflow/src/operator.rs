@@ -355,32 +355,26 @@ fn unit_key<'a>(input: &'a Input, rules: &'a RuleSet) -> &'a str {
 }
 
 /// The order inputs are judged in: event time, events first (a maintenance notice before the
-/// alerts it mutes), then O2 (averages correct with it), then by source, metric and value. Only
-/// the order within one series, and of O2 and events before readings, changes what machines
-/// see: inputs of different sources at one instant feed different machines, or machines that
-/// judge an instant only once it has passed. So sources and unknown metrics are ordered by their
-/// FNV hash (a collision only orders two such inputs arbitrarily).
-fn order(input: &Input) -> (i64, u8, u64, u32, u64) {
+/// alerts it mutes), then O2 (averages correct with it), then by metric, value and flag. That
+/// orders every series (and the series of one point) the same way whatever the arrival order;
+/// inputs of different sources that tie feed different machines, or cross-feed machines that
+/// take all inputs of an instant before judging it, so their relative order changes nothing.
+fn order(input: &Input) -> (i64, u8, u32, u64, u8) {
     match input {
-        Input::Event(e) => (
-            e.event_time.as_millis(),
-            0,
-            e.source.as_ref().map_or(0, |s| hash_str(s.as_str())),
-            0,
-            0,
-        ),
+        Input::Event(e) => (e.event_time.as_millis(), 0, 0, 0, 0),
         Input::Reading(r) => {
             let (class, metric) = match &r.metric {
                 MetricCode::Known(Metric::Oxygen) => (1, 0),
                 MetricCode::Known(m) => (2, *m as u32),
                 MetricCode::Unknown(code) => (2, 0x8000_0000 | (hash_str(code) as u32 >> 1)),
             };
+            let flag = r.flag as u8;
             (
                 r.event_time.as_millis(),
                 class,
-                hash_str(r.source.as_str()),
                 metric,
                 r.value.to_bits(),
+                flag,
             )
         }
     }
@@ -418,7 +412,7 @@ pub fn detect<'scope>(
                 let mut ready: Vec<Input> = pending
                     .extract_if(.., |i| crate::event_time(i.event_time()) < until)
                     .collect();
-                ready.sort_by_cached_key(order);
+                ready.sort_unstable_by_key(order);
                 let mut out = Vec::new();
                 for input in &ready {
                     units.take(input, &rules, &mut unregistered, &mut out);
