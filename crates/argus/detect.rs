@@ -270,6 +270,22 @@ impl Observer for Report {
                         "alert fired"
                     );
                 }
+                Transition::Updated { started_at, value } => {
+                    metrics
+                        .with_label_values(&[t.kind.as_str(), "updated"])
+                        .inc();
+                    tracing::info!(
+                        alert_id = %format!("{:016x}", t.alert_id),
+                        rule = &*i.rule_id,
+                        kind = t.kind.as_str(),
+                        point = i.point.as_str(),
+                        metric,
+                        started_at = %started_at.to_rfc3339(),
+                        value,
+                        muted = t.muted,
+                        "alert updated"
+                    );
+                }
                 Transition::Resolved {
                     started_at,
                     ended_at,

@@ -121,6 +121,9 @@ fn line(t: &AlertTransition) -> String {
         Transition::Fired { started_at, value } => {
             json!({"transition": "fired", "started_at": started_at.to_rfc3339(), "value": value})
         }
+        Transition::Updated { started_at, value } => {
+            json!({"transition": "updated", "started_at": started_at.to_rfc3339(), "value": value})
+        }
         Transition::Resolved {
             started_at,
             ended_at,

@@ -313,19 +313,23 @@ fn emit(
     }
     let key = instance.series_key();
     for (kind, transition) in buf.drain(..) {
-        let (started_at, fired) = match &transition {
-            Transition::Fired { started_at, .. } => (*started_at, true),
-            Transition::Resolved { started_at, .. } => (*started_at, false),
+        let started_at = match &transition {
+            Transition::Fired { started_at, .. }
+            | Transition::Updated { started_at, .. }
+            | Transition::Resolved { started_at, .. } => *started_at,
         };
         let id = alert_id(&instance.rule_id, &key, started_at);
-        let is_muted = if fired {
-            let covered = suppressions.covers(&instance.enterprise_id, &instance.point, started_at);
-            if covered {
-                muted.insert(id);
+        let is_muted = match &transition {
+            Transition::Fired { .. } => {
+                let covered =
+                    suppressions.covers(&instance.enterprise_id, &instance.point, started_at);
+                if covered {
+                    muted.insert(id);
+                }
+                covered
             }
-            covered
-        } else {
-            muted.remove(&id)
+            Transition::Updated { .. } => muted.contains(&id),
+            Transition::Resolved { .. } => muted.remove(&id),
         };
         out.push(AlertTransition {
             alert_id: id,

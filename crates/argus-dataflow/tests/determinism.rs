@@ -97,13 +97,20 @@ fn same_transitions_with_1_2_and_4_workers() {
             .next()
             .unwrap_or_default()
             .to_owned();
-        let counts: &mut (usize, usize) = per_rule.entry(rule).or_default();
+        let counts: &mut (usize, usize, usize) = per_rule.entry(rule).or_default();
         match t.transition {
             Transition::Fired { .. } => counts.0 += 1,
-            Transition::Resolved { .. } => counts.1 += 1,
+            Transition::Updated { .. } => counts.1 += 1,
+            Transition::Resolved { .. } => counts.2 += 1,
         }
     }
-    eprintln!("(fired, resolved) per rule: {per_rule:?}");
+    eprintln!("(fired, updated, resolved) per rule: {per_rule:?}");
+    let updated = one
+        .transitions
+        .iter()
+        .filter(|t| matches!(t.transition, Transition::Updated { .. }))
+        .count();
+    assert!(updated > 0, "no alert reported as getting worse");
     let expected = canonical(one.transitions);
     for workers in [2, 4] {
         let run = run_batch(

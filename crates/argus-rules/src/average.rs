@@ -103,7 +103,7 @@ impl Average {
             params,
             current: None,
             latest_o2: None,
-            exceeded: Episode::default(),
+            exceeded: Episode::reporting_updates(),
             insufficient: Episode::default(),
         }
     }
@@ -266,13 +266,24 @@ mod tests {
             )]
         );
         out.clear();
-        feed_hour(&mut m, 11, |_| 20.0, &mut out);
-        m.on_watermark(local(12, 0).plus_millis(1), &mut out);
+        // A worse hour (more than 10 % above the reported average) updates the alert; a
+        // slightly better one does not.
+        feed_hour(&mut m, 11, |_| 50.0, &mut out);
+        feed_hour(&mut m, 12, |_| 45.0, &mut out);
+        m.on_watermark(local(13, 0).plus_millis(1), &mut out);
+        let updated = Transition::Updated {
+            started_at: local(10, 0),
+            value: 50.0,
+        };
+        assert_eq!(out, vec![(AlertKind::Average, updated)]);
+        out.clear();
+        feed_hour(&mut m, 13, |_| 20.0, &mut out);
+        m.on_watermark(local(14, 0).plus_millis(1), &mut out);
         let resolved = Transition::Resolved {
             started_at: local(10, 0),
-            ended_at: local(11, 0),
-            peak: avg,
-            mean: avg,
+            ended_at: local(13, 0),
+            peak: 50.0,
+            mean: (avg + 50.0 + 45.0) / 3.0,
         };
         assert_eq!(out, vec![(AlertKind::Average, resolved)]);
     }

@@ -12,15 +12,26 @@ struct Open {
     peak: f64,
     sum: f64,
     n: u32,
+    reported: f64,
 }
 
 /// The open alert (if any) of one windowed condition.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Episode {
     open: Option<Open>,
+    updates: bool,
 }
 
 impl Episode {
+    /// An episode that also reports [`Transition::Updated`] when a window's value is a step
+    /// higher than the value last reported (regulatory averages).
+    pub fn reporting_updates() -> Self {
+        Self {
+            open: None,
+            updates: true,
+        }
+    }
+
     /// Record the verdict on the window starting at `start`: `violated` with `value` (the
     /// window's average, say).
     pub fn window(&mut self, start: Timestamp, violated: bool, value: f64) -> Option<Transition> {
@@ -31,6 +42,7 @@ impl Episode {
                     peak: value,
                     sum: value,
                     n: 1,
+                    reported: value,
                 });
                 Some(Transition::Fired {
                     started_at: start,
@@ -41,6 +53,13 @@ impl Episode {
                 open.peak = open.peak.max(value);
                 open.sum += value;
                 open.n += 1;
+                if self.updates && crate::worse_by_a_step(open.reported, open.peak, true) {
+                    open.reported = open.peak;
+                    return Some(Transition::Updated {
+                        started_at: open.since,
+                        value: open.peak,
+                    });
+                }
                 None
             }
             (Some(open), false) => {

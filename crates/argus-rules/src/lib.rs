@@ -33,6 +33,16 @@ pub enum Transition {
         /// The value that completed the condition.
         value: f64,
     },
+    /// An open alert got worse: `value` is its new worst value, at least
+    /// [`UPDATE_STEP`] (relative) worse than the value last reported (fired or updated). Raised
+    /// by threshold rules without a `for` duration and by regulatory averages; other rules
+    /// report their worst on resolution.
+    Updated {
+        /// Event time at which the condition began (the alert's start, part of its id).
+        started_at: Timestamp,
+        /// The new worst value.
+        value: f64,
+    },
     /// The condition ended.
     Resolved {
         /// Event time at which the condition began.
@@ -44,6 +54,21 @@ pub enum Transition {
         /// Mean of the valid values while firing.
         mean: f64,
     },
+}
+
+/// How much worse than the value last reported an open alert's worst value must be to be
+/// reported again (10 %): enough to tell staff a violation is growing, few enough to bound the
+/// updates (a value a hundred times the first gives at most 49).
+pub const UPDATE_STEP: f64 = 0.1;
+
+/// Whether `value` is [`UPDATE_STEP`] worse than `reported`, worse being higher when `upward`.
+pub fn worse_by_a_step(reported: f64, value: f64, upward: bool) -> bool {
+    let step = UPDATE_STEP * reported.abs();
+    if upward {
+        value > reported && value - reported >= step
+    } else {
+        value < reported && reported - value >= step
+    }
 }
 
 /// The key a state machine runs for.

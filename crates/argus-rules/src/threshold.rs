@@ -147,12 +147,13 @@ enum State {
         peak: f64,
         sum: f64,
     },
-    /// An alert is open.
+    /// An alert is open; `reported` is its worst value last reported.
     Firing {
         since: Timestamp,
         peak: f64,
         sum: f64,
         n: u32,
+        reported: f64,
     },
 }
 
@@ -213,13 +214,31 @@ impl Threshold {
                 out.extend(self.fire_if_due(t));
             }
             State::Pending { .. } => self.state = State::Idle,
-            State::Firing { peak, sum, n, .. } => {
+            State::Firing {
+                since,
+                peak,
+                sum,
+                n,
+                reported,
+            } => {
                 if p.clears(v) {
                     out.extend(self.resolve(t));
                 } else {
                     *peak = p.worse(*peak, v);
                     *sum += v;
                     *n += 1;
+                    // A sustained (`for`) condition may fire on a reading or on the watermark
+                    // before it, which would change which readings count before the fire and
+                    // so the updates; it reports its worst on resolution only.
+                    if p.for_ms == 0
+                        && crate::worse_by_a_step(*reported, *peak, p.comparison.upward())
+                    {
+                        *reported = *peak;
+                        out.push(Transition::Updated {
+                            started_at: *since,
+                            value: *peak,
+                        });
+                    }
                 }
             }
         }
@@ -238,6 +257,7 @@ impl Threshold {
             peak,
             sum,
             n,
+            ..
         } = self.state
         else {
             return None;
@@ -274,6 +294,7 @@ impl Threshold {
             peak,
             sum,
             n: count,
+            reported: first,
         };
         Some(Transition::Fired {
             started_at: since,
@@ -375,11 +396,63 @@ mod tests {
                 R(6, 1.4),
             ],
         );
+        let updated = Transition::Updated {
+            started_at: Timestamp(MIN),
+            value: 1.9,
+        };
         assert_eq!(
             got,
             vec![
                 fired(1, 1, 1.5),
+                (2, updated),
                 resolved(5, 1, 1.9, (1.5 + 1.9 + 1.2 + 1.0) / 4.0)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_growing_violation_is_updated_at_each_ten_percent_step_and_never_when_it_eases() {
+        let p = ThresholdParams::new(Comparison::Above, 100.0, 100.0, 0, 1)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let updated = |at: i64, value: f64| {
+            let t = Transition::Updated {
+                started_at: Timestamp(MIN),
+                value,
+            };
+            (at, t)
+        };
+        let got = run(
+            p,
+            &[
+                R(1, 110.0),
+                R(2, 120.0), // 9 % worse than 110: not yet
+                R(3, 121.0), // 10 % worse: updated
+                R(4, 105.0), // easing: nothing
+                R(5, 140.0), // 15.7 % worse than 121: updated
+                Invalid(6, 500.0),
+                R(7, 99.0),
+            ],
+        );
+        let mean = (110.0 + 120.0 + 121.0 + 105.0 + 140.0) / 5.0;
+        assert_eq!(
+            got,
+            vec![
+                fired(1, 1, 110.0),
+                updated(3, 121.0),
+                updated(5, 140.0),
+                resolved(7, 1, 140.0, mean)
+            ]
+        );
+        // Lower limits: worse is lower.
+        let p = ThresholdParams::new(Comparison::Below, 6.0, 6.0, 0, 1)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let got = run(p, &[R(1, 5.0), R(2, 4.6), R(3, 4.5), R(4, 7.0)]);
+        assert_eq!(
+            got,
+            vec![
+                fired(1, 1, 5.0),
+                updated(3, 4.5),
+                resolved(4, 1, 4.5, (5.0 + 4.6 + 4.5) / 3.0)
             ]
         );
     }
