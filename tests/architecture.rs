@@ -49,7 +49,7 @@ fn the_pure_core_has_no_io_runtime_or_client_dependencies() {
 
 #[test]
 fn adapters_never_depend_on_each_other() {
-    const ADAPTERS: &[&str] = &["argus-mqtt", "argus-kafka", "argus-gateway"];
+    const ADAPTERS: &[&str] = &["argus-mqtt", "argus-kafka", "argus-gateway", "argus-store"];
     for krate in ADAPTERS {
         let deps = dependencies(krate);
         assert!(

@@ -93,6 +93,12 @@ events = "{events}"
 dlq = "{dlq}"
 [hj212]
 listen_addr = "127.0.0.1:{gateway_port}"
+[clickhouse]
+url = "{clickhouse_url}"
+database = "{id}"
+writer_user = "{writer_user}"
+writer_password = "{writer_password}"
+batch_max_age_ms = 100
 [rules]
 path = {rules:?}
 {extra}
@@ -105,6 +111,9 @@ path = {rules:?}
         user = credentials.username,
         password = credentials.password,
         bootstrap = s.kafka.bootstrap_servers,
+        clickhouse_url = s.clickhouse.url,
+        writer_user = s.clickhouse.writer.username,
+        writer_password = s.clickhouse.writer.password,
         readings = topics.readings,
         hj212 = topics.hj212,
         events = topics.events,
@@ -303,6 +312,39 @@ fn bad_inputs_on_every_transport_reach_the_dead_letter_topic() {
             .is_some_and(|m| m.contains("argus_ingest_records_total{transport=\"kafka\"} 1"))
     });
 
+    // The dead letters are also in ClickHouse's `rejected`, for staff to see per feed.
+    let registry = argus_model::Registry::from_toml_str(
+        &std::fs::read_to_string(repo_path("config/registry.toml"))
+            .unwrap_or_else(|e| panic!("{e}")),
+        "registry.toml",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let store = argus_store::ClickHouseStore::with_database(&s.clickhouse, &id, &registry);
+    let mut reasons: Vec<(String, String)> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while reasons.len() < 3 && Instant::now() < deadline {
+        reasons = rt
+            .block_on(
+                store
+                    .query("SELECT transport, reason FROM rejected ORDER BY transport")
+                    .fetch_all(),
+            )
+            .unwrap_or_default();
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let reasons: Vec<(&str, &str)> = reasons
+        .iter()
+        .map(|(t, r)| (t.as_str(), r.as_str()))
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            ("hj212_tcp", "bad_crc"),
+            ("kafka", "bad_schema"),
+            ("mqtt", "bad_json")
+        ]
+    );
+
     let pid = argus.0.id().to_string();
     let killed = Command::new("kill")
         .args(["-TERM", &pid])
@@ -316,6 +358,7 @@ fn bad_inputs_on_every_transport_reach_the_dead_letter_topic() {
         let _ = admin
             .delete_topics(&[&readings, &hj212, &events, &dlq], &options)
             .await;
+        let _ = store.query(&format!("DROP DATABASE {id}")).execute().await;
     });
     let _ = std::fs::remove_dir_all(dir);
 }
@@ -487,6 +530,53 @@ fn readings_and_events_through_kafka_raise_and_resolve_alerts_on_two_workers() {
         .unwrap_or_else(|| panic!("no power-cut-failure alert in the log:\n{log}"));
     assert!(fired.contains("MINE01-CH4-WF1"), "{fired}");
     assert!(log.contains("detection drained"), "{log}");
+    assert!(log.contains("store sink drained"), "{log}");
+
+    // The record in ClickHouse: the readings, and the alerts with their transitions.
+    let registry = argus_model::Registry::from_toml_str(
+        &std::fs::read_to_string(repo_path("config/registry.toml"))
+            .unwrap_or_else(|e| panic!("{e}")),
+        "registry.toml",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let store = argus_store::ClickHouseStore::with_database(&s.clickhouse, &id, &registry);
+    rt.block_on(async {
+        let readings: u64 = store
+            .query("SELECT count() FROM readings FINAL WHERE source = 'MINE01-CH4-WF1'")
+            .fetch_one()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(readings, 4);
+        let mut alerts: Vec<(String, String, String)> = store
+            .query("SELECT rule_id, status, town FROM alerts FINAL ORDER BY rule_id")
+            .fetch_all()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        alerts.sort();
+        let rules: Vec<(&str, &str)> = alerts
+            .iter()
+            .map(|(rule, status, _)| (rule.as_str(), status.as_str()))
+            .collect();
+        assert_eq!(
+            rules,
+            [
+                ("methane-alarm", "resolved"),
+                ("methane-power-cut", "resolved"),
+                ("power-cut-failure", "resolved")
+            ]
+        );
+        assert!(
+            alerts.iter().all(|(_, _, town)| !town.is_empty()),
+            "{alerts:?}"
+        );
+        let events: u64 = store
+            .query("SELECT count() FROM alert_events FINAL")
+            .fetch_one()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(events, 6, "three alerts fired and resolved");
+        let _ = store.query(&format!("DROP DATABASE {id}")).execute().await;
+    });
 
     rt.block_on(async {
         let _ = admin.delete_topics(&all, &options).await;

@@ -14,4 +14,5 @@ mod kafka_source;
 mod mosquitto;
 mod mqtt_source;
 mod replay;
+mod store;
 mod util;

@@ -13,6 +13,7 @@ use argus_dataflow::live::{run_live, Feed, LiveOptions, Observer, Progress};
 use argus_dataflow::{AlertTransition, Input, WatermarkParams};
 use argus_ingest::{Ack, Record};
 use argus_rules::{RuleSet, Transition};
+use argus_store::sink::Item;
 use argus_telemetry::Telemetry;
 use tokio::sync::mpsc;
 
@@ -98,6 +99,7 @@ impl Detection {
         rules: Arc<RuleSet>,
         cluster: &Cluster,
         telemetry: Telemetry,
+        sink: mpsc::Sender<Item>,
     ) -> anyhow::Result<Self> {
         let config = cluster.timely_config()?;
         let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
@@ -118,7 +120,7 @@ impl Detection {
         }
         let receivers = Arc::new(receivers);
         let local_workers = cluster.workers;
-        let observer: Arc<dyn Observer> = Arc::new(Report { telemetry });
+        let observer: Arc<dyn Observer> = Arc::new(Report { telemetry, sink });
         tracing::info!(
             workers = cluster.workers,
             processes = cluster.processes,
@@ -242,13 +244,25 @@ impl Feed for ChannelFeed {
     }
 }
 
-/// Logs and metrics of the workers' reports.
+/// Logs and metrics of the workers' reports; transitions go to the store's sink.
 struct Report {
     telemetry: Telemetry,
+    sink: mpsc::Sender<Item>,
 }
 
 impl Observer for Report {
     fn transitions(&self, _worker: usize, transitions: &[AlertTransition]) {
+        // On a worker thread, outside the runtime: a full sink makes the worker wait.
+        if self
+            .sink
+            .blocking_send(Item::Transitions(transitions.to_vec()))
+            .is_err()
+        {
+            tracing::error!(
+                count = transitions.len(),
+                "the store sink has stopped: alert transitions not stored"
+            );
+        }
         let metrics = &self.telemetry.detect.transitions;
         for t in transitions {
             let i = &t.instance;

@@ -10,6 +10,9 @@ use argus_ingest::{DeadLetter, Envelope};
 use argus_kafka::DeadLetterSink;
 use tokio::sync::{mpsc, watch};
 
+use argus_ingest::{Ack, Record};
+use argus_store::sink::Item;
+
 use crate::detect::Detection;
 
 /// How often progress is logged.
@@ -18,11 +21,13 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(30);
 /// Drain `rx` until every source has hung up, then let the dataflow drain. Dead letters are
 /// published (retried with backoff while the broker is unreachable); an envelope whose dead
 /// letters could not be published by shutdown is not acknowledged, so its input is delivered
-/// again after a restart. Records go to the detection dataflow, and the envelope is acknowledged
-/// once they have all entered it. Fails if the dataflow stops.
+/// again after a restart. Readings and dead letters go to the store's sink with the envelope's
+/// acknowledgement (it runs once they are written); records go to the detection dataflow.
+/// Fails if the sink or the dataflow stops.
 pub async fn run(
     mut rx: mpsc::Receiver<Envelope>,
     dlq: DeadLetterSink,
+    sink: mpsc::Sender<Item>,
     detection: Detection,
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
@@ -37,7 +42,23 @@ pub async fn run(
         records += envelope.records.len() as u64;
         letters += envelope.dead_letters.len() as u64;
         envelopes += 1;
-        detection.send(envelope.records, envelope.ack).await?;
+        let readings = envelope
+            .records
+            .iter()
+            .filter_map(|r| match r {
+                Record::Reading(r) => Some(r.clone()),
+                Record::Event(_) => None,
+            })
+            .collect();
+        let item = Item::Input {
+            readings,
+            rejected: envelope.dead_letters,
+            ack: envelope.ack,
+        };
+        sink.send(item)
+            .await
+            .map_err(|_| anyhow::anyhow!("the store sink has stopped"))?;
+        detection.send(envelope.records, Ack::none()).await?;
         if last_progress.elapsed() >= PROGRESS_EVERY {
             tracing::info!(
                 envelopes,

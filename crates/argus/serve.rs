@@ -48,7 +48,11 @@ pub async fn run(
     ]);
     tracing::info!(county = registry.county(), %summary, "registry loaded");
 
-    let decoder = Arc::new(Decoder::new(Arc::new(registry), decode_options(&settings)));
+    let registry = Arc::new(registry);
+    let decoder = Arc::new(Decoder::new(
+        Arc::clone(&registry),
+        decode_options(&settings),
+    ));
     let (stop, stopping) = watch::channel(false);
     let (tx, rx) = mpsc::channel(settings.ingest.pipeline_capacity);
 
@@ -79,9 +83,30 @@ pub async fn run(
             })?;
 
     tracing::info!(rules = rules.len(), "rules bound to the registry");
-    let detection = Detection::start(&settings, Arc::new(rules), &cluster, telemetry.clone())?;
+    let store = argus_store::ClickHouseStore::new(&settings.clickhouse, &registry);
+    let (sink_tx, sink_rx) = mpsc::channel(settings.ingest.pipeline_capacity);
+    let sink_options = argus_store::sink::SinkOptions {
+        max_rows: settings.clickhouse.batch_max_rows,
+        max_age: settings.clickhouse.batch_max_age,
+        max_backoff: settings.clickhouse.retry_max_backoff,
+    };
+    let sink = argus_store::sink::run(
+        store,
+        sink_rx,
+        sink_options,
+        telemetry.clone(),
+        stopping.clone(),
+    );
+    let detection = Detection::start(
+        &settings,
+        Arc::new(rules),
+        &cluster,
+        telemetry.clone(),
+        sink_tx.clone(),
+    )?;
 
     let mut tasks = JoinSet::new();
+    supervise(&mut tasks, "store sink", sink);
     supervise(
         &mut tasks,
         "kafka source",
@@ -101,7 +126,7 @@ pub async fn run(
     supervise(
         &mut tasks,
         "pipeline",
-        crate::pipeline::run(rx, dlq, detection, stopping.clone()),
+        crate::pipeline::run(rx, dlq, sink_tx, detection, stopping.clone()),
     );
 
     tracing::info!(addr = %settings.metrics.listen_addr, "serving /metrics and /healthz");

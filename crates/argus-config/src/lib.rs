@@ -191,6 +191,12 @@ pub struct ClickHouseSettings {
     pub reader: Credentials,
     /// Timeout of one request.
     pub request_timeout: Duration,
+    /// A batch of rows is written once it holds this many ...
+    pub batch_max_rows: usize,
+    /// ... or its oldest row has waited this long.
+    pub batch_max_age: Duration,
+    /// Longest wait between two attempts at a failed write (the wait doubles up to it).
+    pub retry_max_backoff: Duration,
 }
 
 /// Detection settings.
@@ -459,6 +465,28 @@ fn validate(raw: RawConfig, origin: &str, base_dir: &Path) -> Result<Settings, C
         600_000,
         "ms",
     )?);
+    let batch_max_rows = usize::try_from(in_range(
+        "clickhouse.batch_max_rows",
+        c.batch_max_rows,
+        1,
+        10_000_000,
+        "rows",
+    )?)
+    .unwrap_or(usize::MAX);
+    let batch_max_age = Duration::from_millis(in_range(
+        "clickhouse.batch_max_age_ms",
+        c.batch_max_age_ms,
+        1,
+        600_000,
+        "ms",
+    )?);
+    let retry_max_backoff = Duration::from_millis(in_range(
+        "clickhouse.retry_max_backoff_ms",
+        c.retry_max_backoff_ms,
+        100,
+        600_000,
+        "ms",
+    )?);
 
     let i = raw.ingest;
     let ingest = IngestSettings {
@@ -603,6 +631,9 @@ fn validate(raw: RawConfig, origin: &str, base_dir: &Path) -> Result<Settings, C
                 password: c.reader_password,
             },
             request_timeout,
+            batch_max_rows,
+            batch_max_age,
+            retry_max_backoff,
         },
         ingest,
         hj212,

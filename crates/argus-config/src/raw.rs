@@ -207,6 +207,9 @@ pub(crate) struct RawClickHouse {
     pub reader_user: String,
     pub reader_password: String,
     pub request_timeout_ms: u64,
+    pub batch_max_rows: u64,
+    pub batch_max_age_ms: u64,
+    pub retry_max_backoff_ms: u64,
 }
 
 impl Default for RawClickHouse {
@@ -219,6 +222,9 @@ impl Default for RawClickHouse {
             reader_user: "argus_reader".to_owned(),
             reader_password: String::new(),
             request_timeout_ms: 30_000,
+            batch_max_rows: 50_000,
+            batch_max_age_ms: 1_000,
+            retry_max_backoff_ms: 30_000,
         }
     }
 }

@@ -351,6 +351,15 @@ impl Instance {
         }
     }
 
+    /// The limit its alerts are judged against, for limit rules (threshold, average).
+    pub fn limit_value(&self) -> Option<f64> {
+        match &self.machine {
+            Machine::Threshold(p) => Some(p.limit()),
+            Machine::Average(p) => Some(p.limit),
+            _ => None,
+        }
+    }
+
     /// The sources whose readings (or events) it takes: its point and, for cross-feed rules,
     /// the related points.
     pub fn sources(&self) -> Vec<SourceId> {

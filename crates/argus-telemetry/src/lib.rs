@@ -51,6 +51,11 @@ pub mod names {
     /// Counter: alert transitions, by alert `kind` and `transition` (fired, resolved).
     pub const ALERT_TRANSITIONS_TOTAL: &str = "argus_alert_transitions_total";
 
+    /// Counter: rows written to ClickHouse, by `table`.
+    pub const STORE_ROWS_TOTAL: &str = "argus_store_rows_total";
+    /// Counter: failed write attempts to ClickHouse (each retried).
+    pub const STORE_WRITE_FAILURES_TOTAL: &str = "argus_store_write_failures_total";
+
     /// All names, for the documentation test and for people looking for one.
     pub const ALL: &[&str] = &[
         BUILD_INFO,
@@ -72,6 +77,8 @@ pub mod names {
         DETECT_WATERMARK_LAG_SECONDS,
         DETECT_ACTIVE_SOURCES,
         ALERT_TRANSITIONS_TOTAL,
+        STORE_ROWS_TOTAL,
+        STORE_WRITE_FAILURES_TOTAL,
     ];
 }
 
@@ -103,6 +110,17 @@ pub struct Telemetry {
     pub gateway: GatewayMetrics,
     /// Detection metrics.
     pub detect: DetectMetrics,
+    /// Storage metrics.
+    pub store: StoreMetrics,
+}
+
+/// Storage metrics.
+#[derive(Debug, Clone)]
+pub struct StoreMetrics {
+    /// Rows written by table (`readings`, `rejected`, `alert_events`).
+    pub rows: IntCounterVec,
+    /// Failed write attempts.
+    pub write_failures: IntCounter,
 }
 
 /// Detection metrics: what went into the dataflow, how far behind event time runs, what came out.
@@ -331,6 +349,17 @@ impl Telemetry {
                 &["kind", "transition"],
             )?,
         };
+        let store = StoreMetrics {
+            rows: counter_vec(
+                names::STORE_ROWS_TOTAL,
+                "Rows written to ClickHouse",
+                &["table"],
+            )?,
+            write_failures: counter(
+                names::STORE_WRITE_FAILURES_TOTAL,
+                "Failed write attempts to ClickHouse, each retried",
+            )?,
+        };
         // Vectors appear in the exposition only once a label set is used: touch the common ones
         // so dashboards see zeros instead of gaps.
         for transport in ["mqtt", "kafka", "hj212_tcp"] {
@@ -349,6 +378,9 @@ impl Telemetry {
             gateway.closed.with_label_values(&[cause]).inc_by(0);
         }
         ingest.dead_letters("mqtt", "bad_json", 0);
+        for table in ["readings", "rejected", "alert_events"] {
+            store.rows.with_label_values(&[table]).inc_by(0);
+        }
         for kind in ["reading", "event"] {
             detect.inputs.with_label_values(&[kind]).inc_by(0);
         }
@@ -370,6 +402,7 @@ impl Telemetry {
             mqtt,
             gateway,
             detect,
+            store,
         })
     }
 

@@ -1,0 +1,139 @@
+//! The ClickHouse schema as versioned migrations, applied in order at startup and recorded in
+//! `schema_migrations`. Every statement is idempotent (`IF NOT EXISTS`), so two processes
+//! migrating at once, or a migration interrupted half way, are harmless. The SQL is valid on
+//! ClickHouse 18.16 (the local stack's server) and on current releases: no TTL, DateTime64,
+//! LowCardinality, codecs or Map; `{db}` is the database.
+
+/// One schema step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Migration {
+    /// Its number: migrations apply in increasing order, each once.
+    pub version: u32,
+    /// What it does.
+    pub name: &'static str,
+    /// Its statements, run in order.
+    pub statements: &'static [&'static str],
+}
+
+/// The table recording applied migrations (created before any migration runs).
+pub const MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS {db}.schema_migrations \
+    (version UInt32, name String, applied_at DateTime) \
+    ENGINE = ReplacingMergeTree ORDER BY version";
+
+/// Every migration, in order. Never edit one that has shipped: add another.
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "readings",
+        statements: &[
+            // Every accepted reading, the evidence. A reading sent again (a replay, a
+            // redelivery) has the same key and collapses on merge: query with FINAL, or
+            // argMax(value, receive_ms), for exact counts.
+            "CREATE TABLE IF NOT EXISTS {db}.readings (\
+                source String, metric String, event_ms Int64, event_time DateTime, \
+                value Float64, flag String, enterprise_id String, receive_ms Int64\
+            ) ENGINE = ReplacingMergeTree(receive_ms) \
+            PARTITION BY toYYYYMM(event_time) \
+            ORDER BY (source, metric, event_ms)",
+        ],
+    },
+    Migration {
+        version: 2,
+        name: "alerts and alert events",
+        statements: &[
+            // Every alert transition, append only: the alert's life.
+            "CREATE TABLE IF NOT EXISTS {db}.alert_events (\
+                alert_id String, transition String, rule_id String, kind String, \
+                severity String, enterprise_id String, town String, source String, \
+                metric String, standard String, started_at DateTime, started_ms Int64, \
+                ended_ms Int64, value Float64, peak Float64, mean Float64, \
+                limit_value Float64, muted UInt8, recorded_ms Int64\
+            ) ENGINE = ReplacingMergeTree(recorded_ms) \
+            PARTITION BY toYYYYMM(started_at) \
+            ORDER BY (alert_id, transition, value)",
+            // One current row per alert: the latest version wins (FINAL or argMax).
+            "CREATE TABLE IF NOT EXISTS {db}.alerts (\
+                alert_id String, rule_id String, kind String, severity String, \
+                status String, enterprise_id String, town String, source String, \
+                metric String, standard String, started_at DateTime, started_ms Int64, \
+                ended_ms Int64, value Float64, peak Float64, mean Float64, \
+                limit_value Float64, muted UInt8, acknowledged_by String, \
+                acknowledged_ms Int64, version UInt64\
+            ) ENGINE = ReplacingMergeTree(version) \
+            ORDER BY alert_id",
+        ],
+    },
+    Migration {
+        version: 3,
+        name: "rejected inputs",
+        statements: &[
+            // The dead letters, so staff can see bad feeds: reason, origin and the raw input.
+            "CREATE TABLE IF NOT EXISTS {db}.rejected (\
+                received_at DateTime, received_ms Int64, transport String, origin String, \
+                reason String, detail String, raw String, raw_len UInt64\
+            ) ENGINE = MergeTree \
+            PARTITION BY toYYYYMM(received_at) \
+            ORDER BY (reason, received_ms)",
+        ],
+    },
+    Migration {
+        version: 4,
+        name: "reading rollups",
+        statements: &[
+            // Per point and metric, valid data only, 1-minute and 1-hour aggregates for the
+            // dashboards; merge with avgMerge / minMerge / maxMerge / countMerge.
+            "CREATE TABLE IF NOT EXISTS {db}.readings_1m (\
+                source String, metric String, minute DateTime, \
+                avg_value AggregateFunction(avg, Float64), \
+                min_value AggregateFunction(min, Float64), \
+                max_value AggregateFunction(max, Float64), \
+                samples AggregateFunction(count)\
+            ) ENGINE = AggregatingMergeTree \
+            PARTITION BY toYYYYMM(minute) \
+            ORDER BY (source, metric, minute)",
+            "CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.readings_1m_mv TO {db}.readings_1m AS \
+            SELECT source, metric, toStartOfMinute(event_time) AS minute, \
+                avgState(value) AS avg_value, minState(value) AS min_value, \
+                maxState(value) AS max_value, countState() AS samples \
+            FROM {db}.readings WHERE flag = 'N' GROUP BY source, metric, minute",
+            "CREATE TABLE IF NOT EXISTS {db}.readings_1h (\
+                source String, metric String, hour DateTime, \
+                avg_value AggregateFunction(avg, Float64), \
+                min_value AggregateFunction(min, Float64), \
+                max_value AggregateFunction(max, Float64), \
+                samples AggregateFunction(count)\
+            ) ENGINE = AggregatingMergeTree \
+            PARTITION BY toYYYYMM(hour) \
+            ORDER BY (source, metric, hour)",
+            "CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.readings_1h_mv TO {db}.readings_1h AS \
+            SELECT source, metric, toStartOfHour(event_time) AS hour, \
+                avgState(value) AS avg_value, minState(value) AS min_value, \
+                maxState(value) AS max_value, countState() AS samples \
+            FROM {db}.readings WHERE flag = 'N' GROUP BY source, metric, hour",
+        ],
+    },
+];
+
+/// A statement with the database filled in.
+pub fn sql(statement: &str, database: &str) -> String {
+    statement.replace("{db}", database)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_increase_and_statements_are_idempotent() {
+        let mut last = 0;
+        for m in MIGRATIONS {
+            assert!(m.version > last, "{} after {last}", m.version);
+            last = m.version;
+            for s in m.statements {
+                assert!(s.contains("IF NOT EXISTS"), "{s}");
+                assert!(!s.contains("TTL") && !s.contains("DateTime64"), "{s}");
+            }
+        }
+        assert_eq!(sql("{db}.readings", "argus"), "argus.readings");
+    }
+}

@@ -1,0 +1,333 @@
+//! The rows Argus writes, and how readings, alert transitions and dead letters become rows
+//! (pure: no I/O). Column names and types are listed once per table ([`COLUMNS`]) and checked
+//! against the server's at startup, because the ClickHouse client cannot check them on 18.16.
+
+use argus_dataflow::AlertTransition;
+use argus_ingest::DeadLetter;
+use argus_model::{Reading, Timestamp};
+use argus_rules::Transition;
+use clickhouse::Row;
+use serde::{Deserialize, Serialize};
+
+/// The columns of each table Argus writes, as the server reports them (name, type), by name.
+pub const COLUMNS: &[(&str, &[(&str, &str)])] = &[
+    (
+        "readings",
+        &[
+            ("enterprise_id", "String"),
+            ("event_ms", "Int64"),
+            ("event_time", "DateTime"),
+            ("flag", "String"),
+            ("metric", "String"),
+            ("receive_ms", "Int64"),
+            ("source", "String"),
+            ("value", "Float64"),
+        ],
+    ),
+    (
+        "alert_events",
+        &[
+            ("alert_id", "String"),
+            ("ended_ms", "Int64"),
+            ("enterprise_id", "String"),
+            ("kind", "String"),
+            ("limit_value", "Float64"),
+            ("mean", "Float64"),
+            ("metric", "String"),
+            ("muted", "UInt8"),
+            ("peak", "Float64"),
+            ("recorded_ms", "Int64"),
+            ("rule_id", "String"),
+            ("severity", "String"),
+            ("source", "String"),
+            ("standard", "String"),
+            ("started_at", "DateTime"),
+            ("started_ms", "Int64"),
+            ("town", "String"),
+            ("transition", "String"),
+            ("value", "Float64"),
+        ],
+    ),
+    (
+        "alerts",
+        &[
+            ("acknowledged_by", "String"),
+            ("acknowledged_ms", "Int64"),
+            ("alert_id", "String"),
+            ("ended_ms", "Int64"),
+            ("enterprise_id", "String"),
+            ("kind", "String"),
+            ("limit_value", "Float64"),
+            ("mean", "Float64"),
+            ("metric", "String"),
+            ("muted", "UInt8"),
+            ("peak", "Float64"),
+            ("rule_id", "String"),
+            ("severity", "String"),
+            ("source", "String"),
+            ("standard", "String"),
+            ("started_at", "DateTime"),
+            ("started_ms", "Int64"),
+            ("status", "String"),
+            ("town", "String"),
+            ("value", "Float64"),
+            ("version", "UInt64"),
+        ],
+    ),
+    (
+        "rejected",
+        &[
+            ("detail", "String"),
+            ("origin", "String"),
+            ("raw", "String"),
+            ("raw_len", "UInt64"),
+            ("reason", "String"),
+            ("received_at", "DateTime"),
+            ("received_ms", "Int64"),
+            ("transport", "String"),
+        ],
+    ),
+];
+
+/// Seconds since the epoch for a DateTime column (clamped to its range).
+fn seconds(t: Timestamp) -> u32 {
+    u32::try_from(t.as_millis().div_euclid(1_000)).unwrap_or(if t.as_millis() < 0 {
+        0
+    } else {
+        u32::MAX
+    })
+}
+
+/// A row of `readings`.
+#[derive(Debug, Clone, PartialEq, Row, Serialize, Deserialize)]
+pub struct ReadingRow {
+    /// The source (MN or device id).
+    pub source: String,
+    /// The metric code.
+    pub metric: String,
+    /// Event time, UTC ms.
+    pub event_ms: i64,
+    /// Event time, seconds (partitioning and rollups).
+    pub event_time: u32,
+    /// The value.
+    pub value: f64,
+    /// The data flag (N valid).
+    pub flag: String,
+    /// The enterprise of a registered source, else empty.
+    pub enterprise_id: String,
+    /// When Argus received it, UTC ms.
+    pub receive_ms: i64,
+}
+
+impl ReadingRow {
+    /// The row of a reading of `enterprise_id` (empty when unregistered).
+    pub fn new(r: &Reading, enterprise_id: &str) -> Self {
+        Self {
+            source: r.source.as_str().to_owned(),
+            metric: r.metric.as_str().to_owned(),
+            event_ms: r.event_time.as_millis(),
+            event_time: seconds(r.event_time),
+            value: r.value,
+            flag: r.flag.as_char().to_string(),
+            enterprise_id: enterprise_id.to_owned(),
+            receive_ms: r.receive_time.as_millis(),
+        }
+    }
+}
+
+/// A row of `alert_events` (one transition).
+#[derive(Debug, Clone, PartialEq, Row, Serialize, Deserialize)]
+pub struct AlertEventRow {
+    /// Deterministic alert id, 16 hex digits.
+    pub alert_id: String,
+    /// `fired`, `updated` or `resolved`.
+    pub transition: String,
+    /// Rule id.
+    pub rule_id: String,
+    /// Alert kind.
+    pub kind: String,
+    /// Severity.
+    pub severity: String,
+    /// Enterprise.
+    pub enterprise_id: String,
+    /// The enterprise's town.
+    pub town: String,
+    /// The point.
+    pub source: String,
+    /// The metric (`*` for rules about a whole point).
+    pub metric: String,
+    /// The standard the limit comes from.
+    pub standard: String,
+    /// Start, seconds (partitioning).
+    pub started_at: u32,
+    /// Start, ms.
+    pub started_ms: i64,
+    /// End, ms (0 unless resolved).
+    pub ended_ms: i64,
+    /// The value that fired it, its new worst (updated), or its worst (resolved).
+    pub value: f64,
+    /// Worst value while firing (resolved), else `value`.
+    pub peak: f64,
+    /// Mean value while firing (resolved), else `value`.
+    pub mean: f64,
+    /// The limit, for limit rules (else 0).
+    pub limit_value: f64,
+    /// 1 when a maintenance notice covers its start.
+    pub muted: u8,
+    /// When Argus stored it, ms.
+    pub recorded_ms: i64,
+}
+
+/// A row of `alerts`: the alert as of its latest transition.
+#[derive(Debug, Clone, PartialEq, Row, Serialize, Deserialize)]
+pub struct AlertRow {
+    /// Deterministic alert id, 16 hex digits.
+    pub alert_id: String,
+    /// Rule id.
+    pub rule_id: String,
+    /// Alert kind.
+    pub kind: String,
+    /// Severity.
+    pub severity: String,
+    /// `firing` or `resolved`.
+    pub status: String,
+    /// Enterprise.
+    pub enterprise_id: String,
+    /// The enterprise's town.
+    pub town: String,
+    /// The point.
+    pub source: String,
+    /// The metric.
+    pub metric: String,
+    /// The standard.
+    pub standard: String,
+    /// Start, seconds.
+    pub started_at: u32,
+    /// Start, ms.
+    pub started_ms: i64,
+    /// End, ms (0 while firing).
+    pub ended_ms: i64,
+    /// The value that fired it, or its latest worst.
+    pub value: f64,
+    /// Worst value.
+    pub peak: f64,
+    /// Mean value (resolved), else the latest value.
+    pub mean: f64,
+    /// The limit.
+    pub limit_value: f64,
+    /// 1 when muted by a maintenance notice.
+    pub muted: u8,
+    /// Who acknowledged it (empty: nobody yet).
+    pub acknowledged_by: String,
+    /// When, ms (0: not yet).
+    pub acknowledged_ms: i64,
+    /// Replacing version: fired 1, updated 2, resolved 3 (the latest state wins).
+    pub version: u64,
+}
+
+/// The rows of one transition: its event and the alert's current row.
+pub fn alert_rows(
+    t: &AlertTransition,
+    town: &str,
+    recorded: Timestamp,
+) -> (AlertEventRow, AlertRow) {
+    let i = &t.instance;
+    let (name, version, status) = match t.transition {
+        Transition::Fired { .. } => ("fired", 1, "firing"),
+        Transition::Updated { .. } => ("updated", 2, "firing"),
+        Transition::Resolved { .. } => ("resolved", 3, "resolved"),
+    };
+    let (started, ended, value, peak, mean) = match t.transition {
+        Transition::Fired { started_at, value } | Transition::Updated { started_at, value } => {
+            (started_at, 0, value, value, value)
+        }
+        Transition::Resolved {
+            started_at,
+            ended_at,
+            peak,
+            mean,
+        } => (started_at, ended_at.as_millis(), peak, peak, mean),
+    };
+    let event = AlertEventRow {
+        alert_id: format!("{:016x}", t.alert_id),
+        transition: name.to_owned(),
+        rule_id: i.rule_id.to_string(),
+        kind: t.kind.as_str().to_owned(),
+        severity: i.severity.as_str().to_owned(),
+        enterprise_id: i.enterprise_id.to_string(),
+        town: town.to_owned(),
+        source: i.point.as_str().to_owned(),
+        metric: i.metric.map_or("*", |m| m.code()).to_owned(),
+        standard: i.standard.to_string(),
+        started_at: seconds(started),
+        started_ms: started.as_millis(),
+        ended_ms: ended,
+        value,
+        peak,
+        mean,
+        limit_value: i.limit_value().unwrap_or(0.0),
+        muted: u8::from(t.muted),
+        recorded_ms: recorded.as_millis(),
+    };
+    let alert = AlertRow {
+        alert_id: event.alert_id.clone(),
+        rule_id: event.rule_id.clone(),
+        kind: event.kind.clone(),
+        severity: event.severity.clone(),
+        status: status.to_owned(),
+        enterprise_id: event.enterprise_id.clone(),
+        town: event.town.clone(),
+        source: event.source.clone(),
+        metric: event.metric.clone(),
+        standard: event.standard.clone(),
+        started_at: event.started_at,
+        started_ms: event.started_ms,
+        ended_ms: event.ended_ms,
+        value,
+        peak,
+        mean,
+        limit_value: event.limit_value,
+        muted: event.muted,
+        acknowledged_by: String::new(),
+        acknowledged_ms: 0,
+        version,
+    };
+    (event, alert)
+}
+
+/// A row of `rejected` (one dead letter).
+#[derive(Debug, Clone, PartialEq, Row, Serialize, Deserialize)]
+pub struct RejectedRow {
+    /// When received, seconds.
+    pub received_at: u32,
+    /// When received, ms.
+    pub received_ms: i64,
+    /// Transport.
+    pub transport: String,
+    /// Where exactly.
+    pub origin: String,
+    /// Why (a bounded reason code).
+    pub reason: String,
+    /// The decoder's message.
+    pub detail: String,
+    /// The raw input (at most 16 KiB; bytes that are not UTF-8 replaced).
+    pub raw: String,
+    /// The input's full length.
+    pub raw_len: u64,
+}
+
+impl RejectedRow {
+    /// The row of a dead letter.
+    pub fn new(d: &DeadLetter) -> Self {
+        Self {
+            received_at: seconds(d.received_at),
+            received_ms: d.received_at.as_millis(),
+            transport: d.transport.as_str().to_owned(),
+            origin: d.origin.clone(),
+            reason: d.reason.as_str().to_owned(),
+            detail: d.detail.clone(),
+            raw: String::from_utf8_lossy(&d.raw).into_owned(),
+            raw_len: d.raw_len as u64,
+        }
+    }
+}
