@@ -3,9 +3,9 @@
 //! and good ones are counted as records.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::io::Write;
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -16,24 +16,10 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Message};
 use rumqttc::{AsyncClient, MqttOptions, QoS};
 
-use crate::util::{client_id, repo_path, runtime, settings, unique};
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or_else(|e| panic!("free port: {e}"))
-}
-
-/// GET a path of the metrics endpoint; `None` until it answers.
-fn http_get(port: u16, path: &str) -> Option<String> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    Some(response)
-}
+use crate::util::{
+    argus_config, client_id, free_port, http_get, repo_path, runtime, sample, settings, unique,
+    Running, Topics,
+};
 
 /// Poll until `f` holds or `limit` passes.
 fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
@@ -41,92 +27,6 @@ fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
     while !f() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// The Kafka topics of one test's Argus.
-struct Topics {
-    readings: String,
-    hj212: String,
-    events: String,
-    dlq: String,
-}
-
-/// A config for an Argus of its own: its own ports, MQTT topic prefix, Kafka group and topics,
-/// the shipped registry and rules; `extra` is appended (a `[rules]` section, say).
-fn argus_config(
-    id: &str,
-    metrics_port: u16,
-    gateway_port: u16,
-    mqtt_prefix: &str,
-    topics: &Topics,
-    extra: &str,
-) -> String {
-    let s = settings();
-    let credentials = s
-        .mqtt
-        .credentials
-        .clone()
-        .unwrap_or_else(|| panic!("no mqtt credentials"));
-    format!(
-        r#"
-[registry]
-path = {registry:?}
-[metrics]
-listen_addr = "127.0.0.1:{metrics_port}"
-[mqtt]
-host = "{host}"
-port = {port}
-client_id = "{client}"
-username = "{user}"
-password = "{password}"
-readings_topic = "{mqtt_prefix}/readings/+/+"
-hj212_topic = "{mqtt_prefix}/hj212/+"
-shared_group = ""
-[kafka]
-bootstrap_servers = "{bootstrap}"
-group_id = "{id}"
-[kafka.topics]
-readings = "{readings}"
-hj212 = "{hj212}"
-events = "{events}"
-dlq = "{dlq}"
-[hj212]
-listen_addr = "127.0.0.1:{gateway_port}"
-[clickhouse]
-url = "{clickhouse_url}"
-database = "{id}"
-writer_user = "{writer_user}"
-writer_password = "{writer_password}"
-batch_max_age_ms = 100
-[rules]
-path = {rules:?}
-{extra}
-"#,
-        registry = repo_path("config/registry.toml").display().to_string(),
-        rules = repo_path("config/rules.toml").display().to_string(),
-        host = s.mqtt.host,
-        port = s.mqtt.port,
-        client = client_id("e2e"),
-        user = credentials.username,
-        password = credentials.password,
-        bootstrap = s.kafka.bootstrap_servers,
-        clickhouse_url = s.clickhouse.url,
-        writer_user = s.clickhouse.writer.username,
-        writer_password = s.clickhouse.writer.password,
-        readings = topics.readings,
-        hj212 = topics.hj212,
-        events = topics.events,
-        dlq = topics.dlq,
-    )
-}
-
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
     }
 }
 
@@ -361,14 +261,6 @@ fn bad_inputs_on_every_transport_reach_the_dead_letter_topic() {
         let _ = store.query(&format!("DROP DATABASE {id}")).execute().await;
     });
     let _ = std::fs::remove_dir_all(dir);
-}
-
-/// The value of one sample of the metrics text, 0 when absent.
-fn sample(metrics: &str, series: &str) -> u64 {
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
-        .unwrap_or(0)
 }
 
 #[test]

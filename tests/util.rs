@@ -1,6 +1,11 @@
-//! Helpers shared by the integration tests: settings of the local stack, unique names.
+//! Helpers shared by the integration tests: settings of the local stack, unique names, ports,
+//! the metrics endpoint, and configurations for an `argus run` of a test's own.
+#![allow(dead_code)] // each test binary uses some
 
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
+use std::process::Child;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -49,4 +54,121 @@ pub fn runtime() -> tokio::runtime::Runtime {
 /// A unique MQTT client id: at most 23 characters, as MQTT 3.1.1 brokers require.
 pub fn client_id(prefix: &str) -> String {
     unique(prefix).chars().take(23).collect()
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("free port: {e}"))
+}
+
+/// GET a path of the metrics endpoint; `None` until it answers.
+pub fn http_get(port: u16, path: &str) -> Option<String> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    Some(response)
+}
+
+/// The Kafka topics of one test's Argus.
+pub struct Topics {
+    /// Readings topic.
+    pub readings: String,
+    /// HJ 212 topic.
+    pub hj212: String,
+    /// Events topic.
+    pub events: String,
+    /// Dead-letter topic.
+    pub dlq: String,
+}
+
+/// A config for an Argus of its own: its own ports, MQTT topic prefix, Kafka group and topics,
+/// the shipped registry and rules; `extra` is appended (a `[rules]` section, say).
+pub fn argus_config(
+    id: &str,
+    metrics_port: u16,
+    gateway_port: u16,
+    mqtt_prefix: &str,
+    topics: &Topics,
+    extra: &str,
+) -> String {
+    let s = settings();
+    let credentials = s
+        .mqtt
+        .credentials
+        .clone()
+        .unwrap_or_else(|| panic!("no mqtt credentials"));
+    format!(
+        r#"
+[registry]
+path = {registry:?}
+[metrics]
+listen_addr = "127.0.0.1:{metrics_port}"
+[mqtt]
+host = "{host}"
+port = {port}
+client_id = "{client}"
+username = "{user}"
+password = "{password}"
+readings_topic = "{mqtt_prefix}/readings/+/+"
+hj212_topic = "{mqtt_prefix}/hj212/+"
+shared_group = ""
+[kafka]
+bootstrap_servers = "{bootstrap}"
+group_id = "{id}"
+[kafka.topics]
+readings = "{readings}"
+hj212 = "{hj212}"
+events = "{events}"
+dlq = "{dlq}"
+[hj212]
+listen_addr = "127.0.0.1:{gateway_port}"
+[clickhouse]
+url = "{clickhouse_url}"
+database = "{id}"
+writer_user = "{writer_user}"
+writer_password = "{writer_password}"
+batch_max_age_ms = 100
+[rules]
+path = {rules:?}
+{extra}
+"#,
+        registry = repo_path("config/registry.toml").display().to_string(),
+        rules = repo_path("config/rules.toml").display().to_string(),
+        host = s.mqtt.host,
+        port = s.mqtt.port,
+        client = client_id("e2e"),
+        user = credentials.username,
+        password = credentials.password,
+        bootstrap = s.kafka.bootstrap_servers,
+        clickhouse_url = s.clickhouse.url,
+        writer_user = s.clickhouse.writer.username,
+        writer_password = s.clickhouse.writer.password,
+        readings = topics.readings,
+        hj212 = topics.hj212,
+        events = topics.events,
+        dlq = topics.dlq,
+    )
+}
+
+/// A running `argus` process, killed when dropped.
+pub struct Running(pub Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The value of one sample of the metrics text, 0 when absent.
+pub fn sample(metrics: &str, series: &str) -> u64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or(0)
 }

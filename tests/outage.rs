@@ -1,0 +1,348 @@
+//! ClickHouse outage, against the real services: ClickHouse is stopped for 60 s while about
+//! 200,000 readings flow through Kafka into `argus run`, then started again. Every reading and
+//! every alert is in ClickHouse exactly once afterwards, the alerts are exactly those a replay of
+//! the same readings gives, and the Kafka offsets stood still while nothing could be written.
+//!
+//! A test binary of its own: it stops a server the other integration tests use, and cargo runs
+//! test binaries one after another.
+
+#[path = "util.rs"]
+mod util;
+
+use std::collections::BTreeSet;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use argus_dataflow::{run_batch, BatchOptions, Input};
+use argus_model::registry::PointKind;
+use argus_model::{DataFlag, Metric, MetricCode, Reading, Registry, SourceId, Timestamp};
+use argus_rules::RuleSet;
+use argus_store::ClickHouseStore;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+use util::{
+    argus_config, free_port, http_get, repo_path, runtime, settings, unique, Running, Topics,
+};
+
+const MIN: i64 = 60_000;
+const LATENESS_MS: i64 = 300_000;
+
+fn stack(args: &[&str]) {
+    let status = Command::new(repo_path("deploy/local/stack"))
+        .args(args)
+        .status()
+        .unwrap_or_else(|e| panic!("deploy/local/stack {args:?}: {e}"));
+    assert!(status.success(), "deploy/local/stack {args:?} failed");
+}
+
+/// Minute data of the example county's stacks (O2, SO2, NOx) and methane sensors, one Kafka
+/// message (a JSON array) per minute, ending two minutes ago; and the same as readings.
+fn recorded(registry: &Registry, minutes: i64) -> (Vec<String>, Vec<Reading>) {
+    let mut points: Vec<_> = registry
+        .points()
+        .filter(|p| {
+            matches!(
+                p.kind,
+                PointKind::FlueGasOutlet
+                    | PointKind::MineWorkingFace
+                    | PointKind::MineHeadingFace
+                    | PointKind::MineReturnAirway
+            )
+        })
+        .collect();
+    points.sort_by(|a, b| a.mn.cmp(&b.mn));
+    let now = Timestamp::from_system_time(std::time::SystemTime::now()).as_millis();
+    let start = (now - (minutes + 2) * MIN) / MIN * MIN;
+    let (mut messages, mut readings) = (Vec::new(), Vec::new());
+    for minute in 0..minutes {
+        let t = start + minute * MIN;
+        let mut objects = Vec::new();
+        for (i, p) in points.iter().enumerate() {
+            let values: Vec<(Metric, f64)> = if p.kind == PointKind::FlueGasOutlet {
+                let hour = minute / 60;
+                let so2 = if i % 4 == 0 && hour % 6 == 1 {
+                    48.0
+                } else {
+                    20.0
+                } + (minute % 5) as f64;
+                vec![
+                    (Metric::Oxygen, 8.0 + (minute % 3) as f64 * 0.1),
+                    (Metric::So2, so2),
+                    (Metric::Nox, 30.0 + (minute % 7) as f64),
+                ]
+            } else {
+                let spike = i % 3 == 0 && minute % 240 == 17;
+                vec![(Metric::MineCh4, if spike { 1.6 } else { 0.3 })]
+            };
+            let json: Vec<String> = values
+                .iter()
+                .map(|(m, v)| format!("\"{}\":{v}", m.code()))
+                .collect();
+            objects.push(format!(
+                "{{\"source\":\"{}\",\"ts\":{t},\"values\":{{{}}}}}",
+                p.mn,
+                json.join(",")
+            ));
+            for (m, v) in values {
+                readings.push(Reading {
+                    source: SourceId::from(p.mn.as_str()),
+                    metric: MetricCode::Known(m),
+                    value: v,
+                    flag: DataFlag::N,
+                    event_time: Timestamp(t),
+                    receive_time: Timestamp(t),
+                });
+            }
+        }
+        messages.push(format!("[{}]", objects.join(",")));
+    }
+    (messages, readings)
+}
+
+/// The group's committed offset on partition 0 (0 before any commit).
+fn committed(bootstrap: &str, group: &str, topic: &str) -> i64 {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", group)
+        .create()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition(topic, 0);
+    let offsets = consumer
+        .committed_offsets(tpl, Duration::from_secs(10))
+        .unwrap_or_else(|e| panic!("committed offsets: {e}"));
+    match offsets.find_partition(topic, 0).map(|p| p.offset()) {
+        Some(Offset::Offset(n)) => n,
+        _ => 0,
+    }
+}
+
+#[test]
+fn a_clickhouse_outage_loses_and_duplicates_nothing_and_offsets_wait_for_durability() {
+    let s = settings();
+    let id = unique("outage");
+    let registry_text = std::fs::read_to_string(repo_path("config/registry.toml"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let registry =
+        Registry::from_toml_str(&registry_text, "registry.toml").unwrap_or_else(|e| panic!("{e}"));
+    let rules_text =
+        std::fs::read_to_string(repo_path("config/rules.toml")).unwrap_or_else(|e| panic!("{e}"));
+    let rules =
+        RuleSet::compile(&rules_text, "rules.toml", &registry).unwrap_or_else(|e| panic!("{e}"));
+    let (messages, readings) = recorded(&registry, 1_400);
+    let per_message = (readings.len() / messages.len()) as i64;
+    assert!(readings.len() >= 200_000, "{} readings", readings.len());
+
+    // What a replay of the same readings raises: the alerts expected in ClickHouse.
+    let inputs: Vec<Input> = readings.iter().cloned().map(Input::Reading).collect();
+    let expected = run_batch(
+        timely::Config::thread(),
+        Arc::new(rules),
+        Arc::new(inputs),
+        BatchOptions::recorded(LATENESS_MS),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let expected_alerts: BTreeSet<String> = expected
+        .transitions
+        .iter()
+        .map(|t| format!("{:016x}", t.alert_id))
+        .collect();
+    assert!(
+        expected_alerts.len() > 20,
+        "{} alerts",
+        expected_alerts.len()
+    );
+
+    let topics = Topics {
+        readings: format!("{id}.readings"),
+        hj212: format!("{id}.hj212"),
+        events: format!("{id}.events"),
+        dlq: format!("{id}.dlq"),
+    };
+    let (metrics_port, gateway_port) = (free_port(), free_port());
+    let dir = std::env::temp_dir().join(&id);
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let config = dir.join("argus.toml");
+    let rules_section = "allowed_lateness_secs = 300\nmax_delay_secs = 604800\n";
+    let mut text = argus_config(
+        &id,
+        metrics_port,
+        gateway_port,
+        &format!("argus-outage/{id}"),
+        &topics,
+        rules_section,
+    );
+    text = text.replace(
+        "batch_max_age_ms = 100",
+        "batch_max_age_ms = 200\nretry_max_backoff_ms = 1000",
+    );
+    std::fs::write(&config, text).unwrap_or_else(|e| panic!("{e}"));
+
+    let rt = runtime();
+    let kafka = || {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", &s.kafka.bootstrap_servers);
+        c
+    };
+    let admin: AdminClient<DefaultClientContext> =
+        kafka().create().unwrap_or_else(|e| panic!("{e}"));
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    let all = [
+        topics.readings.as_str(),
+        topics.hj212.as_str(),
+        topics.events.as_str(),
+        topics.dlq.as_str(),
+    ];
+    rt.block_on(async {
+        // One partition: the minutes arrive in order, none later than the allowed lateness.
+        let new: Vec<NewTopic> = all
+            .iter()
+            .map(|t| NewTopic::new(t, 1, TopicReplication::Fixed(1)))
+            .collect();
+        let created = admin
+            .create_topics(&new, &options)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(created.iter().all(Result::is_ok), "{created:?}");
+    });
+
+    let log = std::fs::File::create(dir.join("argus.log")).unwrap_or_else(|e| panic!("{e}"));
+    let child = Command::new(env!("CARGO_BIN_EXE_argus"))
+        .args(["--config", &config.display().to_string(), "run", "-w", "2"])
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::from(log))
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn argus: {e}"));
+    let mut argus = Running(child);
+    let store = ClickHouseStore::with_database(&s.clickhouse, &id, &registry);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while rt
+        .block_on(
+            store
+                .query("SELECT count() FROM readings")
+                .fetch_one::<u64>(),
+        )
+        .is_err()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "argus did not create its tables within 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // Produce over about 20 s in the background; ClickHouse stops 5 s in, for 60 s.
+    let producer: FutureProducer = kafka().create().unwrap_or_else(|e| panic!("{e}"));
+    let topic = topics.readings.clone();
+    let sending = rt.spawn(async move {
+        for chunk in messages.chunks(70) {
+            for m in chunk {
+                producer
+                    .send(
+                        FutureRecord::to(&topic).key("k").payload(m),
+                        Duration::from_secs(30),
+                    )
+                    .await
+                    .unwrap_or_else(|(e, _)| panic!("{e}"));
+            }
+            tokio::time::sleep(Duration::from_millis(1_000)).await;
+        }
+    });
+    std::thread::sleep(Duration::from_secs(5));
+    stack(&["stop", "clickhouse"]);
+    std::thread::sleep(Duration::from_secs(5));
+    let frozen = committed(&s.kafka.bootstrap_servers, &id, &topics.readings);
+    std::thread::sleep(Duration::from_secs(50));
+    let still = committed(&s.kafka.bootstrap_servers, &id, &topics.readings);
+    assert_eq!(
+        frozen, still,
+        "offsets were committed while nothing could be written"
+    );
+    stack(&["start", "clickhouse"]);
+
+    // Whatever was committed is in ClickHouse; then everything arrives, once.
+    let durable: u64 = rt
+        .block_on(
+            store
+                .query("SELECT count() FROM readings FINAL")
+                .fetch_one(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        durable as i64 >= still * per_message,
+        "{durable} rows, offset {still}"
+    );
+    rt.block_on(sending).unwrap_or_else(|e| panic!("{e}"));
+    let total = readings.len() as u64;
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let count: u64 = rt
+            .block_on(
+                store
+                    .query("SELECT count() FROM readings FINAL")
+                    .fetch_one(),
+            )
+            .unwrap_or(0);
+        if count == total {
+            break;
+        }
+        assert!(count < total, "{count} readings stored, {total} sent");
+        assert!(
+            Instant::now() < deadline,
+            "{count} of {total} readings stored after 180 s"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let distinct: u64 = rt
+        .block_on(
+            store
+                .query("SELECT uniqExact(source, metric, event_ms) FROM readings")
+                .fetch_one(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(distinct, total);
+
+    // Detection caught up too: the alerts are exactly those of the replay.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut stored: BTreeSet<String> = BTreeSet::new();
+    while stored != expected_alerts && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(500));
+        stored = rt
+            .block_on(
+                store
+                    .query("SELECT DISTINCT alert_id FROM alerts")
+                    .fetch_all::<String>(),
+            )
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+    }
+    assert_eq!(
+        stored, expected_alerts,
+        "stored alerts differ from the replay's"
+    );
+    let metrics = http_get(metrics_port, "/metrics").unwrap_or_default();
+    assert!(metrics.contains("argus_detect_late_total 0"), "late inputs");
+    let failures = util::sample(&metrics, "argus_store_write_failures_total");
+    assert!(failures > 0, "the outage was not seen");
+    let offset = committed(&s.kafka.bootstrap_servers, &id, &topics.readings);
+    assert_eq!(
+        offset as usize, 1_400,
+        "every message committed once written"
+    );
+
+    let pid = argus.0.id().to_string();
+    let _ = Command::new("kill").args(["-TERM", &pid]).status();
+    let status = argus.0.wait().unwrap_or_else(|e| panic!("{e}"));
+    assert!(status.success(), "argus exited with {status:?}");
+    rt.block_on(async {
+        let _ = admin.delete_topics(&all, &options).await;
+        let _ = store.query(&format!("DROP DATABASE {id}")).execute().await;
+    });
+    let _ = std::fs::remove_dir_all(dir);
+}
