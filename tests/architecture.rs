@@ -32,7 +32,13 @@ fn the_pure_core_has_no_io_runtime_or_client_dependencies() {
         "reqwest",
         "timely",
     ];
-    for krate in ["argus-model", "argus-hj212", "argus-ingest", "argus-rules"] {
+    for krate in [
+        "argus-model",
+        "argus-hj212",
+        "argus-ingest",
+        "argus-rules",
+        "argus-tickets",
+    ] {
         let deps = dependencies(krate);
         assert!(
             deps.contains(&"thiserror".to_owned()),
