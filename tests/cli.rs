@@ -135,10 +135,12 @@ fn run_serves_metrics_and_stops_cleanly_on_sigterm() {
     let config = dir.join("argus.toml");
     let registry = repo_path("config/registry.toml");
     let rules = repo_path("config/rules.toml");
+    let tickets = repo_path("config/tickets.toml");
     let body = format!(
-        "[registry]\npath = {:?}\n[metrics]\nlisten_addr = \"127.0.0.1:{port}\"\n[rules]\npath = {:?}\n",
+        "[registry]\npath = {:?}\n[metrics]\nlisten_addr = \"127.0.0.1:{port}\"\n[rules]\npath = {:?}\n[tickets]\npath = {:?}\n",
         registry.display(),
-        rules.display()
+        rules.display(),
+        tickets.display()
     );
     std::fs::write(&config, body).unwrap_or_else(|e| panic!("{e}"));
 

@@ -467,6 +467,37 @@ fn readings_and_events_through_kafka_raise_and_resolve_alerts_on_two_workers() {
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(events, 6, "three alerts fired and resolved");
+        // One enforcement ticket for the mine's coal department team, its record in order:
+        // created, dispatched, and the two other alerts of the episode joining it.
+        let record: Vec<(u32, String, String)> = store
+            .query("SELECT seq, event, to_state FROM ticket_events ORDER BY seq")
+            .fetch_all()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let record: Vec<(u32, &str, &str)> = record
+            .iter()
+            .map(|(seq, event, to)| (*seq, event.as_str(), to.as_str()))
+            .collect();
+        assert_eq!(
+            record,
+            [
+                (1, "created", "new"),
+                (2, "state_changed", "dispatched"),
+                (3, "alert_added", "dispatched"),
+                (4, "alert_added", "dispatched")
+            ]
+        );
+        let (department, team, state, alerts): (String, String, String, u64) = store
+            .query("SELECT department, team, state, length(alert_ids) FROM tickets FINAL")
+            .fetch_one()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            (department.as_str(), state.as_str()),
+            ("coal", "dispatched")
+        );
+        assert!(!team.is_empty());
+        assert_eq!(alerts, 3);
         let _ = store.query(&format!("DROP DATABASE {id}")).execute().await;
     });
 

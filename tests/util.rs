@@ -133,12 +133,15 @@ database = "{id}"
 writer_user = "{writer_user}"
 writer_password = "{writer_password}"
 batch_max_age_ms = 100
+[tickets]
+path = {tickets:?}
 [rules]
 path = {rules:?}
 {extra}
 "#,
         registry = repo_path("config/registry.toml").display().to_string(),
         rules = repo_path("config/rules.toml").display().to_string(),
+        tickets = repo_path("config/tickets.toml").display().to_string(),
         host = s.mqtt.host,
         port = s.mqtt.port,
         client = client_id("e2e"),

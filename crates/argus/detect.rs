@@ -15,6 +15,7 @@ use argus_ingest::{Ack, Record};
 use argus_rules::{RuleSet, Transition};
 use argus_store::sink::Item;
 use argus_telemetry::Telemetry;
+use argus_tickets::FiredAlert;
 use tokio::sync::mpsc;
 
 /// Parts waiting for a worker, per worker: small, so a slow dataflow slows the sources down.
@@ -100,6 +101,7 @@ impl Detection {
         cluster: &Cluster,
         telemetry: Telemetry,
         sink: mpsc::Sender<Item>,
+        fired: mpsc::Sender<Vec<FiredAlert>>,
     ) -> anyhow::Result<Self> {
         let config = cluster.timely_config()?;
         let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
@@ -120,7 +122,11 @@ impl Detection {
         }
         let receivers = Arc::new(receivers);
         let local_workers = cluster.workers;
-        let observer: Arc<dyn Observer> = Arc::new(Report { telemetry, sink });
+        let observer: Arc<dyn Observer> = Arc::new(Report {
+            telemetry,
+            sink,
+            fired,
+        });
         tracing::info!(
             workers = cluster.workers,
             processes = cluster.processes,
@@ -248,6 +254,7 @@ impl Feed for ChannelFeed {
 struct Report {
     telemetry: Telemetry,
     sink: mpsc::Sender<Item>,
+    fired: mpsc::Sender<Vec<FiredAlert>>,
 }
 
 impl Observer for Report {
@@ -262,6 +269,24 @@ impl Observer for Report {
                 count = transitions.len(),
                 "the store sink has stopped: alert transitions not stored"
             );
+        }
+        let fired: Vec<FiredAlert> = transitions
+            .iter()
+            .filter_map(|t| match t.transition {
+                Transition::Fired { started_at, .. } => Some(FiredAlert {
+                    alert_id: t.alert_id,
+                    kind: t.kind,
+                    severity: t.instance.severity,
+                    enterprise_id: t.instance.enterprise_id.to_string(),
+                    metric: t.instance.metric,
+                    started_at,
+                    muted: t.muted,
+                }),
+                _ => None,
+            })
+            .collect();
+        if !fired.is_empty() && self.fired.blocking_send(fired).is_err() {
+            tracing::error!("the ticket book has stopped: fired alerts make no tickets");
         }
         let metrics = &self.telemetry.detect.transitions;
         for t in transitions {

@@ -8,6 +8,7 @@ mod logging;
 mod pipeline;
 mod replay;
 mod serve;
+mod tickets;
 
 use std::process::ExitCode;
 
@@ -54,9 +55,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             logging::init(&settings.log)?;
             let registry = load_registry(&settings.registry_path)?;
             let rules = load_rules(&settings.rules.path, &registry)?;
+            let policy = load_ticket_policy(&settings.tickets.path, &registry)?;
             let runtime =
                 tokio::runtime::Runtime::new().context("cannot start the tokio runtime")?;
-            runtime.block_on(serve::run(settings, registry, rules, cluster))?;
+            runtime.block_on(serve::run(settings, registry, rules, policy, cluster))?;
         }
         Command::Config {
             command: ConfigCommand::Check,
@@ -115,6 +117,20 @@ pub(crate) fn load_rules(
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read rules {}", path.display()))?;
     Ok(argus_rules::RuleSet::compile(
+        &text,
+        &path.display().to_string(),
+        registry,
+    )?)
+}
+
+/// Read the ticket policy and check it against the registry.
+fn load_ticket_policy(
+    path: &std::path::Path,
+    registry: &Registry,
+) -> anyhow::Result<argus_tickets::Policy> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read ticket policy {}", path.display()))?;
+    Ok(argus_tickets::Policy::from_toml_str(
         &text,
         &path.display().to_string(),
         registry,

@@ -27,6 +27,7 @@ pub async fn run(
     settings: Settings,
     registry: Registry,
     rules: RuleSet,
+    policy: argus_tickets::Policy,
     cluster: Cluster,
 ) -> anyhow::Result<()> {
     let started = SystemTime::now()
@@ -97,16 +98,26 @@ pub async fn run(
         telemetry.clone(),
         stopping.clone(),
     );
+    let book = argus_tickets::TicketBook::new(policy, &registry);
+    let (fired_tx, fired_rx) = mpsc::channel(settings.ingest.pipeline_capacity);
+    let tickets = crate::tickets::run(
+        book,
+        fired_rx,
+        sink_tx.clone(),
+        settings.tickets.check_every,
+    );
     let detection = Detection::start(
         &settings,
         Arc::new(rules),
         &cluster,
         telemetry.clone(),
         sink_tx.clone(),
+        fired_tx,
     )?;
 
     let mut tasks = JoinSet::new();
     supervise(&mut tasks, "store sink", sink);
+    supervise(&mut tasks, "tickets", tickets);
     supervise(
         &mut tasks,
         "kafka source",

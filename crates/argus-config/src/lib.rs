@@ -216,6 +216,15 @@ pub struct RulesSettings {
     pub advance_every: Duration,
 }
 
+/// Enforcement ticket settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TicketsSettings {
+    /// The ticket policy file, resolved against the config file's folder.
+    pub path: PathBuf,
+    /// How often deadlines are checked.
+    pub check_every: Duration,
+}
+
 /// Validated settings: everything Argus needs to start, with defaults filled and values checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
@@ -237,6 +246,8 @@ pub struct Settings {
     pub hj212: Hj212Settings,
     /// Detection.
     pub rules: RulesSettings,
+    /// Enforcement tickets.
+    pub tickets: TicketsSettings,
 }
 
 impl Settings {
@@ -551,6 +562,17 @@ fn validate(raw: RawConfig, origin: &str, base_dir: &Path) -> Result<Settings, C
         .unwrap_or(4_096),
     };
 
+    non_empty("tickets.path", &raw.tickets.path)?;
+    let tickets = TicketsSettings {
+        path: base_dir.join(&raw.tickets.path),
+        check_every: Duration::from_secs(in_range(
+            "tickets.check_every_secs",
+            raw.tickets.check_every_secs,
+            1,
+            3_600,
+            "seconds",
+        )?),
+    };
     non_empty("rules.path", &raw.rules.path)?;
     let rules = RulesSettings {
         path: base_dir.join(&raw.rules.path),
@@ -638,6 +660,7 @@ fn validate(raw: RawConfig, origin: &str, base_dir: &Path) -> Result<Settings, C
         ingest,
         hj212,
         rules,
+        tickets,
     })
 }
 

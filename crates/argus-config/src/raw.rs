@@ -23,6 +23,24 @@ pub(crate) struct RawConfig {
     pub hj212: RawHj212,
     #[serde(default)]
     pub rules: RawRulesSection,
+    #[serde(default)]
+    pub tickets: RawTickets,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawTickets {
+    pub path: String,
+    pub check_every_secs: u64,
+}
+
+impl Default for RawTickets {
+    fn default() -> Self {
+        Self {
+            path: "tickets.toml".to_owned(),
+            check_every_secs: 60,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]

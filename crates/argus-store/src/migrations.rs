@@ -112,6 +112,28 @@ pub const MIGRATIONS: &[Migration] = &[
             FROM {db}.readings WHERE flag = 'N' GROUP BY source, metric, hour",
         ],
     },
+    Migration {
+        version: 5,
+        name: "tickets and ticket events",
+        statements: &[
+            // The legal record of enforcement: every change of every ticket, who, when, what,
+            // in order (seq); append only, never updated or deleted by Argus.
+            "CREATE TABLE IF NOT EXISTS {db}.ticket_events (\
+                ticket_id String, seq UInt32, at DateTime, at_ms Int64, actor String, \
+                role String, event String, from_state String, to_state String, note String, \
+                alert_ids Array(String), outcome String\
+            ) ENGINE = MergeTree \
+            PARTITION BY toYYYYMM(at) \
+            ORDER BY (ticket_id, seq)",
+            // One current row per ticket (FINAL): the latest seq wins.
+            "CREATE TABLE IF NOT EXISTS {db}.tickets (\
+                ticket_id String, enterprise_id String, town String, department String, \
+                team String, severity String, state String, created_ms Int64, \
+                deadline_ms Int64, outcome String, alert_ids Array(String), version UInt32\
+            ) ENGINE = ReplacingMergeTree(version) \
+            ORDER BY ticket_id",
+        ],
+    },
 ];
 
 /// A statement with the database filled in.

@@ -4,8 +4,9 @@
 
 use argus_dataflow::AlertTransition;
 use argus_ingest::DeadLetter;
-use argus_model::{Reading, Timestamp};
+use argus_model::{Reading, Ticket, TicketOutcome, TicketState, Timestamp};
 use argus_rules::Transition;
+use argus_tickets::TicketEvent;
 use clickhouse::Row;
 use serde::{Deserialize, Serialize};
 
@@ -72,6 +73,40 @@ pub const COLUMNS: &[(&str, &[(&str, &str)])] = &[
             ("town", "String"),
             ("value", "Float64"),
             ("version", "UInt64"),
+        ],
+    ),
+    (
+        "ticket_events",
+        &[
+            ("actor", "String"),
+            ("alert_ids", "Array(String)"),
+            ("at", "DateTime"),
+            ("at_ms", "Int64"),
+            ("event", "String"),
+            ("from_state", "String"),
+            ("note", "String"),
+            ("outcome", "String"),
+            ("role", "String"),
+            ("seq", "UInt32"),
+            ("ticket_id", "String"),
+            ("to_state", "String"),
+        ],
+    ),
+    (
+        "tickets",
+        &[
+            ("alert_ids", "Array(String)"),
+            ("created_ms", "Int64"),
+            ("deadline_ms", "Int64"),
+            ("department", "String"),
+            ("enterprise_id", "String"),
+            ("outcome", "String"),
+            ("severity", "String"),
+            ("state", "String"),
+            ("team", "String"),
+            ("ticket_id", "String"),
+            ("town", "String"),
+            ("version", "UInt32"),
         ],
     ),
     (
@@ -328,6 +363,114 @@ impl RejectedRow {
             detail: d.detail.clone(),
             raw: String::from_utf8_lossy(&d.raw).into_owned(),
             raw_len: d.raw_len as u64,
+        }
+    }
+}
+
+fn outcome_name(outcome: Option<TicketOutcome>) -> String {
+    match outcome {
+        Some(TicketOutcome::ViolationConfirmed) => "violation_confirmed",
+        Some(TicketOutcome::FalseAlarm) => "false_alarm",
+        Some(TicketOutcome::EquipmentFault) => "equipment_fault",
+        None => "",
+    }
+    .to_owned()
+}
+
+/// A row of `ticket_events`: one entry of a ticket's legal record.
+#[derive(Debug, Clone, PartialEq, Row, Serialize, Deserialize)]
+pub struct TicketEventRow {
+    /// Ticket id, 16 hex digits.
+    pub ticket_id: String,
+    /// Position in the ticket's record, from 1.
+    pub seq: u32,
+    /// When, seconds.
+    pub at: u32,
+    /// When, ms.
+    pub at_ms: i64,
+    /// Who.
+    pub actor: String,
+    /// In which role.
+    pub role: String,
+    /// What happened (created, alert_added, state_changed, escalated).
+    pub event: String,
+    /// State before (empty at creation).
+    pub from_state: String,
+    /// State after.
+    pub to_state: String,
+    /// Note.
+    pub note: String,
+    /// Evidence: alert ids.
+    pub alert_ids: Vec<String>,
+    /// Outcome, when closed.
+    pub outcome: String,
+}
+
+impl TicketEventRow {
+    /// The row of a ticket event.
+    pub fn new(e: &TicketEvent) -> Self {
+        Self {
+            ticket_id: format!("{:016x}", e.ticket_id),
+            seq: e.seq,
+            at: seconds(e.at),
+            at_ms: e.at.as_millis(),
+            actor: e.actor.clone(),
+            role: e.role.as_str().to_owned(),
+            event: e.kind.as_str().to_owned(),
+            from_state: e.from.map_or("", TicketState::as_str).to_owned(),
+            to_state: e.to.as_str().to_owned(),
+            note: e.note.clone(),
+            alert_ids: e.alert_ids.iter().map(|a| format!("{a:016x}")).collect(),
+            outcome: outcome_name(e.outcome),
+        }
+    }
+}
+
+/// A row of `tickets`: a ticket as of its latest event.
+#[derive(Debug, Clone, PartialEq, Row, Serialize, Deserialize)]
+pub struct TicketRow {
+    /// Ticket id, 16 hex digits.
+    pub ticket_id: String,
+    /// Enterprise.
+    pub enterprise_id: String,
+    /// Town.
+    pub town: String,
+    /// Department.
+    pub department: String,
+    /// The team it is routed to.
+    pub team: String,
+    /// Highest severity of its alerts.
+    pub severity: String,
+    /// Current state.
+    pub state: String,
+    /// Created, ms.
+    pub created_ms: i64,
+    /// Deadline of the current state, ms (0: none).
+    pub deadline_ms: i64,
+    /// Outcome, when closed.
+    pub outcome: String,
+    /// Its alerts.
+    pub alert_ids: Vec<String>,
+    /// Replacing version: the seq of its latest event.
+    pub version: u32,
+}
+
+impl TicketRow {
+    /// The row of a ticket routed to `team`, as of event `seq`.
+    pub fn new(t: &Ticket, team: &str, seq: u32) -> Self {
+        Self {
+            ticket_id: format!("{:016x}", t.ticket_id),
+            enterprise_id: t.enterprise_id.clone(),
+            town: t.town.clone(),
+            department: t.department.clone(),
+            team: team.to_owned(),
+            severity: t.severity.as_str().to_owned(),
+            state: t.state.as_str().to_owned(),
+            created_ms: t.created_at.as_millis(),
+            deadline_ms: t.deadline.map_or(0, Timestamp::as_millis),
+            outcome: outcome_name(t.outcome),
+            alert_ids: t.alert_ids.iter().map(|a| format!("{a:016x}")).collect(),
+            version: seq,
         }
     }
 }

@@ -12,6 +12,7 @@ use argus_telemetry::Telemetry;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
+use crate::rows::{TicketEventRow, TicketRow};
 use crate::{ClickHouseStore, StoreError};
 
 /// What the sink takes.
@@ -28,6 +29,13 @@ pub enum Item {
     },
     /// Alert transitions from a detection worker.
     Transitions(Vec<AlertTransition>),
+    /// Ticket events and the tickets they changed.
+    Tickets {
+        /// The events, in order.
+        events: Vec<TicketEventRow>,
+        /// The tickets as of those events.
+        tickets: Vec<TicketRow>,
+    },
 }
 
 /// How the sink batches and retries.
@@ -46,12 +54,17 @@ struct Batch {
     readings: Vec<Reading>,
     rejected: Vec<DeadLetter>,
     transitions: Vec<AlertTransition>,
+    ticket_events: Vec<TicketEventRow>,
+    tickets: Vec<TicketRow>,
     acks: Vec<Ack>,
 }
 
 impl Batch {
     fn rows(&self) -> usize {
-        self.readings.len() + self.rejected.len() + self.transitions.len()
+        self.readings.len()
+            + self.rejected.len()
+            + self.transitions.len()
+            + self.ticket_events.len()
     }
 
     fn add(&mut self, item: Item) {
@@ -66,6 +79,10 @@ impl Batch {
                 self.acks.push(ack);
             }
             Item::Transitions(t) => self.transitions.extend(t),
+            Item::Tickets { events, tickets } => {
+                self.ticket_events.extend(events);
+                self.tickets.extend(tickets);
+            }
         }
     }
 }
@@ -157,12 +174,16 @@ async fn write(
         readings,
         rejected,
         transitions,
+        ticket_events,
+        tickets,
         acks,
     } = batch;
     let rows = Rows {
         readings,
         rejected,
         transitions,
+        ticket_events,
+        tickets,
     };
     let mut backoff = Duration::from_millis(100);
     let mut written = Written::default();
@@ -198,6 +219,7 @@ struct Written {
     readings: bool,
     rejected: bool,
     transitions: bool,
+    tickets: bool,
 }
 
 /// The rows of a batch.
@@ -206,11 +228,16 @@ struct Rows {
     readings: Vec<Reading>,
     rejected: Vec<DeadLetter>,
     transitions: Vec<AlertTransition>,
+    ticket_events: Vec<TicketEventRow>,
+    tickets: Vec<TicketRow>,
 }
 
 impl Rows {
     fn len(&self) -> usize {
-        self.readings.len() + self.rejected.len() + self.transitions.len()
+        self.readings.len()
+            + self.rejected.len()
+            + self.transitions.len()
+            + self.ticket_events.len()
     }
 }
 
@@ -239,6 +266,15 @@ async fn attempt(
         written.transitions = true;
         rows.with_label_values(&["alert_events"])
             .inc_by(batch.transitions.len() as u64);
+    }
+    if !written.tickets {
+        // Alerts before the tickets that cite them.
+        store
+            .insert_tickets(batch.ticket_events.clone(), batch.tickets.clone())
+            .await?;
+        written.tickets = true;
+        rows.with_label_values(&["ticket_events"])
+            .inc_by(batch.ticket_events.len() as u64);
     }
     Ok(())
 }

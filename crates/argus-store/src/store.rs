@@ -10,7 +10,7 @@ use argus_model::{Reading, Registry, Timestamp};
 use clickhouse::Client;
 
 use crate::migrations::{sql, MIGRATIONS, MIGRATIONS_TABLE};
-use crate::rows::{alert_rows, ReadingRow, RejectedRow, COLUMNS};
+use crate::rows::{alert_rows, ReadingRow, RejectedRow, TicketEventRow, TicketRow, COLUMNS};
 use crate::StoreError;
 
 /// Readings, alerts and rejected inputs in one ClickHouse database.
@@ -174,6 +174,16 @@ impl ClickHouseStore {
             .unzip();
         self.insert("alert_events", events).await?;
         self.insert("alerts", alerts).await
+    }
+
+    /// Insert ticket events and the tickets' current rows (two requests).
+    pub async fn insert_tickets(
+        &self,
+        events: Vec<TicketEventRow>,
+        tickets: Vec<TicketRow>,
+    ) -> Result<(), StoreError> {
+        self.insert("ticket_events", events).await?;
+        self.insert("tickets", tickets).await
     }
 
     /// Insert dead letters (one request).

@@ -378,7 +378,7 @@ impl Telemetry {
             gateway.closed.with_label_values(&[cause]).inc_by(0);
         }
         ingest.dead_letters("mqtt", "bad_json", 0);
-        for table in ["readings", "rejected", "alert_events"] {
+        for table in ["readings", "rejected", "alert_events", "ticket_events"] {
             store.rows.with_label_values(&[table]).inc_by(0);
         }
         for kind in ["reading", "event"] {
