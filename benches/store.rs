@@ -63,6 +63,7 @@ fn main() {
         max_rows: settings.clickhouse.batch_max_rows,
         max_age: settings.clickhouse.batch_max_age,
         max_backoff: settings.clickhouse.retry_max_backoff,
+        spool: None,
     };
     rt.block_on(async {
         store.migrate().await.unwrap_or_else(|e| panic!("{e}"));
@@ -80,7 +81,7 @@ fn main() {
         let telemetry = Telemetry::new("bench", 0).unwrap_or_else(|e| panic!("{e}"));
         let (_stop, stopping) = watch::channel(false);
         let (tx, rx) = mpsc::channel(1024);
-        let sink = tokio::spawn(run(store.clone(), rx, options, telemetry, stopping));
+        let sink = tokio::spawn(run(store.clone(), rx, options.clone(), telemetry, stopping));
         let acked = Arc::new(AtomicUsize::new(0));
         let started = Instant::now();
         for chunk in readings.chunks(PER_ITEM) {

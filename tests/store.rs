@@ -252,6 +252,7 @@ fn the_sink_acknowledges_only_once_rows_are_written() {
             max_rows: 1_000,
             max_age: Duration::from_millis(50),
             max_backoff: Duration::from_millis(200),
+            spool: None,
         };
         let acked = Arc::new(AtomicUsize::new(0));
         let item = |n: i64| {
@@ -276,7 +277,7 @@ fn the_sink_acknowledges_only_once_rows_are_written() {
         let (tx, rx) = mpsc::channel(8);
         let store =
             ClickHouseStore::with_database(&unreachable, &unique("argus_sink_down"), &registry);
-        let sink = tokio::spawn(run(store, rx, options, telemetry.clone(), stopping));
+        let sink = tokio::spawn(run(store, rx, options.clone(), telemetry.clone(), stopping));
         tx.send(item(0)).await.unwrap_or_else(|e| panic!("{e}"));
         tokio::time::sleep(Duration::from_secs(1)).await;
         assert_eq!(acked.load(Ordering::SeqCst), 0);
@@ -321,5 +322,107 @@ fn the_sink_acknowledges_only_once_rows_are_written() {
             .execute()
             .await
             .unwrap_or_else(|e| panic!("{e}"));
+    });
+}
+
+#[test]
+fn while_clickhouse_is_unreachable_rows_are_spooled_acknowledged_and_written_later_in_order() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use argus_ingest::Ack;
+    use argus_store::sink::{run, Item, SinkOptions, SpoolOptions};
+    use argus_telemetry::Telemetry;
+    use tokio::sync::{mpsc, watch};
+
+    let rt = runtime();
+    rt.block_on(async {
+        let s = settings();
+        let registry = registry();
+        let spool_dir = std::env::temp_dir().join(unique("argus_spool"));
+        let options = SinkOptions {
+            max_rows: 1_000,
+            max_age: Duration::from_millis(50),
+            max_backoff: Duration::from_millis(200),
+            spool: Some(SpoolOptions {
+                dir: spool_dir.clone(),
+                max_bytes: 64 << 20,
+            }),
+        };
+        let acked = Arc::new(AtomicUsize::new(0));
+        let item = |n: i64| {
+            let acked = Arc::clone(&acked);
+            Item::Input {
+                readings: (0..100)
+                    .map(|m| reading("15010201000101", n * 100 + m, n as f64, DataFlag::N))
+                    .collect(),
+                rejected: Vec::new(),
+                ack: Ack::new(move || {
+                    acked.fetch_add(1, Ordering::SeqCst);
+                }),
+            }
+        };
+
+        // ClickHouse unreachable: the rows go to the spool, and the inputs are acknowledged.
+        let mut unreachable = s.clickhouse.clone();
+        unreachable.url = "http://127.0.0.1:9".to_owned();
+        let db = unique("argus_spooled");
+        let telemetry = Telemetry::new("test", 0).unwrap_or_else(|e| panic!("{e}"));
+        let (_stop, stopping) = watch::channel(false);
+        let (tx, rx) = mpsc::channel(8);
+        let down = ClickHouseStore::with_database(&unreachable, &db, &registry);
+        let sink = tokio::spawn(run(down, rx, options.clone(), telemetry.clone(), stopping));
+        for n in 0..5 {
+            tx.send(item(n)).await.unwrap_or_else(|e| panic!("{e}"));
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        drop(tx);
+        sink.await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            acked.load(Ordering::SeqCst),
+            5,
+            "spooled inputs are acknowledged"
+        );
+        assert!(telemetry.store.spool_bytes.get() > 0);
+        let files = std::fs::read_dir(&spool_dir)
+            .map(|d| d.count())
+            .unwrap_or(0);
+        assert!(files >= 1, "no spool files");
+
+        // ClickHouse back (a restart of Argus, say): the spool drains into it, then is empty.
+        let telemetry = Telemetry::new("test", 0).unwrap_or_else(|e| panic!("{e}"));
+        let (_stop, stopping) = watch::channel(false);
+        let (tx, rx) = mpsc::channel(8);
+        let up = ClickHouseStore::with_database(&s.clickhouse, &db, &registry);
+        let sink = tokio::spawn(run(up.clone(), rx, options, telemetry.clone(), stopping));
+        tx.send(item(5)).await.unwrap_or_else(|e| panic!("{e}"));
+        drop(tx);
+        sink.await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(acked.load(Ordering::SeqCst), 6);
+        assert_eq!(telemetry.store.spool_bytes.get(), 0);
+        let (count, sum): (u64, f64) = up
+            .query("SELECT count(), sum(value) FROM readings FINAL")
+            .fetch_one()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(count, 600);
+        assert_eq!(sum, (0..6).map(|n| 100.0 * n as f64).sum::<f64>());
+        let left = std::fs::read_dir(&spool_dir)
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .filter(|e| e.path().extension().is_some_and(|x| x == "batch"))
+                    .count()
+            })
+            .unwrap_or(0);
+        assert_eq!(left, 0, "spool files left");
+        up.query(&format!("DROP DATABASE {db}"))
+            .execute()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let _ = std::fs::remove_dir_all(spool_dir);
     });
 }

@@ -86,11 +86,18 @@ pub async fn run(
     tracing::info!(rules = rules.len(), "rules bound to the registry");
     let store = argus_store::ClickHouseStore::new(&settings.clickhouse, &registry);
     let (sink_tx, sink_rx) = mpsc::channel(settings.ingest.pipeline_capacity);
-    let sink_options = argus_store::sink::SinkOptions {
-        max_rows: settings.clickhouse.batch_max_rows,
-        max_age: settings.clickhouse.batch_max_age,
-        max_backoff: settings.clickhouse.retry_max_backoff,
-    };
+    let sink_options =
+        argus_store::sink::SinkOptions {
+            max_rows: settings.clickhouse.batch_max_rows,
+            max_age: settings.clickhouse.batch_max_age,
+            max_backoff: settings.clickhouse.retry_max_backoff,
+            spool: settings.clickhouse.spool_dir.clone().map(|dir| {
+                argus_store::sink::SpoolOptions {
+                    dir,
+                    max_bytes: settings.clickhouse.spool_max_bytes,
+                }
+            }),
+        };
     let sink = argus_store::sink::run(
         store,
         sink_rx,

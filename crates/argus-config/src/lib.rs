@@ -197,6 +197,11 @@ pub struct ClickHouseSettings {
     pub batch_max_age: Duration,
     /// Longest wait between two attempts at a failed write (the wait doubles up to it).
     pub retry_max_backoff: Duration,
+    /// Where rows are kept while ClickHouse is unreachable (resolved against the config file's
+    /// folder), if anywhere.
+    pub spool_dir: Option<PathBuf>,
+    /// The spool's size limit.
+    pub spool_max_bytes: u64,
 }
 
 /// Detection settings.
@@ -491,6 +496,14 @@ fn validate(raw: RawConfig, origin: &str, base_dir: &Path) -> Result<Settings, C
         600_000,
         "ms",
     )?);
+    let spool_dir = (!c.spool_path.trim().is_empty()).then(|| base_dir.join(&c.spool_path));
+    let spool_max_bytes = in_range(
+        "clickhouse.spool_max_mib",
+        c.spool_max_mib,
+        1,
+        1_048_576,
+        "MiB",
+    )? * 1_048_576;
     let retry_max_backoff = Duration::from_millis(in_range(
         "clickhouse.retry_max_backoff_ms",
         c.retry_max_backoff_ms,
@@ -656,6 +669,8 @@ fn validate(raw: RawConfig, origin: &str, base_dir: &Path) -> Result<Settings, C
             batch_max_rows,
             batch_max_age,
             retry_max_backoff,
+            spool_dir,
+            spool_max_bytes,
         },
         ingest,
         hj212,

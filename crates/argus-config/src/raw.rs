@@ -228,6 +228,8 @@ pub(crate) struct RawClickHouse {
     pub batch_max_rows: u64,
     pub batch_max_age_ms: u64,
     pub retry_max_backoff_ms: u64,
+    pub spool_path: String,
+    pub spool_max_mib: u64,
 }
 
 impl Default for RawClickHouse {
@@ -243,6 +245,8 @@ impl Default for RawClickHouse {
             batch_max_rows: 50_000,
             batch_max_age_ms: 1_000,
             retry_max_backoff_ms: 30_000,
+            spool_path: String::new(),
+            spool_max_mib: 1_024,
         }
     }
 }

@@ -6,6 +6,7 @@
 pub mod migrations;
 pub mod rows;
 pub mod sink;
+pub mod spool;
 mod store;
 
 pub use store::ClickHouseStore;
@@ -21,6 +22,9 @@ pub enum StoreError {
         /// The client's error.
         source: clickhouse::error::Error,
     },
+    /// The spool refused to keep or give back rows.
+    #[error(transparent)]
+    Spool(crate::spool::SpoolError),
     /// A table's columns are not those Argus writes: writing would store garbage.
     #[error("clickhouse table {table} has columns {found:?}, argus writes {expected:?}: migrate or fix the table")]
     Schema {

@@ -1,8 +1,12 @@
-//! The sink: rows from the pipeline and the detection workers written in batches (bounded in
-//! rows and in age), retried with backoff while ClickHouse fails, and the inputs they came from
-//! acknowledged only once their rows are written. While writes fail the sink's queue fills and
-//! the sources wait: backpressure, not memory growth.
+//! The sink: rows from the pipeline, the detection workers and the ticket book written in
+//! batches (bounded in rows and in age), and the inputs they came from acknowledged only once
+//! their rows are durable: written to ClickHouse, or kept in the on-disk [`Spool`] while
+//! ClickHouse is unreachable. Spooled batches are written oldest first when it returns, and
+//! while any are left new batches queue behind them, so rows arrive in order. Without a spool
+//! (or with a full one) a failed write is retried with backoff and the sources wait:
+//! backpressure, not memory growth.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use argus_dataflow::AlertTransition;
@@ -12,13 +16,14 @@ use argus_telemetry::Telemetry;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
-use crate::rows::{TicketEventRow, TicketRow};
+use crate::rows::{RejectedRow, TicketEventRow, TicketRow};
+use crate::spool::{RowBatch, Spool, SpoolError};
 use crate::{ClickHouseStore, StoreError};
 
 /// What the sink takes.
 #[derive(Debug)]
 pub enum Item {
-    /// Accepted readings and refused inputs of one envelope; `ack` runs once they are written.
+    /// Accepted readings and refused inputs of one envelope; `ack` runs once they are durable.
     Input {
         /// Readings to store.
         readings: Vec<Reading>,
@@ -38,8 +43,17 @@ pub enum Item {
     },
 }
 
-/// How the sink batches and retries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Where the spool lives and how large it may grow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpoolOptions {
+    /// Its directory.
+    pub dir: PathBuf,
+    /// Its size limit.
+    pub max_bytes: u64,
+}
+
+/// How the sink batches, retries and spools.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SinkOptions {
     /// A batch is written once it holds this many rows ...
     pub max_rows: usize,
@@ -47,6 +61,8 @@ pub struct SinkOptions {
     pub max_age: Duration,
     /// Longest wait between two attempts.
     pub max_backoff: Duration,
+    /// The spool, if any.
+    pub spool: Option<SpoolOptions>,
 }
 
 #[derive(Debug, Default)]
@@ -65,6 +81,10 @@ impl Batch {
             + self.rejected.len()
             + self.transitions.len()
             + self.ticket_events.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.rows() == 0 && self.acks.is_empty() && self.tickets.is_empty()
     }
 
     fn add(&mut self, item: Item) {
@@ -87,10 +107,204 @@ impl Batch {
     }
 }
 
-/// Prepare the database (migrations, column check; retried while ClickHouse is unreachable),
-/// then write what `rx` brings until every sender is gone, and flush. On shutdown a batch that
-/// cannot be written is left unacknowledged (its inputs are delivered again after a restart).
-/// Fails only on tables whose columns are not Argus's: writing would store garbage.
+/// The sink's state between batches.
+struct Sink {
+    store: ClickHouseStore,
+    options: SinkOptions,
+    telemetry: Telemetry,
+    spool: Option<Spool>,
+    /// Whether the schema is known to be in place.
+    ready: bool,
+    backoff: Duration,
+    /// When ClickHouse may be tried again after a failure.
+    next_try: Instant,
+}
+
+impl Sink {
+    fn failed(&mut self, what: &str, e: &StoreError) {
+        self.telemetry.store.write_failures.inc();
+        tracing::warn!(retry_in = ?self.backoff, "{what}: {e}");
+        self.next_try = Instant::now() + self.backoff;
+        self.backoff = (self.backoff * 2).min(self.options.max_backoff);
+    }
+
+    fn succeeded(&mut self) {
+        self.backoff = Duration::from_millis(100);
+        self.next_try = Instant::now();
+    }
+
+    fn gauge(&self) {
+        let bytes = self.spool.as_ref().map_or(0, Spool::bytes);
+        self.telemetry
+            .store
+            .spool_bytes
+            .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+    }
+
+    /// Migrate and check the schema, once; fails only on foreign columns.
+    async fn prepare(&mut self) -> Result<bool, StoreError> {
+        if self.ready {
+            return Ok(true);
+        }
+        let prepared = match self.store.migrate().await {
+            Ok(applied) => self.store.check_columns().await.map(|()| applied),
+            Err(e) => Err(e),
+        };
+        match prepared {
+            Ok(applied) => {
+                tracing::info!(
+                    database = self.store.database(),
+                    ?applied,
+                    "clickhouse schema ready"
+                );
+                self.ready = true;
+                self.succeeded();
+                Ok(true)
+            }
+            Err(e @ StoreError::Schema { .. }) => Err(e),
+            Err(e) => {
+                self.failed("cannot prepare the clickhouse schema", &e);
+                Ok(false)
+            }
+        }
+    }
+
+    /// Write spooled batches, oldest first, while ClickHouse takes them.
+    async fn drain(&mut self) -> Result<(), StoreError> {
+        if Instant::now() < self.next_try || !self.prepare().await? {
+            return Ok(());
+        }
+        let Some(spool) = self.spool.as_mut() else {
+            return Ok(());
+        };
+        loop {
+            let spooled = match spool.oldest() {
+                Ok(Some(s)) => s,
+                Ok(None) => break,
+                Err(e) => {
+                    // Set aside with a `.bad` suffix; the next one follows.
+                    tracing::error!("spooled batch unreadable, set aside: {e}");
+                    continue;
+                }
+            };
+            let mut batch = spooled.batch;
+            let rows = batch.len();
+            match self.store.insert_batch(&mut batch).await {
+                Ok(()) => {
+                    spool.pop(spooled.seq).map_err(StoreError::Spool)?;
+                    self.telemetry
+                        .store
+                        .rows
+                        .with_label_values(&["spooled"])
+                        .inc_by(rows as u64);
+                }
+                Err(e) => {
+                    if batch.len() < rows {
+                        // Part of it is in: keep only the rest.
+                        spool.pop(spooled.seq).map_err(StoreError::Spool)?;
+                        spool.push_front(&batch).map_err(StoreError::Spool)?;
+                    }
+                    self.failed("cannot write spooled rows to clickhouse", &e);
+                    break;
+                }
+            }
+        }
+        if self.spool.as_ref().is_some_and(Spool::is_empty) {
+            tracing::info!("spool drained");
+        }
+        self.succeeded_if_empty();
+        self.gauge();
+        Ok(())
+    }
+
+    fn succeeded_if_empty(&mut self) {
+        if self.spool.as_ref().is_none_or(Spool::is_empty) && Instant::now() >= self.next_try {
+            self.succeeded();
+        }
+    }
+
+    /// Make a batch durable and acknowledge its inputs; on shutdown, give up on what cannot
+    /// be made durable (unacknowledged: delivered again after a restart).
+    async fn flush(
+        &mut self,
+        batch: Batch,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<(), StoreError> {
+        let Batch {
+            readings,
+            rejected,
+            transitions,
+            ticket_events,
+            tickets,
+            acks,
+        } = batch;
+        let now = Timestamp::from_system_time(std::time::SystemTime::now());
+        let (alert_events, alerts) = self.store.transition_rows(&transitions, now);
+        let mut rows = RowBatch {
+            readings: self.store.reading_rows(&readings),
+            rejected: rejected.iter().map(RejectedRow::new).collect(),
+            alert_events,
+            alerts,
+            ticket_events,
+            tickets,
+        };
+        let total = rows.len();
+        loop {
+            let spooling = self.spool.as_ref().is_some_and(|s| !s.is_empty());
+            if !spooling && Instant::now() >= self.next_try && self.prepare().await? {
+                match self.store.insert_batch(&mut rows).await {
+                    Ok(()) => {
+                        self.succeeded();
+                        self.telemetry
+                            .store
+                            .rows
+                            .with_label_values(&["direct"])
+                            .inc_by(total as u64);
+                        break;
+                    }
+                    Err(e) => self.failed("cannot write to clickhouse", &e),
+                }
+            }
+            if let Some(spool) = self.spool.as_mut() {
+                match spool.push(&rows) {
+                    Ok(()) => {
+                        self.gauge();
+                        break;
+                    }
+                    Err(e @ SpoolError::Full { .. }) => {
+                        tracing::warn!("{e}: waiting for clickhouse");
+                        self.drain().await?;
+                    }
+                    Err(e) => return Err(StoreError::Spool(e)),
+                }
+            }
+            if *shutdown.borrow() {
+                tracing::error!(
+                    rows = rows.len(),
+                    "shutting down with rows neither in clickhouse nor spooled; their inputs stay unacknowledged and will be delivered again"
+                );
+                return Ok(());
+            }
+            let wait = self
+                .next_try
+                .saturating_duration_since(Instant::now())
+                .max(Duration::from_millis(50));
+            tokio::select! {
+                _ = shutdown.changed() => {}
+                () = tokio::time::sleep(wait) => {}
+            }
+        }
+        for ack in acks {
+            ack.done();
+        }
+        Ok(())
+    }
+}
+
+/// Prepare the database (migrations and the column check, retried while ClickHouse is
+/// unreachable), then make durable what `rx` brings until every sender is gone, and flush.
+/// Fails only on tables whose columns are not Argus's (writing would store garbage) and on a
+/// spool the file system refuses.
 pub async fn run(
     store: ClickHouseStore,
     mut rx: mpsc::Receiver<Item>,
@@ -98,183 +312,77 @@ pub async fn run(
     telemetry: Telemetry,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), StoreError> {
-    let mut backoff = Duration::from_millis(100);
-    loop {
-        let prepared = match store.migrate().await {
-            Ok(applied) => store.check_columns().await.map(|()| applied),
-            Err(e) => Err(e),
-        };
-        match prepared {
-            Ok(applied) => {
-                tracing::info!(
-                    database = store.database(),
-                    ?applied,
-                    "clickhouse schema ready"
-                );
-                break;
-            }
-            Err(e @ StoreError::Schema { .. }) => return Err(e),
-            Err(e) => {
-                telemetry.store.write_failures.inc();
-                if *shutdown.borrow() {
-                    tracing::error!("shutting down before clickhouse was ready: {e}");
-                    return Ok(());
-                }
-                tracing::warn!(retry_in = ?backoff, "cannot prepare the clickhouse schema: {e}");
-                tokio::select! {
-                    _ = shutdown.changed() => {}
-                    () = tokio::time::sleep(backoff) => {}
-                }
-                backoff = (backoff * 2).min(options.max_backoff);
-            }
+    let spool = match &options.spool {
+        Some(s) => Some(Spool::open(&s.dir, s.max_bytes).map_err(StoreError::Spool)?),
+        None => None,
+    };
+    if let Some(s) = &spool {
+        if !s.is_empty() {
+            tracing::info!(
+                batches = s.len(),
+                bytes = s.bytes(),
+                "spooled batches from an earlier run"
+            );
         }
     }
+    let mut sink = Sink {
+        store,
+        options,
+        telemetry,
+        spool,
+        ready: false,
+        backoff: Duration::from_millis(100),
+        next_try: Instant::now(),
+    };
+    sink.gauge();
+    sink.prepare().await?;
     let mut batch = Batch::default();
     let mut deadline: Option<Instant> = None;
     let mut open = true;
-    while open || batch.rows() > 0 || !batch.acks.is_empty() {
-        let due = batch.rows() >= options.max_rows
+    while open || !batch.is_empty() {
+        let due = batch.rows() >= sink.options.max_rows
             || deadline.is_some_and(|d| Instant::now() >= d)
-            || (!open && (batch.rows() > 0 || !batch.acks.is_empty()));
+            || (!open && !batch.is_empty());
         if due {
             let full = std::mem::take(&mut batch);
             deadline = None;
-            write(&store, full, options, &telemetry, shutdown.clone()).await;
+            sink.flush(full, &mut shutdown).await?;
             continue;
         }
-        let received = match deadline {
-            Some(d) => tokio::time::timeout_at(d, rx.recv()).await.ok(),
+        let spooled = sink.spool.as_ref().is_some_and(|s| !s.is_empty());
+        // Wake for the batch's age, or to retry the spool.
+        let wake = match (deadline, spooled) {
+            (Some(d), true) => Some(d.min(sink.next_try)),
+            (Some(d), false) => Some(d),
+            (None, true) => Some(sink.next_try),
+            (None, false) => None,
+        };
+        let received = match wake {
+            Some(at) => tokio::time::timeout_at(at, rx.recv()).await.ok(),
             None => Some(rx.recv().await),
         };
         match received {
             Some(Some(item)) => {
                 if deadline.is_none() {
-                    deadline = Some(Instant::now() + options.max_age);
+                    deadline = Some(Instant::now() + sink.options.max_age);
                 }
                 batch.add(item);
             }
             Some(None) => open = false,
-            None => {} // the batch's age is up
-        }
-    }
-    tracing::info!("store sink drained");
-    Ok(())
-}
-
-/// Write a batch, retrying with backoff; acknowledge its inputs once written.
-async fn write(
-    store: &ClickHouseStore,
-    batch: Batch,
-    options: SinkOptions,
-    telemetry: &Telemetry,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    // Acknowledgements are not shared across the awaits below (they need not be Sync).
-    let Batch {
-        readings,
-        rejected,
-        transitions,
-        ticket_events,
-        tickets,
-        acks,
-    } = batch;
-    let rows = Rows {
-        readings,
-        rejected,
-        transitions,
-        ticket_events,
-        tickets,
-    };
-    let mut backoff = Duration::from_millis(100);
-    let mut written = Written::default();
-    loop {
-        match attempt(store, &rows, &mut written, telemetry).await {
-            Ok(()) => break,
-            Err(e) => {
-                telemetry.store.write_failures.inc();
-                if *shutdown.borrow() {
-                    tracing::error!(
-                        rows = rows.len(),
-                        "cannot write to clickhouse while shutting down: {e}; the inputs stay unacknowledged and will be delivered again"
-                    );
-                    return;
+            None => {
+                if spooled {
+                    sink.drain().await?;
                 }
-                tracing::warn!(retry_in = ?backoff, rows = rows.len(), "cannot write to clickhouse: {e}");
-                tokio::select! {
-                    _ = shutdown.changed() => {}
-                    () = tokio::time::sleep(backoff) => {}
-                }
-                backoff = (backoff * 2).min(options.max_backoff);
             }
         }
     }
-    for ack in acks {
-        ack.done();
+    // Last chance to empty the spool before stopping; what stays is written at the next start.
+    if sink.spool.as_ref().is_some_and(|s| !s.is_empty()) && !*shutdown.borrow() {
+        sink.drain().await?;
     }
-}
-
-/// Which parts of a batch are written already (a retry does not write them twice).
-#[derive(Debug, Default)]
-struct Written {
-    readings: bool,
-    rejected: bool,
-    transitions: bool,
-    tickets: bool,
-}
-
-/// The rows of a batch.
-#[derive(Debug)]
-struct Rows {
-    readings: Vec<Reading>,
-    rejected: Vec<DeadLetter>,
-    transitions: Vec<AlertTransition>,
-    ticket_events: Vec<TicketEventRow>,
-    tickets: Vec<TicketRow>,
-}
-
-impl Rows {
-    fn len(&self) -> usize {
-        self.readings.len()
-            + self.rejected.len()
-            + self.transitions.len()
-            + self.ticket_events.len()
-    }
-}
-
-async fn attempt(
-    store: &ClickHouseStore,
-    batch: &Rows,
-    written: &mut Written,
-    telemetry: &Telemetry,
-) -> Result<(), StoreError> {
-    let rows = &telemetry.store.rows;
-    if !written.readings {
-        store.insert_readings(&batch.readings).await?;
-        written.readings = true;
-        rows.with_label_values(&["readings"])
-            .inc_by(batch.readings.len() as u64);
-    }
-    if !written.rejected {
-        store.insert_rejected(&batch.rejected).await?;
-        written.rejected = true;
-        rows.with_label_values(&["rejected"])
-            .inc_by(batch.rejected.len() as u64);
-    }
-    if !written.transitions {
-        let now = Timestamp::from_system_time(std::time::SystemTime::now());
-        store.insert_transitions(&batch.transitions, now).await?;
-        written.transitions = true;
-        rows.with_label_values(&["alert_events"])
-            .inc_by(batch.transitions.len() as u64);
-    }
-    if !written.tickets {
-        // Alerts before the tickets that cite them.
-        store
-            .insert_tickets(batch.ticket_events.clone(), batch.tickets.clone())
-            .await?;
-        written.tickets = true;
-        rows.with_label_values(&["ticket_events"])
-            .inc_by(batch.ticket_events.len() as u64);
-    }
+    tracing::info!(
+        spooled_batches = sink.spool.as_ref().map_or(0, Spool::len),
+        "store sink drained"
+    );
     Ok(())
 }

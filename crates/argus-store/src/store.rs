@@ -10,7 +10,11 @@ use argus_model::{Reading, Registry, Timestamp};
 use clickhouse::Client;
 
 use crate::migrations::{sql, MIGRATIONS, MIGRATIONS_TABLE};
-use crate::rows::{alert_rows, ReadingRow, RejectedRow, TicketEventRow, TicketRow, COLUMNS};
+use crate::rows::{
+    alert_rows, AlertEventRow, AlertRow, ReadingRow, RejectedRow, TicketEventRow, TicketRow,
+    COLUMNS,
+};
+use crate::spool::RowBatch;
 use crate::StoreError;
 
 /// Readings, alerts and rejected inputs in one ClickHouse database.
@@ -141,9 +145,9 @@ impl ClickHouseStore {
         Ok(())
     }
 
-    /// Insert readings (one request).
-    pub async fn insert_readings(&self, readings: &[Reading]) -> Result<(), StoreError> {
-        let rows: Vec<ReadingRow> = readings
+    /// The rows of readings (labelled with their enterprise).
+    pub fn reading_rows(&self, readings: &[Reading]) -> Vec<ReadingRow> {
+        readings
             .iter()
             .map(|r| {
                 let enterprise = self
@@ -152,17 +156,17 @@ impl ClickHouseStore {
                     .map_or("", String::as_str);
                 ReadingRow::new(r, enterprise)
             })
-            .collect();
-        self.insert("readings", rows).await
+            .collect()
     }
 
-    /// Insert alert transitions: their events and the alerts' current rows (two requests).
-    pub async fn insert_transitions(
+    /// The rows of alert transitions: their events and the alerts' current rows (labelled with
+    /// the enterprise's town).
+    pub fn transition_rows(
         &self,
         transitions: &[AlertTransition],
         recorded: Timestamp,
-    ) -> Result<(), StoreError> {
-        let (events, alerts): (Vec<_>, Vec<_>) = transitions
+    ) -> (Vec<AlertEventRow>, Vec<AlertRow>) {
+        transitions
             .iter()
             .map(|t| {
                 let town = self
@@ -171,9 +175,43 @@ impl ClickHouseStore {
                     .map_or("", String::as_str);
                 alert_rows(t, town, recorded)
             })
-            .unzip();
-        self.insert("alert_events", events).await?;
-        self.insert("alerts", alerts).await
+            .unzip()
+    }
+
+    /// Insert readings (one request).
+    pub async fn insert_readings(&self, readings: &[Reading]) -> Result<(), StoreError> {
+        self.insert("readings", &self.reading_rows(readings)).await
+    }
+
+    /// Insert alert transitions: their events and the alerts' current rows (two requests).
+    pub async fn insert_transitions(
+        &self,
+        transitions: &[AlertTransition],
+        recorded: Timestamp,
+    ) -> Result<(), StoreError> {
+        let (events, alerts) = self.transition_rows(transitions, recorded);
+        self.insert("alert_events", &events).await?;
+        self.insert("alerts", &alerts).await
+    }
+
+    /// Insert a batch of rows, table by table; the tables written are emptied from `batch`, so
+    /// after a failure what is left is exactly what remains to write (the tables that only
+    /// append, `rejected` and `ticket_events`, are never written twice).
+    pub async fn insert_batch(&self, batch: &mut RowBatch) -> Result<(), StoreError> {
+        // Replacing tables first: a retry of them is harmless.
+        self.insert("readings", &batch.readings).await?;
+        batch.readings.clear();
+        self.insert("alert_events", &batch.alert_events).await?;
+        batch.alert_events.clear();
+        self.insert("alerts", &batch.alerts).await?;
+        batch.alerts.clear();
+        self.insert("tickets", &batch.tickets).await?;
+        batch.tickets.clear();
+        self.insert("rejected", &batch.rejected).await?;
+        batch.rejected.clear();
+        self.insert("ticket_events", &batch.ticket_events).await?;
+        batch.ticket_events.clear();
+        Ok(())
     }
 
     /// Insert ticket events and the tickets' current rows (two requests).
@@ -182,14 +220,14 @@ impl ClickHouseStore {
         events: Vec<TicketEventRow>,
         tickets: Vec<TicketRow>,
     ) -> Result<(), StoreError> {
-        self.insert("ticket_events", events).await?;
-        self.insert("tickets", tickets).await
+        self.insert("ticket_events", &events).await?;
+        self.insert("tickets", &tickets).await
     }
 
     /// Insert dead letters (one request).
     pub async fn insert_rejected(&self, letters: &[DeadLetter]) -> Result<(), StoreError> {
         let rows: Vec<RejectedRow> = letters.iter().map(RejectedRow::new).collect();
-        self.insert("rejected", rows).await
+        self.insert("rejected", &rows).await
     }
 
     /// Run a query returning rows (for tests and tools), against the store's database.
@@ -205,7 +243,7 @@ impl ClickHouseStore {
             .map_err(query_error(what))
     }
 
-    async fn insert<T>(&self, table: &str, rows: Vec<T>) -> Result<(), StoreError>
+    async fn insert<T>(&self, table: &str, rows: &[T]) -> Result<(), StoreError>
     where
         T: clickhouse::RowOwned + clickhouse::RowWrite,
     {
@@ -219,7 +257,7 @@ impl ClickHouseStore {
             .insert::<T>(table)
             .await
             .map_err(query_error(what()))?;
-        for row in &rows {
+        for row in rows {
             insert.write(row).await.map_err(query_error(what()))?;
         }
         insert.end().await.map_err(query_error(what()))

@@ -51,8 +51,10 @@ pub mod names {
     /// Counter: alert transitions, by alert `kind` and `transition` (fired, resolved).
     pub const ALERT_TRANSITIONS_TOTAL: &str = "argus_alert_transitions_total";
 
-    /// Counter: rows written to ClickHouse, by `table`.
+    /// Counter: rows written to ClickHouse, by `path` (direct, or spooled first).
     pub const STORE_ROWS_TOTAL: &str = "argus_store_rows_total";
+    /// Gauge: bytes of row batches kept in the on-disk spool while ClickHouse is unreachable.
+    pub const STORE_SPOOL_BYTES: &str = "argus_store_spool_bytes";
     /// Counter: failed write attempts to ClickHouse (each retried).
     pub const STORE_WRITE_FAILURES_TOTAL: &str = "argus_store_write_failures_total";
 
@@ -79,6 +81,7 @@ pub mod names {
         ALERT_TRANSITIONS_TOTAL,
         STORE_ROWS_TOTAL,
         STORE_WRITE_FAILURES_TOTAL,
+        STORE_SPOOL_BYTES,
     ];
 }
 
@@ -117,10 +120,12 @@ pub struct Telemetry {
 /// Storage metrics.
 #[derive(Debug, Clone)]
 pub struct StoreMetrics {
-    /// Rows written by table (`readings`, `rejected`, `alert_events`).
+    /// Rows written by path (`direct`, `spooled`).
     pub rows: IntCounterVec,
     /// Failed write attempts.
     pub write_failures: IntCounter,
+    /// Bytes in the spool.
+    pub spool_bytes: IntGauge,
 }
 
 /// Detection metrics: what went into the dataflow, how far behind event time runs, what came out.
@@ -353,12 +358,23 @@ impl Telemetry {
             rows: counter_vec(
                 names::STORE_ROWS_TOTAL,
                 "Rows written to ClickHouse",
-                &["table"],
+                &["path"],
             )?,
             write_failures: counter(
                 names::STORE_WRITE_FAILURES_TOTAL,
                 "Failed write attempts to ClickHouse, each retried",
             )?,
+            spool_bytes: {
+                let g = IntGauge::new(
+                    names::STORE_SPOOL_BYTES,
+                    "Bytes of row batches kept in the on-disk spool",
+                )
+                .map_err(err(names::STORE_SPOOL_BYTES))?;
+                registry
+                    .register(Box::new(g.clone()))
+                    .map_err(err(names::STORE_SPOOL_BYTES))?;
+                g
+            },
         };
         // Vectors appear in the exposition only once a label set is used: touch the common ones
         // so dashboards see zeros instead of gaps.
@@ -378,7 +394,7 @@ impl Telemetry {
             gateway.closed.with_label_values(&[cause]).inc_by(0);
         }
         ingest.dead_letters("mqtt", "bad_json", 0);
-        for table in ["readings", "rejected", "alert_events", "ticket_events"] {
+        for table in ["direct", "spooled"] {
             store.rows.with_label_values(&[table]).inc_by(0);
         }
         for kind in ["reading", "event"] {
