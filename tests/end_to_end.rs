@@ -17,8 +17,8 @@ use rdkafka::{ClientConfig, Message};
 use rumqttc::{AsyncClient, MqttOptions, QoS};
 
 use crate::util::{
-    argus_config, client_id, free_port, http_get, repo_path, runtime, sample, settings, unique,
-    Running, Topics,
+    argus_config, client_id, free_port, http_get, http_post, repo_path, runtime, sample, settings,
+    unique, Running, Topics,
 };
 
 /// Poll until `f` holds or `limit` passes.
@@ -407,6 +407,57 @@ fn readings_and_events_through_kafka_raise_and_resolve_alerts_on_two_workers() {
     }
     assert_eq!(sample(&last, "argus_detect_late_total"), 0);
 
+    // The coal department's team accepts the ticket through the API; the same change again, a
+    // dispatcher starting the inspection, or a ticket that does not exist are refused.
+    let registry = argus_model::Registry::from_toml_str(
+        &std::fs::read_to_string(repo_path("config/registry.toml"))
+            .unwrap_or_else(|e| panic!("{e}")),
+        "registry.toml",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let store = argus_store::ClickHouseStore::with_database(&s.clickhouse, &id, &registry);
+    let mut ticket = String::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while ticket.is_empty() {
+        assert!(Instant::now() < deadline, "no ticket stored within 20 s");
+        std::thread::sleep(Duration::from_millis(200));
+        ticket = rt
+            .block_on(
+                store
+                    .query("SELECT any(ticket_id) FROM tickets")
+                    .fetch_one::<String>(),
+            )
+            .unwrap_or_default();
+    }
+    let path = format!("/api/tickets/{ticket}/state");
+    let accept =
+        r#"{"to": "accepted", "actor": "Inspector Sun", "role": "team", "note": "on our way"}"#;
+    let (status, body) =
+        http_post(metrics_port, &path, accept).unwrap_or_else(|| panic!("no answer"));
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains("\"seq\":5") && body.contains("\"to\":\"accepted\""),
+        "{body}"
+    );
+    let (status, body) =
+        http_post(metrics_port, &path, accept).unwrap_or_else(|| panic!("no answer"));
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        body.contains("cannot go from accepted to accepted"),
+        "{body}"
+    );
+    let inspect = r#"{"to": "inspecting", "actor": "Operator Liu", "role": "dispatcher"}"#;
+    let (status, body) =
+        http_post(metrics_port, &path, inspect).unwrap_or_else(|| panic!("no answer"));
+    assert_eq!(status, 409, "{body}");
+    assert!(body.contains("a dispatcher may not move"), "{body}");
+    let (status, _) = http_post(metrics_port, "/api/tickets/00000000000000ff/state", accept)
+        .unwrap_or_else(|| panic!("no answer"));
+    assert_eq!(status, 404);
+    let (status, body) = http_post(metrics_port, &path, "{\"to\": \"closed\"}")
+        .unwrap_or_else(|| panic!("no answer"));
+    assert_eq!(status, 400, "{body}");
+
     let pid = argus.0.id().to_string();
     let killed = Command::new("kill")
         .args(["-TERM", &pid])
@@ -484,18 +535,25 @@ fn readings_and_events_through_kafka_raise_and_resolve_alerts_on_two_workers() {
                 (1, "created", "new"),
                 (2, "state_changed", "dispatched"),
                 (3, "alert_added", "dispatched"),
-                (4, "alert_added", "dispatched")
+                (4, "alert_added", "dispatched"),
+                (5, "state_changed", "accepted")
             ]
+        );
+        let (actor, role, note): (String, String, String) = store
+            .query("SELECT actor, role, note FROM ticket_events WHERE seq = 5")
+            .fetch_one()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            (actor.as_str(), role.as_str(), note.as_str()),
+            ("Inspector Sun", "team", "on our way")
         );
         let (department, team, state, alerts): (String, String, String, u64) = store
             .query("SELECT department, team, state, length(alert_ids) FROM tickets FINAL")
             .fetch_one()
             .await
             .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(
-            (department.as_str(), state.as_str()),
-            ("coal", "dispatched")
-        );
+        assert_eq!((department.as_str(), state.as_str()), ("coal", "accepted"));
         assert!(!team.is_empty());
         assert_eq!(alerts, 3);
         let _ = store.query(&format!("DROP DATABASE {id}")).execute().await;

@@ -107,9 +107,11 @@ pub async fn run(
     );
     let book = argus_tickets::TicketBook::new(policy, &registry);
     let (fired_tx, fired_rx) = mpsc::channel(settings.ingest.pipeline_capacity);
+    let (commands_tx, commands_rx) = mpsc::channel(64);
     let tickets = crate::tickets::run(
         book,
         fired_rx,
+        commands_rx,
         sink_tx.clone(),
         settings.tickets.check_every,
     );
@@ -150,7 +152,7 @@ pub async fn run(
     tracing::info!(addr = %settings.metrics.listen_addr, "serving /metrics and /healthz");
     let metrics_stopped = stopped(&stopping);
     let metrics = tokio::spawn(async move {
-        axum::serve(listener, app(Arc::new(telemetry)))
+        axum::serve(listener, app(Arc::new(telemetry), Some(commands_tx)))
             .with_graceful_shutdown(metrics_stopped)
             .await
     });
@@ -232,16 +234,130 @@ fn stopped(rx: &watch::Receiver<bool>) -> impl Future<Output = ()> + Send + 'sta
     }
 }
 
-/// The HTTP routes, without a socket, so tests can call them directly.
-pub fn app(telemetry: Arc<Telemetry>) -> Router {
+/// What the HTTP handlers share.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    telemetry: Arc<Telemetry>,
+    tickets: Option<mpsc::Sender<crate::tickets::Command>>,
+}
+
+/// The HTTP routes, without a socket, so tests can call them directly: `/metrics`, `/healthz`,
+/// and `POST /api/tickets/{id}/state` for the people working tickets.
+pub fn app(
+    telemetry: Arc<Telemetry>,
+    tickets: Option<mpsc::Sender<crate::tickets::Command>>,
+) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
-        .with_state(telemetry)
+        .route(
+            "/api/tickets/{id}/state",
+            axum::routing::post(change_ticket),
+        )
+        .with_state(AppState { telemetry, tickets })
 }
 
-async fn metrics(State(telemetry): State<Arc<Telemetry>>) -> Response {
-    match telemetry.render() {
+/// The body of a ticket change: `{"to": "accepted", "actor": "Inspector Sun", "role": "team",
+/// "note": "...", "outcome": "violation_confirmed"}` (note and outcome optional).
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChangeBody {
+    to: argus_model::TicketState,
+    actor: String,
+    role: String,
+    #[serde(default)]
+    note: String,
+    #[serde(default)]
+    outcome: Option<argus_model::TicketOutcome>,
+}
+
+fn text(status: StatusCode, body: String) -> Response {
+    (status, format!("{body}\n")).into_response()
+}
+
+async fn change_ticket(
+    State(state): State<AppState>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    use argus_tickets::{Change, Role, TicketError};
+    let Ok(id) = u64::from_str_radix(&id, 16) else {
+        return text(
+            StatusCode::NOT_FOUND,
+            format!("error: no ticket {id:?} (16 hex digits)"),
+        );
+    };
+    let body: ChangeBody = match serde_json::from_slice(&body) {
+        Ok(b) => b,
+        Err(e) => {
+            return text(
+                StatusCode::BAD_REQUEST,
+                format!("error: bad request body: {e}"),
+            )
+        }
+    };
+    let role = match body.role.as_str() {
+        "dispatcher" => Role::Dispatcher,
+        "team" => Role::Team,
+        "head" => Role::Head,
+        other => {
+            let reason = format!("error: unknown role {other:?} (dispatcher, team, head)");
+            return text(StatusCode::BAD_REQUEST, reason);
+        }
+    };
+    if body.actor.trim().is_empty() {
+        return text(
+            StatusCode::BAD_REQUEST,
+            "error: actor must name a person".to_owned(),
+        );
+    }
+    let Some(tickets) = state.tickets else {
+        return text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "error: tickets are not running".to_owned(),
+        );
+    };
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    let change = Change {
+        to: body.to,
+        actor: body.actor,
+        role,
+        note: body.note,
+        outcome: body.outcome,
+    };
+    let command = crate::tickets::Command { id, change, reply };
+    if tickets.send(command).await.is_err() {
+        return text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "error: tickets have stopped".to_owned(),
+        );
+    }
+    match answer.await {
+        Ok(Ok(event)) => {
+            let json = serde_json::json!({
+                "ticket": format!("{:016x}", event.ticket_id),
+                "seq": event.seq,
+                "from": event.from.map(|s| s.as_str()),
+                "to": event.to.as_str(),
+                "at": event.at.to_rfc3339(),
+                "actor": event.actor,
+                "role": event.role.as_str(),
+            });
+            text(StatusCode::OK, json.to_string())
+        }
+        Ok(Err(e @ TicketError::UnknownTicket(_))) => {
+            text(StatusCode::NOT_FOUND, format!("error: {e}"))
+        }
+        Ok(Err(e)) => text(StatusCode::CONFLICT, format!("error: {e}")),
+        Err(_) => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "error: tickets have stopped".to_owned(),
+        ),
+    }
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    match state.telemetry.render() {
         Ok(text) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response(),
         Err(e) => (
             StatusCode::INTERNAL_SERVER_ERROR,

@@ -9,13 +9,25 @@ use std::time::{Duration, SystemTime};
 use argus_model::Timestamp;
 use argus_store::rows::{TicketEventRow, TicketRow};
 use argus_store::sink::Item;
-use argus_tickets::{FiredAlert, TicketBook, TicketEvent};
-use tokio::sync::mpsc;
+use argus_tickets::{Change, FiredAlert, TicketBook, TicketError, TicketEvent};
+use tokio::sync::{mpsc, oneshot};
+
+/// A change a person asks for through the API, with where to send the answer.
+#[derive(Debug)]
+pub struct Command {
+    /// The ticket.
+    pub id: u64,
+    /// The change.
+    pub change: Change,
+    /// The event recorded, or why the change was refused.
+    pub reply: oneshot::Sender<Result<TicketEvent, TicketError>>,
+}
 
 /// Run until every sender of fired alerts is gone (the dataflow has drained).
 pub async fn run(
     mut book: TicketBook,
     mut fired: mpsc::Receiver<Vec<FiredAlert>>,
+    mut commands: mpsc::Receiver<Command>,
     sink: mpsc::Sender<Item>,
     check_every: Duration,
 ) -> anyhow::Result<()> {
@@ -40,11 +52,37 @@ pub async fn run(
                 escalated += events.len() as u64;
                 events
             }
+            Some(command) = commands.recv() => {
+                let result = book.apply(command.id, command.change, now());
+                let events = result.iter().cloned().collect::<Vec<_>>();
+                if let Err(e) = &result {
+                    tracing::warn!("ticket change refused: {e}");
+                }
+                // The change is queued for storage before it is confirmed.
+                if !events.is_empty() {
+                    store(&book, &events, &sink).await?;
+                }
+                let _ = command.reply.send(result);
+                continue;
+            }
         };
         if events.is_empty() {
             continue;
         }
-        for e in &events {
+        store(&book, &events, &sink).await?;
+    }
+    tracing::info!(created, escalated, "tickets drained");
+    Ok(())
+}
+
+/// Log ticket events and hand them to the sink with the tickets as of them.
+async fn store(
+    book: &TicketBook,
+    events: &[TicketEvent],
+    sink: &mpsc::Sender<Item>,
+) -> anyhow::Result<()> {
+    {
+        for e in events {
             tracing::info!(
                 ticket = %format!("{:016x}", e.ticket_id),
                 seq = e.seq,
@@ -57,7 +95,7 @@ pub async fn run(
         }
         // The tickets as of their latest event here.
         let mut latest: BTreeMap<u64, u32> = BTreeMap::new();
-        for e in &events {
+        for e in events {
             latest.insert(e.ticket_id, e.seq);
         }
         let tickets = latest
@@ -75,6 +113,5 @@ pub async fn run(
             .await
             .map_err(|_| anyhow::anyhow!("the store sink has stopped"))?;
     }
-    tracing::info!(created, escalated, "tickets drained");
     Ok(())
 }
