@@ -426,3 +426,70 @@ fn while_clickhouse_is_unreachable_rows_are_spooled_acknowledged_and_written_lat
         let _ = std::fs::remove_dir_all(spool_dir);
     });
 }
+
+#[test]
+fn open_tickets_are_read_back_as_written() {
+    use argus_model::{Severity, Ticket, TicketState};
+    use argus_store::rows::{TicketEventRow, TicketRow};
+    use argus_tickets::{EventKind, Role, TicketEvent};
+
+    let rt = runtime();
+    rt.block_on(async {
+        let s = settings();
+        let db = unique("argus_tickets");
+        let store = ClickHouseStore::with_database(&s.clickhouse, &db, &registry());
+        store.migrate().await.unwrap_or_else(|e| panic!("{e}"));
+        let ticket = |id: u64, state: TicketState| Ticket {
+            ticket_id: id,
+            alert_ids: vec![0xabc, 0xdef],
+            enterprise_id: "E001".to_owned(),
+            town: "T01".to_owned(),
+            department: "environment".to_owned(),
+            severity: Severity::Red,
+            state,
+            created_at: Timestamp(T0),
+            deadline: Some(Timestamp(T0 + 7_200_000)),
+            outcome: None,
+        };
+        let event = |id: u64, seq: u32, at: i64| TicketEvent {
+            ticket_id: id,
+            seq,
+            at: Timestamp(at),
+            actor: "argus".to_owned(),
+            role: Role::System,
+            kind: EventKind::Created,
+            from: None,
+            to: TicketState::New,
+            note: String::new(),
+            alert_ids: vec![0xabc],
+            outcome: None,
+        };
+        let open = ticket(1, TicketState::Dispatched);
+        let mut closed = ticket(2, TicketState::Closed);
+        closed.outcome = Some(argus_model::TicketOutcome::FalseAlarm);
+        let events = vec![
+            TicketEventRow::new(&event(1, 1, T0)),
+            TicketEventRow::new(&event(1, 2, T0 + 60_000)),
+            TicketEventRow::new(&event(2, 1, T0)),
+        ];
+        let rows = vec![
+            TicketRow::new(&ticket(1, TicketState::New), "team", 1),
+            TicketRow::new(&open, "team", 2),
+            TicketRow::new(&closed, "team", 6),
+        ];
+        store
+            .insert_tickets(events, rows)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let back = store.open_tickets().await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(back.len(), 1, "{back:?}");
+        let (row, at) = &back[0];
+        assert_eq!((row.version, *at), (2, T0 + 60_000));
+        assert_eq!(row.to_ticket(), Some(open));
+        store
+            .query(&format!("DROP DATABASE {db}"))
+            .execute()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    });
+}

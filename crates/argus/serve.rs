@@ -98,6 +98,7 @@ pub async fn run(
                 }
             }),
         };
+    let ticket_store = store.clone();
     let sink = argus_store::sink::run(
         store,
         sink_rx,
@@ -110,6 +111,7 @@ pub async fn run(
     let (commands_tx, commands_rx) = mpsc::channel(64);
     let tickets = crate::tickets::run(
         book,
+        ticket_store,
         fired_rx,
         commands_rx,
         sink_tx.clone(),

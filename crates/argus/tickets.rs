@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime};
 use argus_model::Timestamp;
 use argus_store::rows::{TicketEventRow, TicketRow};
 use argus_store::sink::Item;
+use argus_store::ClickHouseStore;
 use argus_tickets::{Change, FiredAlert, TicketBook, TicketError, TicketEvent};
 use tokio::sync::{mpsc, oneshot};
 
@@ -23,14 +24,62 @@ pub struct Command {
     pub reply: oneshot::Sender<Result<TicketEvent, TicketError>>,
 }
 
-/// Run until every sender of fired alerts is gone (the dataflow has drained).
+/// How long the book tries to take back the open tickets of an earlier run before it starts
+/// without them (ClickHouse unreachable): alerts meanwhile wait.
+const RESTORE_FOR: Duration = Duration::from_secs(30);
+
+/// Take back the open tickets kept in ClickHouse by an earlier run.
+async fn restore(book: &mut TicketBook, store: &ClickHouseStore) {
+    let deadline = tokio::time::Instant::now() + RESTORE_FOR;
+    loop {
+        match store.open_tickets().await {
+            Ok(rows) => {
+                let now = Timestamp::from_system_time(SystemTime::now());
+                let mut unreadable = 0;
+                for (row, at_ms) in rows {
+                    match row.to_ticket() {
+                        Some(ticket) => book.restore(
+                            ticket,
+                            row.team.clone(),
+                            row.version,
+                            Timestamp(at_ms),
+                            now,
+                        ),
+                        None => unreadable += 1,
+                    }
+                }
+                if unreadable > 0 {
+                    tracing::error!(
+                        unreadable,
+                        "ticket rows Argus cannot read were not taken back"
+                    );
+                }
+                tracing::info!(open = book.open_tickets(), "open tickets taken back");
+                return;
+            }
+            Err(e) if tokio::time::Instant::now() < deadline => {
+                tracing::warn!("cannot read open tickets yet: {e}");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(e) => {
+                tracing::error!("starting without the open tickets of the earlier run: {e}; new alerts of their enterprises open new tickets");
+                return;
+            }
+        }
+    }
+}
+
+/// Take back the open tickets, then run until every sender of fired alerts is gone (the
+/// dataflow has drained).
 pub async fn run(
     mut book: TicketBook,
+    store: ClickHouseStore,
     mut fired: mpsc::Receiver<Vec<FiredAlert>>,
     mut commands: mpsc::Receiver<Command>,
     sink: mpsc::Sender<Item>,
     check_every: Duration,
 ) -> anyhow::Result<()> {
+    restore(&mut book, &store).await;
     let mut clock = tokio::time::interval(check_every);
     clock.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let (mut created, mut escalated) = (0_u64, 0_u64);
@@ -60,7 +109,7 @@ pub async fn run(
                 }
                 // The change is queued for storage before it is confirmed.
                 if !events.is_empty() {
-                    store(&book, &events, &sink).await?;
+                    record(&book, &events, &sink).await?;
                 }
                 let _ = command.reply.send(result);
                 continue;
@@ -69,14 +118,14 @@ pub async fn run(
         if events.is_empty() {
             continue;
         }
-        store(&book, &events, &sink).await?;
+        record(&book, &events, &sink).await?;
     }
     tracing::info!(created, escalated, "tickets drained");
     Ok(())
 }
 
 /// Log ticket events and hand them to the sink with the tickets as of them.
-async fn store(
+async fn record(
     book: &TicketBook,
     events: &[TicketEvent],
     sink: &mpsc::Sender<Item>,

@@ -38,6 +38,21 @@ impl TicketState {
         }
     }
 
+    /// The state of a snake_case name, as stored.
+    pub fn parse(name: &str) -> Option<Self> {
+        use TicketState::*;
+        [
+            New,
+            Dispatched,
+            Accepted,
+            Inspecting,
+            RectificationOrdered,
+            Closed,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == name)
+    }
+
     /// Whether a ticket may move from `self` to `to`.
     pub const fn may_become(self, to: TicketState) -> bool {
         use TicketState::*;

@@ -456,6 +456,33 @@ pub struct TicketRow {
 }
 
 impl TicketRow {
+    /// The ticket a row holds, if it is a row Argus wrote.
+    pub fn to_ticket(&self) -> Option<Ticket> {
+        let hex = |s: &str| u64::from_str_radix(s, 16).ok();
+        let outcome = match self.outcome.as_str() {
+            "violation_confirmed" => Some(TicketOutcome::ViolationConfirmed),
+            "false_alarm" => Some(TicketOutcome::FalseAlarm),
+            "equipment_fault" => Some(TicketOutcome::EquipmentFault),
+            _ => None,
+        };
+        Some(Ticket {
+            ticket_id: hex(&self.ticket_id)?,
+            alert_ids: self
+                .alert_ids
+                .iter()
+                .map(|a| hex(a))
+                .collect::<Option<_>>()?,
+            enterprise_id: self.enterprise_id.clone(),
+            town: self.town.clone(),
+            department: self.department.clone(),
+            severity: self.severity.parse().ok()?,
+            state: TicketState::parse(&self.state)?,
+            created_at: Timestamp(self.created_ms),
+            deadline: (self.deadline_ms != 0).then_some(Timestamp(self.deadline_ms)),
+            outcome,
+        })
+    }
+
     /// The row of a ticket routed to `team`, as of event `seq`.
     pub fn new(t: &Ticket, team: &str, seq: u32) -> Self {
         Self {

@@ -224,6 +224,32 @@ impl ClickHouseStore {
         self.insert("tickets", &tickets).await
     }
 
+    /// The open tickets (not closed), with the time of each one's latest event: what the ticket
+    /// book takes back at start.
+    pub async fn open_tickets(&self) -> Result<Vec<(TicketRow, i64)>, StoreError> {
+        let rows: Vec<TicketRow> = self
+            .query("SELECT ?fields FROM tickets FINAL WHERE state != 'closed'")
+            .fetch_all()
+            .await
+            .map_err(query_error("read open tickets"))?;
+        let latest: Vec<(String, i64)> = self
+            .query("SELECT ticket_id, max(at_ms) FROM ticket_events GROUP BY ticket_id")
+            .fetch_all()
+            .await
+            .map_err(query_error("read ticket events"))?;
+        let latest: HashMap<String, i64> = latest.into_iter().collect();
+        Ok(rows
+            .into_iter()
+            .map(|row| {
+                let at = latest
+                    .get(&row.ticket_id)
+                    .copied()
+                    .unwrap_or(row.created_ms);
+                (row, at)
+            })
+            .collect())
+    }
+
     /// Insert dead letters (one request).
     pub async fn insert_rejected(&self, letters: &[DeadLetter]) -> Result<(), StoreError> {
         let rows: Vec<RejectedRow> = letters.iter().map(RejectedRow::new).collect();

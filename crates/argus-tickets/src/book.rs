@@ -226,6 +226,41 @@ impl TicketBook {
         }
     }
 
+    /// Take back a ticket kept from an earlier run (an open one: closed tickets take no more
+    /// changes), routed to `team`, whose record has `seq` events, in its state since `since`.
+    /// A deadline already passed counts as escalated.
+    pub fn restore(
+        &mut self,
+        ticket: Ticket,
+        team: String,
+        seq: u32,
+        since: Timestamp,
+        now: Timestamp,
+    ) {
+        if ticket.state == TicketState::Closed {
+            return;
+        }
+        let escalated = ticket.deadline.is_some_and(|d| now > d);
+        let key = (ticket.enterprise_id.clone(), ticket.department.clone());
+        let id = ticket.ticket_id;
+        self.tickets.insert(
+            id,
+            Entry {
+                ticket,
+                team,
+                seq,
+                since,
+                escalated,
+            },
+        );
+        self.open.insert(key, id);
+    }
+
+    /// Open tickets held.
+    pub fn open_tickets(&self) -> usize {
+        self.open.len()
+    }
+
     /// A ticket, if known.
     pub fn ticket(&self, id: u64) -> Option<&Ticket> {
         self.tickets.get(&id).map(|e| &e.ticket)
@@ -706,6 +741,57 @@ mod tests {
         .unwrap_or_else(|e| panic!("{e}"));
         assert!(book.on_clock(Timestamp(3 * H + 24 * H)).is_empty());
         assert_eq!(book.on_clock(Timestamp(3 * H + 24 * H + 1)).len(), 1);
+    }
+
+    #[test]
+    fn a_restored_ticket_continues_its_record_and_is_not_escalated_twice() {
+        let mut first = book();
+        let events = first.on_alert(
+            &alert(1, AlertKind::Average, Severity::Orange, Metric::So2, 0),
+            Timestamp(0),
+        );
+        let id = events[0].ticket_id;
+        let ticket = first
+            .ticket(id)
+            .cloned()
+            .unwrap_or_else(|| panic!("no ticket"));
+        let team = first.team(id).unwrap_or("").to_owned();
+
+        // A new process takes it back 3 hours later: dispatched at 0, its 2-hour deadline passed
+        // (escalated by the earlier run), its record at seq 2.
+        let mut book = book();
+        book.restore(
+            ticket.clone(),
+            team.clone(),
+            2,
+            Timestamp(0),
+            Timestamp(3 * H),
+        );
+        assert_eq!(book.open_tickets(), 1);
+        assert!(book.on_clock(Timestamp(3 * H)).is_empty());
+        let accepted = book
+            .apply(
+                id,
+                change(TicketState::Accepted, Role::Team, None),
+                Timestamp(3 * H),
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(accepted.seq, 3);
+        // Alerts of the enterprise join it instead of opening another ticket.
+        let joined = book.on_alert(
+            &alert(2, AlertKind::Average, Severity::Orange, Metric::So2, H),
+            Timestamp(3 * H),
+        );
+        assert_eq!(
+            (joined[0].kind, joined[0].ticket_id),
+            (EventKind::AlertAdded, id)
+        );
+        // A closed ticket is not taken back.
+        let mut closed = ticket;
+        closed.state = TicketState::Closed;
+        let mut other = self::book();
+        other.restore(closed, team, 6, Timestamp(0), Timestamp(H));
+        assert_eq!(other.open_tickets(), 0);
     }
 
     #[test]
