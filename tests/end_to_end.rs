@@ -564,3 +564,158 @@ fn readings_and_events_through_kafka_raise_and_resolve_alerts_on_two_workers() {
     });
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn a_silence_set_by_staff_mutes_alerts_which_are_recorded_without_tickets() {
+    let s = settings();
+    let id = unique("e2e_silence");
+    let topics = Topics {
+        readings: format!("{id}.readings"),
+        hj212: format!("{id}.hj212"),
+        events: format!("{id}.events"),
+        dlq: format!("{id}.dlq"),
+    };
+    let (metrics_port, gateway_port) = (free_port(), free_port());
+    let dir = std::env::temp_dir().join(&id);
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let config = dir.join("argus.toml");
+    let rules = "allowed_lateness_secs = 1\nmax_delay_secs = 60\nadvance_every_ms = 100\n";
+    let text = argus_config(
+        &id,
+        metrics_port,
+        gateway_port,
+        &format!("argus-e2e/{id}"),
+        &topics,
+        rules,
+    );
+    std::fs::write(&config, text).unwrap_or_else(|e| panic!("{e}"));
+    let rt = runtime();
+    let kafka_config = || {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", &s.kafka.bootstrap_servers);
+        c
+    };
+    let admin: AdminClient<DefaultClientContext> =
+        kafka_config().create().unwrap_or_else(|e| panic!("{e}"));
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    let all = [
+        topics.readings.as_str(),
+        topics.hj212.as_str(),
+        topics.events.as_str(),
+        topics.dlq.as_str(),
+    ];
+    rt.block_on(async {
+        let new: Vec<NewTopic> = all
+            .iter()
+            .map(|t| NewTopic::new(t, 1, TopicReplication::Fixed(1)))
+            .collect();
+        let created = admin
+            .create_topics(&new, &options)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(created.iter().all(Result::is_ok), "{created:?}");
+    });
+    let child = Command::new(env!("CARGO_BIN_EXE_argus"))
+        .args(["--config", &config.display().to_string(), "run"])
+        .env("RUST_LOG", "warn")
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn argus: {e}"));
+    let mut argus = Running(child);
+    wait_for("argus to serve", Duration::from_secs(30), || {
+        http_get(metrics_port, "/metrics").is_some_and(|m| m.contains("argus_detect_inputs_total"))
+    });
+
+    // Staff silence the mine for two hours around now; refused requests say why.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(0))
+        .unwrap_or(0);
+    let rfc = |ms: i64| argus_model::Timestamp(ms).to_rfc3339();
+    let silence = format!(
+        r#"{{"enterprise": "E009", "from": "{}", "to": "{}", "reason": "ventilation works", "actor": "Operator Liu"}}"#,
+        rfc(now - 3_600_000),
+        rfc(now + 3_600_000)
+    );
+    let (status, body) =
+        http_post(metrics_port, "/api/silences", &silence).unwrap_or_else(|| panic!("no answer"));
+    assert_eq!(status, 200, "{body}");
+    for (bad, expected) in [
+        (silence.replace("E009", "E999"), "unknown enterprise"),
+        (
+            silence.replace("\"E009\"", "\"E009\", \"points\": [\"15010201000101\"]"),
+            "is not a point of E009",
+        ),
+        (
+            format!(
+                r#"{{"enterprise": "E009", "from": "{}", "to": "{}", "reason": "x", "actor": "y"}}"#,
+                rfc(now),
+                rfc(now - 1)
+            ),
+            "to must be after from",
+        ),
+    ] {
+        let (status, body) =
+            http_post(metrics_port, "/api/silences", &bad).unwrap_or_else(|| panic!("no answer"));
+        assert_eq!(status, 400, "{body}");
+        assert!(body.contains(expected), "{body:?} lacks {expected:?}");
+    }
+
+    // Methane over the power-cut level at the silenced mine, in event time after the silence
+    // was set (a silence mutes what fires from then on; alerts already notified stay so).
+    let base = now + 1_000;
+    let methane = |t: i64, v: f64| {
+        format!("{{\"source\":\"MINE02-CH4-WF1\",\"ts\":{t},\"values\":{{\"mine_ch4\":{v}}}}}")
+    };
+    rt.block_on(async {
+        let producer: FutureProducer = kafka_config().create().unwrap_or_else(|e| panic!("{e}"));
+        for payload in [
+            methane(base, 0.3),
+            methane(base + 5_000, 1.6),
+            methane(base + 40_000, 0.5),
+            methane(base + 45_000, 0.4),
+        ] {
+            let record = FutureRecord::to(&topics.readings)
+                .key("k")
+                .payload(payload.as_str());
+            producer
+                .send(record, Duration::from_secs(10))
+                .await
+                .unwrap_or_else(|(e, _)| panic!("{e}"));
+        }
+    });
+    let fired = "argus_alert_transitions_total{kind=\"power_cut_failure\",transition=\"resolved\"}";
+    wait_for("the alerts", Duration::from_secs(120), || {
+        http_get(metrics_port, "/metrics").is_some_and(|m| sample(&m, fired) == 1)
+    });
+    let pid = argus.0.id().to_string();
+    let _ = Command::new("kill").args(["-TERM", &pid]).status();
+    let status = argus.0.wait().unwrap_or_else(|e| panic!("{e}"));
+    assert!(status.success(), "argus exited with {status:?}");
+
+    // Recorded, muted, and no ticket.
+    let registry = argus_model::Registry::from_toml_str(
+        &std::fs::read_to_string(repo_path("config/registry.toml"))
+            .unwrap_or_else(|e| panic!("{e}")),
+        "registry.toml",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let store = argus_store::ClickHouseStore::with_database(&s.clickhouse, &id, &registry);
+    rt.block_on(async {
+        let muted: Vec<u8> = store
+            .query("SELECT muted FROM alerts FINAL")
+            .fetch_all()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(muted, [1, 1, 1], "three alerts, all muted");
+        let tickets: u64 = store
+            .query("SELECT count() FROM ticket_events")
+            .fetch_one()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(tickets, 0);
+        let _ = admin.delete_topics(&all, &options).await;
+        let _ = store.query(&format!("DROP DATABASE {id}")).execute().await;
+    });
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -144,7 +144,8 @@ pub async fn run(
         "hj212 gateway",
         gateway.run(tx.clone(), stopped(&stopping)),
     );
-    drop(tx); // the pipeline ends once every source has dropped its sender
+    let api_tx = tx.clone(); // staff silences; dropped with the HTTP server
+    drop(tx); // the pipeline ends once every source and the HTTP server have dropped theirs
     supervise(
         &mut tasks,
         "pipeline",
@@ -154,9 +155,16 @@ pub async fn run(
     tracing::info!(addr = %settings.metrics.listen_addr, "serving /metrics and /healthz");
     let metrics_stopped = stopped(&stopping);
     let metrics = tokio::spawn(async move {
-        axum::serve(listener, app(Arc::new(telemetry), Some(commands_tx)))
-            .with_graceful_shutdown(metrics_stopped)
-            .await
+        axum::serve(
+            listener,
+            app(
+                Arc::new(telemetry),
+                Some(commands_tx),
+                Some((api_tx, Arc::clone(&registry))),
+            ),
+        )
+        .with_graceful_shutdown(metrics_stopped)
+        .await
     });
 
     // Run until a signal, or until a source fails.
@@ -241,6 +249,8 @@ fn stopped(rx: &watch::Receiver<bool>) -> impl Future<Output = ()> + Send + 'sta
 pub struct AppState {
     telemetry: Arc<Telemetry>,
     tickets: Option<mpsc::Sender<crate::tickets::Command>>,
+    /// The pipeline, for staff-set silences (maintenance windows), and the registry.
+    pipeline: Option<(mpsc::Sender<argus_ingest::Envelope>, Arc<Registry>)>,
 }
 
 /// The HTTP routes, without a socket, so tests can call them directly: `/metrics`, `/healthz`,
@@ -248,6 +258,7 @@ pub struct AppState {
 pub fn app(
     telemetry: Arc<Telemetry>,
     tickets: Option<mpsc::Sender<crate::tickets::Command>>,
+    pipeline: Option<(mpsc::Sender<argus_ingest::Envelope>, Arc<Registry>)>,
 ) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
@@ -256,7 +267,117 @@ pub fn app(
             "/api/tickets/{id}/state",
             axum::routing::post(change_ticket),
         )
-        .with_state(AppState { telemetry, tickets })
+        .route("/api/silences", axum::routing::post(silence))
+        .with_state(AppState {
+            telemetry,
+            tickets,
+            pipeline,
+        })
+}
+
+/// A silence staff set: `{"enterprise": "E001", "points": ["MN"], "from":
+/// "2026-11-26T08:00:00+08:00", "to": "...", "reason": "...", "actor": "Operator Liu"}` (points
+/// optional: all of the enterprise's).
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SilenceBody {
+    enterprise: String,
+    #[serde(default)]
+    points: Vec<String>,
+    from: String,
+    to: String,
+    reason: String,
+    actor: String,
+}
+
+/// Mute the alerts of an enterprise (or some of its points) that start in a window: a
+/// maintenance window set by staff, taken by detection like an enterprise's notice. Muted
+/// alerts are still recorded; they make no ticket.
+async fn silence(State(state): State<AppState>, body: axum::body::Bytes) -> Response {
+    use argus_model::{Event, EventKind, SourceId, Timestamp};
+    let Some((pipeline, registry)) = state.pipeline else {
+        return text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "error: the pipeline is not running".to_owned(),
+        );
+    };
+    let body: SilenceBody = match serde_json::from_slice(&body) {
+        Ok(b) => b,
+        Err(e) => {
+            return text(
+                StatusCode::BAD_REQUEST,
+                format!("error: bad request body: {e}"),
+            )
+        }
+    };
+    let Some(enterprise) = registry.enterprise(&body.enterprise) else {
+        return text(
+            StatusCode::BAD_REQUEST,
+            format!("error: unknown enterprise {:?}", body.enterprise),
+        );
+    };
+    if let Some(p) = body
+        .points
+        .iter()
+        .find(|p| !enterprise.points.iter().any(|m| m.as_str() == p.as_str()))
+    {
+        return text(
+            StatusCode::BAD_REQUEST,
+            format!("error: {p:?} is not a point of {}", enterprise.id),
+        );
+    }
+    let (Some(from), Some(to)) = (
+        Timestamp::parse_rfc3339(&body.from),
+        Timestamp::parse_rfc3339(&body.to),
+    ) else {
+        return text(
+            StatusCode::BAD_REQUEST,
+            "error: from and to must be RFC 3339 times".to_owned(),
+        );
+    };
+    if to <= from {
+        return text(
+            StatusCode::BAD_REQUEST,
+            "error: to must be after from".to_owned(),
+        );
+    }
+    if body.actor.trim().is_empty() {
+        return text(
+            StatusCode::BAD_REQUEST,
+            "error: actor must name a person".to_owned(),
+        );
+    }
+    let now = Timestamp::from_system_time(SystemTime::now());
+    let event = Event {
+        enterprise_id: Some(enterprise.id.clone()),
+        source: None,
+        event_time: now,
+        receive_time: now,
+        kind: EventKind::MaintenanceNotice {
+            from,
+            to,
+            points: body
+                .points
+                .iter()
+                .map(|p| SourceId::from(p.as_str()))
+                .collect(),
+            reason: format!("silence by {}: {}", body.actor, body.reason),
+        },
+    };
+    tracing::info!(enterprise = %enterprise.id, from = %body.from, to = %body.to, actor = %body.actor, reason = %body.reason, "silence set");
+    let envelope = argus_ingest::Envelope {
+        transport: argus_ingest::Transport::Api,
+        records: vec![argus_ingest::Record::Event(event)],
+        dead_letters: Vec::new(),
+        ack: argus_ingest::Ack::none(),
+    };
+    if pipeline.send(envelope).await.is_err() {
+        return text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "error: the pipeline has stopped".to_owned(),
+        );
+    }
+    text(StatusCode::OK, "silence set".to_owned())
 }
 
 /// The body of a ticket change: `{"to": "accepted", "actor": "Inspector Sun", "role": "team",

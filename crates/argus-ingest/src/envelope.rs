@@ -16,6 +16,8 @@ pub enum Transport {
     Kafka,
     /// HJ 212 data logger over TCP.
     Hj212Tcp,
+    /// Argus's own HTTP API (staff actions such as silences).
+    Api,
 }
 
 impl Transport {
@@ -25,6 +27,7 @@ impl Transport {
             Transport::Mqtt => "mqtt",
             Transport::Kafka => "kafka",
             Transport::Hj212Tcp => "hj212_tcp",
+            Transport::Api => "api",
         }
     }
 }
