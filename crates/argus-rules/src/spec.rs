@@ -76,6 +76,8 @@ enum RawRule {
         for_secs: u64,
         #[serde(default)]
         n_consecutive: u32,
+        #[serde(default)]
+        keep_firing_for_secs: u64,
     },
     Average {
         id: String,
@@ -886,11 +888,14 @@ fn bind_limits(
                 limits,
                 for_secs,
                 n_consecutive,
+                keep_firing_for_secs,
                 ..
             } => {
                 let for_ms = secs_to_ms(*for_secs);
+                let keep_ms = secs_to_ms(*keep_firing_for_secs);
                 let threshold = |comparison, value: f64, clear: f64| {
                     ThresholdParams::new(comparison, value, clear, for_ms, *n_consecutive)
+                        .map(|p| p.with_keep_firing(keep_ms))
                         .map_err(|e| e.to_string())
                 };
                 let kind = AlertKind::Threshold;

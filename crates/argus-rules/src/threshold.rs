@@ -36,6 +36,7 @@ pub struct ThresholdParams {
     clear: f64,
     for_ms: i64,
     n_consecutive: u32,
+    keep_firing_ms: i64,
 }
 
 /// Parameters that cannot describe a threshold.
@@ -96,7 +97,18 @@ impl ThresholdParams {
             clear,
             for_ms,
             n_consecutive: n_consecutive.max(1),
+            keep_firing_ms: 0,
         })
+    }
+
+    /// Flapping damping: a firing alert resolves only once values have stayed clear for
+    /// `keep_firing_ms` of event time (negative counts as 0); a breach before then continues the
+    /// same alert. The alert's end is when values first cleared.
+    pub fn with_keep_firing(self, keep_firing_ms: i64) -> Self {
+        Self {
+            keep_firing_ms: keep_firing_ms.max(0),
+            ..self
+        }
     }
 
     /// The limit.
@@ -147,13 +159,15 @@ enum State {
         peak: f64,
         sum: f64,
     },
-    /// An alert is open; `reported` is its worst value last reported.
+    /// An alert is open; `reported` is its worst value last reported; `clearing` since when
+    /// values have been clear (flapping damping).
     Firing {
         since: Timestamp,
         peak: f64,
         sum: f64,
         n: u32,
         reported: f64,
+        clearing: Option<Timestamp>,
     },
 }
 
@@ -193,6 +207,8 @@ impl Threshold {
         if !p.breaches(v) {
             out.extend(self.fire_if_due(t));
         }
+        // A clearing that lasted long enough before this reading resolved the alert already.
+        out.extend(self.resolve_if_cleared(t));
         match &mut self.state {
             State::Idle if p.breaches(v) => {
                 self.state = State::Pending {
@@ -220,10 +236,17 @@ impl Threshold {
                 sum,
                 n,
                 reported,
+                clearing,
             } => {
                 if p.clears(v) {
-                    out.extend(self.resolve(t));
+                    if p.keep_firing_ms == 0 {
+                        out.extend(self.resolve(t));
+                    } else {
+                        clearing.get_or_insert(t);
+                        out.extend(self.resolve_if_cleared(t));
+                    }
                 } else {
+                    *clearing = None;
                     *peak = p.worse(*peak, v);
                     *sum += v;
                     *n += 1;
@@ -248,6 +271,24 @@ impl Threshold {
     /// sustained condition whose `for` duration has passed fires now.
     pub fn on_watermark(&mut self, watermark: Timestamp, out: &mut Vec<Transition>) {
         out.extend(self.fire_if_due(watermark));
+        out.extend(self.resolve_if_cleared(watermark));
+    }
+
+    /// Resolve, as of when values first cleared, an alert whose values stayed clear for the
+    /// damping time by `now`.
+    fn resolve_if_cleared(&mut self, now: Timestamp) -> Option<Transition> {
+        let State::Firing {
+            clearing: Some(cleared),
+            ..
+        } = self.state
+        else {
+            return None;
+        };
+        let keep = self.params.keep_firing_ms;
+        if now.as_millis().saturating_sub(cleared.as_millis()) < keep {
+            return None;
+        }
+        self.resolve(cleared)
     }
 
     /// End a firing alert at `t`.
@@ -295,6 +336,7 @@ impl Threshold {
             sum,
             n: count,
             reported: first,
+            clearing: None,
         };
         Some(Transition::Fired {
             started_at: since,
@@ -455,6 +497,54 @@ mod tests {
                 resolved(4, 1, 4.5, (5.0 + 4.6 + 4.5) / 3.0)
             ]
         );
+    }
+
+    #[test]
+    fn flapping_is_damped_one_alert_ending_when_values_first_cleared_for_good() {
+        let p = params(35.0, 35.0, 0, 1).with_keep_firing(5 * MIN);
+        let readings = [
+            R(0, 40.0),
+            R(1, 30.0), // clear ...
+            R(3, 41.0), // ... but breaching again within 5 minutes: the same alert
+            R(6, 30.0), // clear from 6
+            R(8, 31.0),
+            R(12, 32.0), // clear for 6 minutes: resolved as of 6
+        ];
+        let got = run(p, &readings);
+        assert_eq!(
+            got,
+            vec![fired(0, 0, 40.0), resolved(12, 0, 41.0, 40.5)]
+                .into_iter()
+                .map(|(at, t)| match t {
+                    Transition::Resolved {
+                        started_at,
+                        peak,
+                        mean,
+                        ..
+                    } => (
+                        at,
+                        Transition::Resolved {
+                            started_at,
+                            ended_at: Timestamp(6 * MIN),
+                            peak,
+                            mean
+                        }
+                    ),
+                    other => (at, other),
+                })
+                .collect::<Vec<_>>()
+        );
+        // The same with a watermark after each reading: resolved on the watermark at 11.
+        let mut steps = Vec::new();
+        for step in readings {
+            if let R(m, _) = step {
+                steps.push(step);
+                steps.push(W(m + 1));
+            }
+        }
+        let dense: Vec<Transition> = run(p, &steps).into_iter().map(|(_, t)| t).collect();
+        let sparse: Vec<Transition> = got.into_iter().map(|(_, t)| t).collect();
+        assert_eq!(dense, sparse);
     }
 
     #[test]
