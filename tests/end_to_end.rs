@@ -18,7 +18,7 @@ use rumqttc::{AsyncClient, MqttOptions, QoS};
 
 use crate::util::{
     argus_config, client_id, free_port, http_get, http_post, repo_path, runtime, sample, settings,
-    unique, Running, Topics,
+    unique, write_config, Running, Topics,
 };
 
 /// Poll until `f` holds or `limit` passes.
@@ -267,54 +267,18 @@ fn bad_inputs_on_every_transport_reach_the_dead_letter_topic() {
 fn readings_and_events_through_kafka_raise_and_resolve_alerts_on_two_workers() {
     let s = settings();
     let id = unique("e2e_detect");
-    let topics = Topics {
-        readings: format!("{id}.readings"),
-        hj212: format!("{id}.hj212"),
-        events: format!("{id}.events"),
-        dlq: format!("{id}.dlq"),
-    };
+    let topics = Topics::named(&id);
     let (metrics_port, gateway_port) = (free_port(), free_port());
-    let dir = std::env::temp_dir().join(&id);
-    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
-    let config = dir.join("argus.toml");
     // Event time one second behind each source; never more than a minute behind the clock.
     let rules = "allowed_lateness_secs = 1\nmax_delay_secs = 60\nadvance_every_ms = 100\n";
-    let text = argus_config(
-        &id,
-        metrics_port,
-        gateway_port,
-        &format!("argus-e2e/{id}"),
-        &topics,
-        rules,
-    );
-    std::fs::write(&config, text).unwrap_or_else(|e| panic!("{e}"));
-
+    let (dir, config) = write_config(&id, metrics_port, gateway_port, &topics, rules);
     let rt = runtime();
     let kafka_config = || {
         let mut c = ClientConfig::new();
         c.set("bootstrap.servers", &s.kafka.bootstrap_servers);
         c
     };
-    let admin: AdminClient<DefaultClientContext> =
-        kafka_config().create().unwrap_or_else(|e| panic!("{e}"));
-    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-    let all = [
-        topics.readings.as_str(),
-        topics.hj212.as_str(),
-        topics.events.as_str(),
-        topics.dlq.as_str(),
-    ];
-    rt.block_on(async {
-        let new: Vec<NewTopic> = all
-            .iter()
-            .map(|t| NewTopic::new(t, 2, TopicReplication::Fixed(1)))
-            .collect();
-        let created = admin
-            .create_topics(&new, &options)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        assert!(created.iter().all(Result::is_ok), "{created:?}");
-    });
+    topics.create(&rt, 2);
 
     let log = dir.join("argus.log");
     let log_file = std::fs::File::create(&log).unwrap_or_else(|e| panic!("{e}"));
@@ -559,9 +523,7 @@ fn readings_and_events_through_kafka_raise_and_resolve_alerts_on_two_workers() {
         let _ = store.query(&format!("DROP DATABASE {id}")).execute().await;
     });
 
-    rt.block_on(async {
-        let _ = admin.delete_topics(&all, &options).await;
-    });
+    topics.delete(&rt);
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -569,52 +531,17 @@ fn readings_and_events_through_kafka_raise_and_resolve_alerts_on_two_workers() {
 fn a_silence_set_by_staff_mutes_alerts_which_are_recorded_without_tickets() {
     let s = settings();
     let id = unique("e2e_silence");
-    let topics = Topics {
-        readings: format!("{id}.readings"),
-        hj212: format!("{id}.hj212"),
-        events: format!("{id}.events"),
-        dlq: format!("{id}.dlq"),
-    };
+    let topics = Topics::named(&id);
     let (metrics_port, gateway_port) = (free_port(), free_port());
-    let dir = std::env::temp_dir().join(&id);
-    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
-    let config = dir.join("argus.toml");
     let rules = "allowed_lateness_secs = 1\nmax_delay_secs = 60\nadvance_every_ms = 100\n";
-    let text = argus_config(
-        &id,
-        metrics_port,
-        gateway_port,
-        &format!("argus-e2e/{id}"),
-        &topics,
-        rules,
-    );
-    std::fs::write(&config, text).unwrap_or_else(|e| panic!("{e}"));
+    let (dir, config) = write_config(&id, metrics_port, gateway_port, &topics, rules);
     let rt = runtime();
     let kafka_config = || {
         let mut c = ClientConfig::new();
         c.set("bootstrap.servers", &s.kafka.bootstrap_servers);
         c
     };
-    let admin: AdminClient<DefaultClientContext> =
-        kafka_config().create().unwrap_or_else(|e| panic!("{e}"));
-    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-    let all = [
-        topics.readings.as_str(),
-        topics.hj212.as_str(),
-        topics.events.as_str(),
-        topics.dlq.as_str(),
-    ];
-    rt.block_on(async {
-        let new: Vec<NewTopic> = all
-            .iter()
-            .map(|t| NewTopic::new(t, 1, TopicReplication::Fixed(1)))
-            .collect();
-        let created = admin
-            .create_topics(&new, &options)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        assert!(created.iter().all(Result::is_ok), "{created:?}");
-    });
+    topics.create(&rt, 1);
     let child = Command::new(env!("CARGO_BIN_EXE_argus"))
         .args(["--config", &config.display().to_string(), "run"])
         .env("RUST_LOG", "warn")
@@ -714,8 +641,8 @@ fn a_silence_set_by_staff_mutes_alerts_which_are_recorded_without_tickets() {
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(tickets, 0);
-        let _ = admin.delete_topics(&all, &options).await;
         let _ = store.query(&format!("DROP DATABASE {id}")).execute().await;
     });
+    topics.delete(&rt);
     let _ = std::fs::remove_dir_all(dir);
 }

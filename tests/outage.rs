@@ -21,8 +21,6 @@ use argus_model::registry::PointKind;
 use argus_model::{DataFlag, Metric, MetricCode, Reading, Registry, SourceId, Timestamp};
 use argus_rules::RuleSet;
 use argus_store::ClickHouseStore;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
@@ -192,12 +190,7 @@ fn outage(spool: bool) {
         expected_alerts.len()
     );
 
-    let topics = Topics {
-        readings: format!("{id}.readings"),
-        hj212: format!("{id}.hj212"),
-        events: format!("{id}.events"),
-        dlq: format!("{id}.dlq"),
-    };
+    let topics = Topics::named(&id);
     let (metrics_port, gateway_port) = (free_port(), free_port());
     let dir = std::env::temp_dir().join(&id);
     std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
@@ -229,27 +222,8 @@ fn outage(spool: bool) {
         c.set("bootstrap.servers", &s.kafka.bootstrap_servers);
         c
     };
-    let admin: AdminClient<DefaultClientContext> =
-        kafka().create().unwrap_or_else(|e| panic!("{e}"));
-    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-    let all = [
-        topics.readings.as_str(),
-        topics.hj212.as_str(),
-        topics.events.as_str(),
-        topics.dlq.as_str(),
-    ];
-    rt.block_on(async {
-        // One partition: the minutes arrive in order, none later than the allowed lateness.
-        let new: Vec<NewTopic> = all
-            .iter()
-            .map(|t| NewTopic::new(t, 1, TopicReplication::Fixed(1)))
-            .collect();
-        let created = admin
-            .create_topics(&new, &options)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        assert!(created.iter().all(Result::is_ok), "{created:?}");
-    });
+    // One partition: the minutes arrive in order, none later than the allowed lateness.
+    topics.create(&rt, 1);
 
     let log = std::fs::File::create(dir.join("argus.log")).unwrap_or_else(|e| panic!("{e}"));
     let child = Command::new(env!("CARGO_BIN_EXE_argus"))
@@ -407,8 +381,8 @@ fn outage(spool: bool) {
     let _ = Command::new("kill").args(["-TERM", &pid]).status();
     let status = argus.0.wait().unwrap_or_else(|e| panic!("{e}"));
     assert!(status.success(), "argus exited with {status:?}");
+    topics.delete(&rt);
     rt.block_on(async {
-        let _ = admin.delete_topics(&all, &options).await;
         let _ = store.query(&format!("DROP DATABASE {id}")).execute().await;
     });
     let _ = std::fs::remove_dir_all(dir);

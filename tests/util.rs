@@ -92,6 +92,80 @@ pub fn http_post(port: u16, path: &str, body: &str) -> Option<(u16, String)> {
     Some((status, body))
 }
 
+impl Topics {
+    /// The topics of test `id`: `<id>.readings`, `.hj212`, `.events`, `.dlq`.
+    pub fn named(id: &str) -> Self {
+        Self {
+            readings: format!("{id}.readings"),
+            hj212: format!("{id}.hj212"),
+            events: format!("{id}.events"),
+            dlq: format!("{id}.dlq"),
+        }
+    }
+
+    /// All four.
+    pub fn all(&self) -> [&str; 4] {
+        [&self.readings, &self.hj212, &self.events, &self.dlq]
+    }
+
+    /// Create them on the local Kafka, `partitions` each.
+    pub fn create(&self, rt: &tokio::runtime::Runtime, partitions: i32) {
+        use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+        use rdkafka::client::DefaultClientContext;
+        let admin: AdminClient<DefaultClientContext> = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", &settings().kafka.bootstrap_servers)
+            .create()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let options =
+            AdminOptions::new().operation_timeout(Some(std::time::Duration::from_secs(10)));
+        let new: Vec<NewTopic> = self
+            .all()
+            .iter()
+            .map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(1)))
+            .collect();
+        let created = rt
+            .block_on(admin.create_topics(&new, &options))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(created.iter().all(Result::is_ok), "{created:?}");
+    }
+
+    /// Delete them (best effort, at the end of a test).
+    pub fn delete(&self, rt: &tokio::runtime::Runtime) {
+        use rdkafka::admin::{AdminClient, AdminOptions};
+        use rdkafka::client::DefaultClientContext;
+        let admin: Result<AdminClient<DefaultClientContext>, _> = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", &settings().kafka.bootstrap_servers)
+            .create();
+        if let Ok(admin) = admin {
+            let _ = rt.block_on(admin.delete_topics(&self.all(), &AdminOptions::new()));
+        }
+    }
+}
+
+/// Write the config of test `id` (see [`argus_config`]) into a fresh folder of its own; returns
+/// the folder and the file.
+pub fn write_config(
+    id: &str,
+    metrics_port: u16,
+    gateway_port: u16,
+    topics: &Topics,
+    rules: &str,
+) -> (PathBuf, PathBuf) {
+    let dir = std::env::temp_dir().join(id);
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let config = dir.join("argus.toml");
+    let text = argus_config(
+        id,
+        metrics_port,
+        gateway_port,
+        &format!("argus-e2e/{id}"),
+        topics,
+        rules,
+    );
+    std::fs::write(&config, text).unwrap_or_else(|e| panic!("{e}"));
+    (dir, config)
+}
+
 /// The Kafka topics of one test's Argus.
 pub struct Topics {
     /// Readings topic.

@@ -147,6 +147,20 @@ impl Spool {
         self.dir.join(format!("{seq:020}.batch"))
     }
 
+    /// Write batch file `seq` durably: a temporary file, synced, renamed into place, and the
+    /// directory synced.
+    fn write(&self, seq: u64, bytes: &[u8]) -> Result<(), SpoolError> {
+        let path = self.path(seq);
+        let tmp = self.dir.join(format!("{seq:020}.tmp"));
+        let mut file = fs::File::create(&tmp).map_err(io(&tmp))?;
+        file.write_all(bytes).map_err(io(&tmp))?;
+        file.sync_all().map_err(io(&tmp))?;
+        fs::rename(&tmp, &path).map_err(io(&path))?;
+        fs::File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io(&self.dir))
+    }
+
     /// Keep a batch, durably: on return it survives a crash.
     pub fn push(&mut self, batch: &RowBatch) -> Result<(), SpoolError> {
         let bytes = serde_json::to_vec(batch).map_err(SpoolError::Encode)?;
@@ -159,15 +173,7 @@ impl Spool {
             });
         }
         let seq = self.next;
-        let path = self.path(seq);
-        let tmp = self.dir.join(format!("{seq:020}.tmp"));
-        let mut file = fs::File::create(&tmp).map_err(io(&tmp))?;
-        file.write_all(&bytes).map_err(io(&tmp))?;
-        file.sync_all().map_err(io(&tmp))?;
-        fs::rename(&tmp, &path).map_err(io(&path))?;
-        fs::File::open(&self.dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io(&self.dir))?;
+        self.write(seq, &bytes)?;
         self.files.push((seq, bytes.len() as u64));
         self.next = seq + 1;
         Ok(())
@@ -204,15 +210,7 @@ impl Spool {
             .map_or(self.next, |(s, _)| *s)
             .saturating_sub(1);
         let bytes = serde_json::to_vec(batch).map_err(SpoolError::Encode)?;
-        let path = self.path(seq);
-        let tmp = self.dir.join(format!("{seq:020}.tmp"));
-        let mut file = fs::File::create(&tmp).map_err(io(&tmp))?;
-        file.write_all(&bytes).map_err(io(&tmp))?;
-        file.sync_all().map_err(io(&tmp))?;
-        fs::rename(&tmp, &path).map_err(io(&path))?;
-        fs::File::open(&self.dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io(&self.dir))?;
+        self.write(seq, &bytes)?;
         self.files.insert(0, (seq, bytes.len() as u64));
         Ok(())
     }
