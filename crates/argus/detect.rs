@@ -1,9 +1,8 @@
 //! Detection in the running service: the pipeline's records fanned out to the local timely
-//! workers (each source always to the same worker, so its watermark is kept in one place), the
-//! envelope acknowledged once every part of it has entered the dataflow, and the workers'
-//! reports turned into logs and metrics.
+//! workers (each source always to the same worker, so its watermark is kept in one place), and
+//! the workers' reports turned into logs, metrics, stored transitions and tickets. The dataflow
+//! is not where inputs are acknowledged (its state is in memory): the store's sink is.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -11,7 +10,7 @@ use anyhow::Context;
 use argus_config::Settings;
 use argus_dataflow::live::{run_live, Feed, LiveOptions, Observer, Progress};
 use argus_dataflow::{AlertTransition, Input, WatermarkParams};
-use argus_ingest::{Ack, Record};
+use argus_ingest::Record;
 use argus_rules::{RuleSet, Transition};
 use argus_store::sink::Item;
 use argus_telemetry::Telemetry;
@@ -60,32 +59,8 @@ impl Cluster {
     }
 }
 
-/// An envelope's acknowledgement shared by its parts: done when the last part has entered.
-struct SharedAck {
-    remaining: AtomicUsize,
-    ack: Mutex<Option<Ack>>,
-}
-
-impl SharedAck {
-    fn part_done(&self) {
-        if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
-            let ack = self
-                .ack
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .take();
-            if let Some(ack) = ack {
-                ack.done();
-            }
-        }
-    }
-}
-
 /// Part of an envelope for one worker.
-struct Part {
-    inputs: Vec<Input>,
-    ack: Arc<SharedAck>,
-}
+type Part = Vec<Input>;
 
 /// The pipeline's handle on the local workers.
 pub struct Detection {
@@ -145,10 +120,7 @@ impl Detection {
                         .lock()
                         .unwrap_or_else(PoisonError::into_inner)
                         .take();
-                    ChannelFeed {
-                        rx,
-                        entered: Vec::new(),
-                    }
+                    ChannelFeed { rx }
                 };
                 let guards = run_live(config, rules, options, feed, observer)?;
                 guards
@@ -161,9 +133,9 @@ impl Detection {
         Ok(Self { senders, thread })
     }
 
-    /// Hand an envelope's records to the workers; `ack` runs once they have all entered the
-    /// dataflow. Fails if the dataflow has stopped (the envelope is then not acknowledged).
-    pub async fn send(&self, records: Vec<Record>, ack: Ack) -> anyhow::Result<()> {
+    /// Hand an envelope's records to the workers (its acknowledgement is the store's: the
+    /// dataflow keeps its state in memory). Fails if the dataflow has stopped.
+    pub async fn send(&self, records: Vec<Record>) -> anyhow::Result<()> {
         let workers = self.senders.len();
         let mut parts: Vec<Vec<Input>> = (0..workers).map(|_| Vec::new()).collect();
         for record in records {
@@ -174,23 +146,10 @@ impl Detection {
             let key = input.source().map_or("", |s| s.as_str());
             parts[worker_of(key, workers)].push(input);
         }
-        let count = parts.iter().filter(|p| !p.is_empty()).count();
-        if count == 0 {
-            ack.done();
-            return Ok(());
-        }
-        let shared = Arc::new(SharedAck {
-            remaining: AtomicUsize::new(count),
-            ack: Mutex::new(Some(ack)),
-        });
-        for (worker, inputs) in parts.into_iter().enumerate() {
-            if inputs.is_empty() {
+        for (worker, part) in parts.into_iter().enumerate() {
+            if part.is_empty() {
                 continue;
             }
-            let part = Part {
-                inputs,
-                ack: Arc::clone(&shared),
-            };
             self.senders[worker]
                 .send(part)
                 .await
@@ -222,7 +181,6 @@ fn worker_of(source: &str, workers: usize) -> usize {
 /// A worker's feed: the parts the pipeline sent it.
 struct ChannelFeed {
     rx: Option<mpsc::Receiver<Part>>,
-    entered: Vec<Arc<SharedAck>>,
 }
 
 impl Feed for ChannelFeed {
@@ -233,19 +191,10 @@ impl Feed for ChannelFeed {
         };
         loop {
             match rx.try_recv() {
-                Ok(part) => {
-                    into.extend(part.inputs);
-                    self.entered.push(part.ack);
-                }
+                Ok(part) => into.extend(part),
                 Err(mpsc::error::TryRecvError::Empty) => return true,
                 Err(mpsc::error::TryRecvError::Disconnected) => return false,
             }
-        }
-    }
-
-    fn entered(&mut self) {
-        for ack in self.entered.drain(..) {
-            ack.part_done();
         }
     }
 }
@@ -407,21 +356,5 @@ mod tests {
         }
         assert!(seen.iter().all(|&n| n > 50), "{seen:?}");
         assert_eq!(worker_of("anything", 1), 0);
-    }
-
-    #[test]
-    fn an_envelope_is_acknowledged_once_its_last_part_entered() {
-        let count = Arc::new(AtomicUsize::new(0));
-        let c = Arc::clone(&count);
-        let shared = SharedAck {
-            remaining: AtomicUsize::new(2),
-            ack: Mutex::new(Some(Ack::new(move || {
-                c.fetch_add(1, Ordering::SeqCst);
-            }))),
-        };
-        shared.part_done();
-        assert_eq!(count.load(Ordering::SeqCst), 0);
-        shared.part_done();
-        assert_eq!(count.load(Ordering::SeqCst), 1);
     }
 }

@@ -10,7 +10,7 @@ use argus_ingest::{DeadLetter, Envelope};
 use argus_kafka::DeadLetterSink;
 use tokio::sync::{mpsc, watch};
 
-use argus_ingest::{Ack, Record};
+use argus_ingest::Record;
 use argus_store::sink::Item;
 
 use crate::detect::Detection;
@@ -58,7 +58,7 @@ pub async fn run(
         sink.send(item)
             .await
             .map_err(|_| anyhow::anyhow!("the store sink has stopped"))?;
-        detection.send(envelope.records, Ack::none()).await?;
+        detection.send(envelope.records).await?;
         if last_progress.elapsed() >= PROGRESS_EVERY {
             tracing::info!(
                 envelopes,

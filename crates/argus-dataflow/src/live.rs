@@ -19,9 +19,6 @@ pub trait Feed {
     /// Move the inputs ready now into `into`, without blocking. Returns `false` once the feed has
     /// ended (shutdown): the worker then closes its input and drains.
     fn poll(&mut self, into: &mut Vec<Input>) -> bool;
-
-    /// Every input polled so far has entered the dataflow (or was reported late).
-    fn entered(&mut self);
 }
 
 /// What the workers report, on their own threads.
@@ -116,7 +113,6 @@ where
             if !late.is_empty() {
                 observer.late(index, std::mem::take(&mut late));
             }
-            feed.entered();
             if !open || last_advance.elapsed() >= options.advance_every {
                 let now = Timestamp::from_system_time(SystemTime::now());
                 let watermark = watermarks.advance(now);
