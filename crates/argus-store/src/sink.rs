@@ -181,11 +181,13 @@ impl Sink {
             let spooled = match spool.oldest() {
                 Ok(Some(s)) => s,
                 Ok(None) => break,
-                Err(e) => {
-                    // Set aside with a `.bad` suffix; the next one follows.
-                    tracing::error!("spooled batch unreadable, set aside: {e}");
+                // Set aside with a `.bad` suffix, reported; the next one follows.
+                Err(e @ SpoolError::SetAside { .. }) => {
+                    tracing::error!("{e}");
                     continue;
                 }
+                // The disk refuses: stop rather than retry it in a loop.
+                Err(e) => return Err(StoreError::Spool(e)),
             };
             let mut batch = spooled.batch;
             let rows = batch.len();

@@ -69,6 +69,15 @@ pub enum SpoolError {
         /// The error.
         source: std::io::Error,
     },
+    /// A batch file could not be decoded (torn by a crash while written): it was renamed to
+    /// `path` (`.bad`) for someone to look at; the batches after it go on.
+    #[error("spool batch unreadable, set aside as {path}: {reason}")]
+    SetAside {
+        /// Where it is now.
+        path: PathBuf,
+        /// Why it could not be read.
+        reason: String,
+    },
     /// A batch could not be encoded.
     #[error("spool: cannot encode a batch: {0}")]
     Encode(serde_json::Error),
@@ -193,9 +202,9 @@ impl Spool {
                 self.files.remove(0);
                 let bad = path.with_extension("bad");
                 fs::rename(&path, &bad).map_err(io(&bad))?;
-                Err(SpoolError::Io {
+                Err(SpoolError::SetAside {
                     path: bad,
-                    source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+                    reason: e.to_string(),
                 })
             }
         }
