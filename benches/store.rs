@@ -1,4 +1,5 @@
-//! Sustained insert rate of readings into the real ClickHouse through the store's sink: items of
+//! Sustained insert rate of readings through the store's sink, into the real ClickHouse and into
+//! the embedded SQLite file: items of
 //! 1,000 readings (an envelope's worth) sent to `argus_store::sink::run`, batched at the shipped
 //! `batch_max_rows`, written, and acknowledged; timed from the first send to the last
 //! acknowledgement. Needs the local stack (`deploy/local/stack up`). `cargo bench --bench store`;
@@ -13,7 +14,7 @@ use argus_config::Settings;
 use argus_ingest::Ack;
 use argus_model::{DataFlag, Metric, MetricCode, Reading, Registry, SourceId, Timestamp};
 use argus_store::sink::{run, Item, SinkOptions};
-use argus_store::ClickHouseStore;
+use argus_store::{ClickHouseStore, Labels, SqliteStore, Store};
 use argus_telemetry::Telemetry;
 use tokio::sync::{mpsc, watch};
 
@@ -57,16 +58,17 @@ fn main() {
         .enable_all()
         .build()
         .unwrap_or_else(|e| panic!("{e}"));
-    let database = format!("argus_bench_{}", std::process::id());
-    let store = ClickHouseStore::with_database(&settings.clickhouse, &database, &registry);
     let options = SinkOptions {
         max_rows: settings.clickhouse.batch_max_rows,
         max_age: settings.clickhouse.batch_max_age,
         max_backoff: settings.clickhouse.retry_max_backoff,
         spool: None,
     };
+    let labels = Labels::new(&registry);
+    let database = format!("argus_bench_{}", std::process::id());
+    let store = ClickHouseStore::with_database(&settings.clickhouse, &database);
     rt.block_on(async {
-        store.migrate().await.unwrap_or_else(|e| panic!("{e}"));
+        store.prepare().await.unwrap_or_else(|e| panic!("{e}"));
         // ARGUS_BENCH_NO_ROLLUPS=1 measures the readings table alone (what the rollups cost).
         if std::env::var_os("ARGUS_BENCH_NO_ROLLUPS").is_some() {
             for view in ["readings_1m_mv", "readings_1h_mv"] {
@@ -78,46 +80,68 @@ fn main() {
             }
             println!("rollup views dropped");
         }
-        let telemetry = Telemetry::new("bench", 0).unwrap_or_else(|e| panic!("{e}"));
-        let (_stop, stopping) = watch::channel(false);
-        let (tx, rx) = mpsc::channel(1024);
-        let sink = tokio::spawn(run(store.clone(), rx, options.clone(), telemetry, stopping));
-        let acked = Arc::new(AtomicUsize::new(0));
-        let started = Instant::now();
-        for chunk in readings.chunks(PER_ITEM) {
-            let acked = Arc::clone(&acked);
-            let item = Item::Input {
-                readings: chunk.to_vec(),
-                rejected: Vec::new(),
-                ack: Ack::new(move || {
-                    acked.fetch_add(1, Ordering::Relaxed);
-                }),
-            };
-            tx.send(item).await.unwrap_or_else(|e| panic!("{e}"));
-        }
-        drop(tx);
-        sink.await
-            .unwrap_or_else(|e| panic!("{e}"))
-            .unwrap_or_else(|e| panic!("{e}"));
-        let elapsed = started.elapsed();
-        let items = total.div_ceil(PER_ITEM);
-        assert_eq!(acked.load(Ordering::Relaxed), items);
-        let stored: u64 = store
-            .query("SELECT count() FROM readings")
-            .fetch_one()
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(stored, total as u64);
-        println!(
-            "{total} readings in {} batches of <= {} rows: {elapsed:?} = {:.0} rows/s (sent, written, acknowledged)",
-            total.div_ceil(options.max_rows),
-            options.max_rows,
-            total as f64 / elapsed.as_secs_f64()
-        );
+        measure("clickhouse", store.clone(), &labels, &readings, &options).await;
         let _ = store
             .query(&format!("DROP DATABASE {database}"))
             .execute()
             .await;
-        tokio::time::sleep(Duration::from_millis(10)).await;
     });
+    let dir = std::env::temp_dir().join(format!("argus_bench_{}", std::process::id()));
+    let sqlite = SqliteStore::open(&dir.join("argus.sqlite")).unwrap_or_else(|e| panic!("{e}"));
+    rt.block_on(async {
+        sqlite.prepare().await.unwrap_or_else(|e| panic!("{e}"));
+        measure("sqlite", sqlite, &labels, &readings, &options).await;
+    });
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Send the readings through the sink into `store`, wait for every acknowledgement, check
+/// the count, print the rate.
+async fn measure<S: Store>(
+    name: &str,
+    store: S,
+    labels: &Labels,
+    readings: &[Reading],
+    options: &SinkOptions,
+) {
+    let total = readings.len();
+    let telemetry = Telemetry::new("bench", 0).unwrap_or_else(|e| panic!("{e}"));
+    let (_stop, stopping) = watch::channel(false);
+    let (tx, rx) = mpsc::channel(1024);
+    let sink = tokio::spawn(run(
+        store.clone(),
+        labels.clone(),
+        rx,
+        options.clone(),
+        telemetry,
+        stopping,
+    ));
+    let acked = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    for chunk in readings.chunks(PER_ITEM) {
+        let acked = Arc::clone(&acked);
+        let item = Item::Input {
+            readings: chunk.to_vec(),
+            rejected: Vec::new(),
+            ack: Ack::new(move || {
+                acked.fetch_add(1, Ordering::Relaxed);
+            }),
+        };
+        tx.send(item).await.unwrap_or_else(|e| panic!("{e}"));
+    }
+    drop(tx);
+    sink.await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let elapsed = started.elapsed();
+    assert_eq!(acked.load(Ordering::Relaxed), total.div_ceil(PER_ITEM));
+    let stored = store.counts().await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(stored.readings, total as u64);
+    println!(
+        "{name}: {total} readings in {} batches of <= {} rows: {elapsed:?} = {:.0} rows/s (sent, written, acknowledged)",
+        total.div_ceil(options.max_rows),
+        options.max_rows,
+        total as f64 / elapsed.as_secs_f64()
+    );
+    tokio::time::sleep(Duration::from_millis(10)).await;
 }

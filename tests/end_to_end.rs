@@ -213,13 +213,7 @@ fn bad_inputs_on_every_transport_reach_the_dead_letter_topic() {
     });
 
     // The dead letters are also in ClickHouse's `rejected`, for staff to see per feed.
-    let registry = argus_model::Registry::from_toml_str(
-        &std::fs::read_to_string(repo_path("config/registry.toml"))
-            .unwrap_or_else(|e| panic!("{e}")),
-        "registry.toml",
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    let store = argus_store::ClickHouseStore::with_database(&s.clickhouse, &id, &registry);
+    let store = argus_store::ClickHouseStore::with_database(&s.clickhouse, &id);
     let mut reasons: Vec<(String, String)> = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(20);
     while reasons.len() < 3 && Instant::now() < deadline {
@@ -373,13 +367,7 @@ fn readings_and_events_through_kafka_raise_and_resolve_alerts_on_two_workers() {
 
     // The coal department's team accepts the ticket through the API; the same change again, a
     // dispatcher starting the inspection, or a ticket that does not exist are refused.
-    let registry = argus_model::Registry::from_toml_str(
-        &std::fs::read_to_string(repo_path("config/registry.toml"))
-            .unwrap_or_else(|e| panic!("{e}")),
-        "registry.toml",
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    let store = argus_store::ClickHouseStore::with_database(&s.clickhouse, &id, &registry);
+    let store = argus_store::ClickHouseStore::with_database(&s.clickhouse, &id);
     let mut ticket = String::new();
     let deadline = Instant::now() + Duration::from_secs(20);
     while ticket.is_empty() {
@@ -422,6 +410,45 @@ fn readings_and_events_through_kafka_raise_and_resolve_alerts_on_two_workers() {
         .unwrap_or_else(|| panic!("no answer"));
     assert_eq!(status, 400, "{body}");
 
+    // Staff acknowledge the methane alarm, once; the alert shows who did.
+    let alarm: String = rt
+        .block_on(
+            store
+                .query("SELECT any(alert_id) FROM alerts FINAL WHERE rule_id = 'methane-alarm'")
+                .fetch_one(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    let ack_path = format!("/api/alerts/{alarm}/ack");
+    let ack = r#"{"actor": "Operator Liu", "note": "called the mine's dispatcher"}"#;
+    let (status, body) =
+        http_post(metrics_port, &ack_path, ack).unwrap_or_else(|| panic!("no answer"));
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains("\"acknowledged_by\":\"Operator Liu\""),
+        "{body}"
+    );
+    let (status, body) =
+        http_post(metrics_port, &ack_path, ack).unwrap_or_else(|| panic!("no answer"));
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        body.contains("already acknowledged by Operator Liu"),
+        "{body}"
+    );
+    let (status, _) = http_post(metrics_port, "/api/alerts/00000000000000ff/ack", ack)
+        .unwrap_or_else(|| panic!("no answer"));
+    assert_eq!(status, 404);
+    let (status, _) = http_post(metrics_port, &ack_path, r#"{"actor": " "}"#)
+        .unwrap_or_else(|| panic!("no answer"));
+    assert_eq!(status, 400);
+    let shown = http_get(metrics_port, &format!("/api/alerts/{alarm}"))
+        .unwrap_or_else(|| panic!("no answer"));
+    assert!(
+        shown.contains("\"acknowledged_by\":\"Operator Liu\"")
+            && shown.contains("\"transition\":\"fired\"")
+            && shown.contains("\"transition\":\"resolved\""),
+        "{shown}"
+    );
+
     let pid = argus.0.id().to_string();
     let killed = Command::new("kill")
         .args(["-TERM", &pid])
@@ -440,13 +467,7 @@ fn readings_and_events_through_kafka_raise_and_resolve_alerts_on_two_workers() {
     assert!(log.contains("store sink drained"), "{log}");
 
     // The record in ClickHouse: the readings, and the alerts with their transitions.
-    let registry = argus_model::Registry::from_toml_str(
-        &std::fs::read_to_string(repo_path("config/registry.toml"))
-            .unwrap_or_else(|e| panic!("{e}")),
-        "registry.toml",
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    let store = argus_store::ClickHouseStore::with_database(&s.clickhouse, &id, &registry);
+    let store = argus_store::ClickHouseStore::with_database(&s.clickhouse, &id);
     rt.block_on(async {
         let readings: u64 = store
             .query("SELECT count() FROM readings FINAL WHERE source = 'MINE01-CH4-WF1'")
@@ -476,6 +497,12 @@ fn readings_and_events_through_kafka_raise_and_resolve_alerts_on_two_workers() {
             alerts.iter().all(|(_, _, town)| !town.is_empty()),
             "{alerts:?}"
         );
+        let acknowledged: String = store
+            .query("SELECT acknowledged_by FROM alerts FINAL WHERE rule_id = 'methane-alarm'")
+            .fetch_one()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(acknowledged, "Operator Liu");
         let events: u64 = store
             .query("SELECT count() FROM alert_events FINAL")
             .fetch_one()
@@ -527,14 +554,20 @@ fn readings_and_events_through_kafka_raise_and_resolve_alerts_on_two_workers() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// On a single node with the embedded store (SQLite) instead of ClickHouse.
 #[test]
 fn a_silence_set_by_staff_mutes_alerts_which_are_recorded_without_tickets() {
+    use argus_store::Store;
     let s = settings();
     let id = unique("e2e_silence");
     let topics = Topics::named(&id);
     let (metrics_port, gateway_port) = (free_port(), free_port());
     let rules = "allowed_lateness_secs = 1\nmax_delay_secs = 60\nadvance_every_ms = 100\n";
     let (dir, config) = write_config(&id, metrics_port, gateway_port, &topics, rules);
+    let text = std::fs::read_to_string(&config).unwrap_or_else(|e| panic!("{e}"));
+    let embedded = "backend = \"sqlite\"\nsqlite_path = \"argus.sqlite\"";
+    let text = text.replace("backend = \"clickhouse\"", embedded);
+    std::fs::write(&config, text).unwrap_or_else(|e| panic!("{e}"));
     let rt = runtime();
     let kafka_config = || {
         let mut c = ClientConfig::new();
@@ -615,33 +648,45 @@ fn a_silence_set_by_staff_mutes_alerts_which_are_recorded_without_tickets() {
     wait_for("the alerts", Duration::from_secs(120), || {
         http_get(metrics_port, "/metrics").is_some_and(|m| sample(&m, fired) == 1)
     });
+
+    // Muted alerts are still there to acknowledge.
+    let store =
+        argus_store::SqliteStore::open(&dir.join("argus.sqlite")).unwrap_or_else(|e| panic!("{e}"));
+    let mut alerts = Vec::new();
+    wait_for("three stored alerts", Duration::from_secs(10), || {
+        alerts = rt
+            .block_on(store.enterprise_alerts("E009"))
+            .unwrap_or_default();
+        alerts.len() == 3
+    });
+    let ack = r#"{"actor": "Operator Liu"}"#;
+    let (status, body) = http_post(
+        metrics_port,
+        &format!("/api/alerts/{}/ack", alerts[0].alert_id),
+        ack,
+    )
+    .unwrap_or_else(|| panic!("no answer"));
+    assert_eq!(status, 200, "{body}");
+
     let pid = argus.0.id().to_string();
     let _ = Command::new("kill").args(["-TERM", &pid]).status();
     let status = argus.0.wait().unwrap_or_else(|e| panic!("{e}"));
     assert!(status.success(), "argus exited with {status:?}");
 
-    // Recorded, muted, and no ticket.
-    let registry = argus_model::Registry::from_toml_str(
-        &std::fs::read_to_string(repo_path("config/registry.toml"))
-            .unwrap_or_else(|e| panic!("{e}")),
-        "registry.toml",
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    let store = argus_store::ClickHouseStore::with_database(&s.clickhouse, &id, &registry);
+    // Recorded in the embedded store, muted, and no ticket.
     rt.block_on(async {
-        let muted: Vec<u8> = store
-            .query("SELECT muted FROM alerts FINAL")
-            .fetch_all()
+        let alerts = store
+            .enterprise_alerts("E009")
             .await
             .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(muted, [1, 1, 1], "three alerts, all muted");
-        let tickets: u64 = store
-            .query("SELECT count() FROM ticket_events")
-            .fetch_one()
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(tickets, 0);
-        let _ = store.query(&format!("DROP DATABASE {id}")).execute().await;
+        let muted: Vec<(u8, &str)> = alerts
+            .iter()
+            .map(|a| (a.muted, a.status.as_str()))
+            .collect();
+        assert_eq!(muted, [(1, "resolved"); 3], "three alerts, all muted");
+        assert_eq!(alerts[0].acknowledged_by, "Operator Liu");
+        let counts = store.counts().await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((counts.readings, counts.ticket_events), (4, 0));
     });
     topics.delete(&rt);
     let _ = std::fs::remove_dir_all(dir);

@@ -233,7 +233,7 @@ fn outage(spool: bool) {
         .spawn()
         .unwrap_or_else(|e| panic!("spawn argus: {e}"));
     let mut argus = Running(child);
-    let store = ClickHouseStore::with_database(&s.clickhouse, &id, &registry);
+    let store = ClickHouseStore::with_database(&s.clickhouse, &id);
     let deadline = Instant::now() + Duration::from_secs(60);
     while rt
         .block_on(

@@ -1,7 +1,12 @@
-//! The ClickHouse store against the real server of the local stack: migrations applied once and
-//! recorded, the column check, readings, alert transitions and rejected inputs written and read
-//! back, and replays that do not duplicate.
+//! The store contract, run against both backends: the real ClickHouse server of the local stack
+//! and the embedded SQLite file. Migrations applied once, rows round trip, replays do not
+//! duplicate, acknowledgements survive later transitions, tickets are read back, retention
+//! drops old months; then what only one backend has (ClickHouse's rollups, its column check
+//! against a foreign table, the sink while the server is unreachable; SQLite's append-only
+//! triggers).
 
+use std::future::Future;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use argus_dataflow::AlertTransition;
@@ -9,7 +14,9 @@ use argus_ingest::{DeadLetter, Reason, Transport};
 use argus_model::{DataFlag, Metric, MetricCode, Reading, Registry, SourceId, Timestamp};
 use argus_rules::{alert_id, RuleSet, Transition};
 use argus_store::migrations::MIGRATIONS;
-use argus_store::{ClickHouseStore, StoreError};
+use argus_store::rows::{RejectedRow, TicketEventRow, TicketRow};
+use argus_store::spool::RowBatch;
+use argus_store::{Acknowledgement, ClickHouseStore, Labels, SqliteStore, Store, StoreError};
 
 use crate::util::{repo_path, runtime, settings, unique};
 
@@ -32,168 +39,580 @@ fn reading(source: &str, minute: i64, value: f64, flag: DataFlag) -> Reading {
     }
 }
 
-#[test]
-fn migrations_apply_once_and_rows_round_trip_without_duplicates_on_replay() {
+fn ok<T, E: std::fmt::Display>(r: Result<T, E>) -> T {
+    r.unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// A ClickHouse database of its own, dropped afterwards.
+fn on_clickhouse<F, Fut>(name: &str, test: F)
+where
+    F: FnOnce(ClickHouseStore) -> Fut,
+    Fut: Future<Output = ()>,
+{
     let rt = runtime();
     rt.block_on(async {
-        let s = settings();
-        let registry = registry();
-        let db = unique("argus_store");
-        let store = ClickHouseStore::with_database(&s.clickhouse, &db, &registry);
+        let db = unique(name);
+        let store = ClickHouseStore::with_database(&settings().clickhouse, &db);
+        test(store.clone()).await;
+        ok(store.query(&format!("DROP DATABASE {db}")).execute().await);
+    });
+}
 
-        // Migrations: all applied on a fresh database, none the second time, all recorded.
-        let applied = store.migrate().await.unwrap_or_else(|e| panic!("{e}"));
-        let all: Vec<u32> = MIGRATIONS.iter().map(|m| m.version).collect();
-        assert_eq!(applied, all);
-        let again = store.migrate().await.unwrap_or_else(|e| panic!("{e}"));
-        assert!(again.is_empty(), "{again:?}");
-        let recorded: Vec<u32> = store
-            .query("SELECT version FROM schema_migrations FINAL ORDER BY version")
-            .fetch_all()
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(recorded, all);
-        store.check_columns().await.unwrap_or_else(|e| panic!("{e}"));
+/// An SQLite file of its own, removed afterwards.
+fn on_sqlite<F, Fut>(name: &str, test: F)
+where
+    F: FnOnce(SqliteStore) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let dir: PathBuf = std::env::temp_dir().join(unique(name));
+    let rt = runtime();
+    rt.block_on(async {
+        let store = ok(SqliteStore::open(&dir.join("argus.sqlite")));
+        test(store).await;
+    });
+    let _ = std::fs::remove_dir_all(dir);
+}
 
-        // Readings: 3 points x 600 minutes, some invalid; the same batch again (a replay).
-        let mut readings = Vec::new();
-        for source in ["15010201000101", "15010201000105", "UNKNOWN-LOGGER"] {
-            for minute in 0..600 {
-                let flag = if minute % 10 == 0 { DataFlag::M } else { DataFlag::N };
-                readings.push(reading(source, minute, 20.0 + (minute % 7) as f64, flag));
+/// One contract, one test per backend.
+macro_rules! contract {
+    ($name:ident) => {
+        mod $name {
+            #[test]
+            fn clickhouse() {
+                super::on_clickhouse(stringify!($name), super::$name);
+            }
+            #[test]
+            fn sqlite() {
+                super::on_sqlite(stringify!($name), super::$name);
             }
         }
-        store.insert_readings(&readings).await.unwrap_or_else(|e| panic!("{e}"));
-        store.insert_readings(&readings).await.unwrap_or_else(|e| panic!("{e}"));
-        let (count, sum): (u64, f64) = store
-            .query("SELECT count(), sum(value) FROM readings FINAL")
-            .fetch_one()
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(count, readings.len() as u64);
-        assert_eq!(sum, readings.iter().map(|r| r.value).sum::<f64>());
-        let enterprise: String = store
-            .query("SELECT any(enterprise_id) FROM readings WHERE source = '15010201000101'")
-            .fetch_one()
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(enterprise, "E001");
-        // The hourly rollup holds the valid values (54 of every 60 minutes, per insert).
-        let (samples, avg): (u64, f64) = store
+    };
+}
+
+contract!(migrations_apply_once_and_rows_round_trip_without_duplicates_on_replay);
+contract!(an_acknowledgement_is_recorded_once_and_survives_later_transitions);
+contract!(open_tickets_and_their_record_are_read_back_as_written);
+contract!(retention_drops_the_readings_of_old_months_only);
+contract!(the_sink_acknowledges_inputs_once_their_rows_are_stored);
+
+async fn write<S: Store>(store: &S, mut batch: RowBatch) {
+    ok(store.insert_batch(&mut batch).await);
+    assert!(
+        batch.is_empty(),
+        "written tables are emptied from the batch"
+    );
+}
+
+fn readings_batch(readings: &[Reading]) -> RowBatch {
+    RowBatch {
+        readings: Labels::new(&registry()).reading_rows(readings),
+        ..RowBatch::default()
+    }
+}
+
+fn transitions_batch(transitions: &[AlertTransition], recorded: Timestamp) -> RowBatch {
+    let (alert_events, alerts) = Labels::new(&registry()).transition_rows(transitions, recorded);
+    RowBatch {
+        alert_events,
+        alerts,
+        ..RowBatch::default()
+    }
+}
+
+/// A methane power-cut alert's fired, updated and resolved transitions, and its id.
+fn methane_alert(registry: &Registry) -> ([AlertTransition; 3], String) {
+    let rules = ok(RuleSet::compile(
+        &ok(std::fs::read_to_string(repo_path("config/rules.toml"))),
+        "rules.toml",
+        registry,
+    ));
+    let instance = rules
+        .for_point("MINE01-CH4-WF1")
+        .find(|i| &*i.rule_id == "methane-power-cut")
+        .cloned()
+        .unwrap_or_else(|| panic!("no methane-power-cut instance"));
+    let started = Timestamp(T0 + 60_000);
+    let id = alert_id(&instance.rule_id, &instance.series_key(), started);
+    let instance = Arc::new(instance);
+    let transition = |t: Transition| AlertTransition {
+        alert_id: id,
+        kind: instance.kind,
+        instance: Arc::clone(&instance),
+        transition: t,
+        muted: false,
+    };
+    let all = [
+        transition(Transition::Fired {
+            started_at: started,
+            value: 1.6,
+        }),
+        transition(Transition::Updated {
+            started_at: started,
+            value: 2.1,
+        }),
+        transition(Transition::Resolved {
+            started_at: started,
+            ended_at: Timestamp(T0 + 300_000),
+            peak: 2.1,
+            mean: 1.8,
+        }),
+    ];
+    (all, format!("{id:016x}"))
+}
+
+async fn migrations_apply_once_and_rows_round_trip_without_duplicates_on_replay<S: Store>(
+    store: S,
+) {
+    // Migrations: all applied on a fresh store, none the second time.
+    let all: Vec<u32> = MIGRATIONS.iter().map(|m| m.version).collect();
+    assert_eq!(ok(store.prepare().await), all);
+    assert!(ok(store.prepare().await).is_empty());
+
+    // Readings: 3 points x 600 minutes, some invalid; the same batch again (a replay).
+    let mut readings = Vec::new();
+    for source in ["15010201000101", "15010201000105", "UNKNOWN-LOGGER"] {
+        for minute in 0..600 {
+            let flag = if minute % 10 == 0 {
+                DataFlag::M
+            } else {
+                DataFlag::N
+            };
+            readings.push(reading(source, minute, 20.0 + (minute % 7) as f64, flag));
+        }
+    }
+    write(&store, readings_batch(&readings)).await;
+    write(&store, readings_batch(&readings)).await;
+    assert_eq!(ok(store.counts().await).readings, readings.len() as u64);
+    let back = ok(store
+        .readings(
+            "15010201000101",
+            Timestamp(T0 + 60 * 60_000),
+            Timestamp(T0 + 120 * 60_000),
+        )
+        .await);
+    assert_eq!(back.len(), 60);
+    assert_eq!(back[0].enterprise_id, "E001");
+    assert_eq!(back[0].event_ms, T0 + 60 * 60_000);
+    assert_eq!(back[0].flag, "M");
+    let expected: f64 = readings[60..120].iter().map(|r| r.value).sum();
+    assert_eq!(back.iter().map(|r| r.value).sum::<f64>(), expected);
+    let unknown = ok(store
+        .readings("UNKNOWN-LOGGER", Timestamp(T0), Timestamp(T0 + 60_000))
+        .await);
+    assert_eq!(unknown.len(), 1);
+    assert_eq!(
+        unknown[0].enterprise_id, "",
+        "unregistered sources have no enterprise"
+    );
+
+    // Alert transitions: fired, then updated and resolved, then all of them again.
+    let registry = registry();
+    let (all, id) = methane_alert(&registry);
+    let now = Timestamp(T0 + 400_000);
+    write(&store, transitions_batch(&all[..1], now)).await;
+    let fired = ok(store.alert(&id).await).unwrap_or_else(|| panic!("alert {id} not stored"));
+    assert_eq!((fired.status.as_str(), fired.value), ("firing", 1.6));
+    write(&store, transitions_batch(&all[1..], now)).await;
+    write(
+        &store,
+        transitions_batch(&all, Timestamp(now.as_millis() + 1)),
+    )
+    .await;
+    let alert = ok(store.alert(&id).await).unwrap_or_else(|| panic!("alert {id} not stored"));
+    assert_eq!(
+        (
+            alert.status.as_str(),
+            alert.ended_ms,
+            alert.peak,
+            alert.limit_value
+        ),
+        ("resolved", T0 + 300_000, 2.1, 1.5)
+    );
+    assert!(!alert.town.is_empty());
+    let life: Vec<String> = ok(store.alert_events(&id).await)
+        .into_iter()
+        .map(|e| e.transition)
+        .collect();
+    assert_eq!(life, ["fired", "updated", "resolved"]);
+    let counts = ok(store.counts().await);
+    assert_eq!((counts.alerts, counts.alert_events), (1, 3));
+    let of_mine = ok(store.enterprise_alerts(&alert.enterprise_id).await);
+    assert_eq!(of_mine, std::slice::from_ref(&alert));
+    assert!(ok(store.enterprise_alerts("E999").await).is_empty());
+
+    // Rejected inputs, newest first.
+    let letter = |n: i64, raw: &[u8]| {
+        DeadLetter::new(
+            Transport::Kafka,
+            format!("kafka:argus.readings/0@{n}"),
+            Reason::BadJson,
+            "not valid JSON: expected value at line 1 column 1".to_owned(),
+            Timestamp(now.as_millis() + n),
+            raw,
+        )
+    };
+    let rejected = vec![
+        RejectedRow::new(&letter(7, b"{oops")),
+        RejectedRow::new(&letter(8, b"]")),
+    ];
+    write(
+        &store,
+        RowBatch {
+            rejected,
+            ..RowBatch::default()
+        },
+    )
+    .await;
+    let back = ok(store.rejected(10).await);
+    let seen: Vec<(&str, &str, &str)> = back
+        .iter()
+        .map(|r| (r.reason.as_str(), r.origin.as_str(), r.raw.as_str()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("bad_json", "kafka:argus.readings/0@8", "]"),
+            ("bad_json", "kafka:argus.readings/0@7", "{oops")
+        ]
+    );
+}
+
+async fn an_acknowledgement_is_recorded_once_and_survives_later_transitions<S: Store>(store: S) {
+    ok(store.prepare().await);
+    let (all, id) = methane_alert(&registry());
+    let ack = |actor: &str, at: i64| Acknowledgement {
+        alert_id: id.clone(),
+        actor: actor.to_owned(),
+        note: "called the mine's dispatcher".to_owned(),
+        at: Timestamp(at),
+    };
+
+    // Nothing stored yet: refused.
+    match store.acknowledge(&ack("Operator Liu", T0 + 120_000)).await {
+        Err(StoreError::UnknownAlert(a)) => assert_eq!(a, id),
+        other => panic!("expected an unknown alert, got {other:?}"),
+    }
+    write(&store, transitions_batch(&all[..1], Timestamp(T0 + 61_000))).await;
+    let acked = ok(store.acknowledge(&ack("Operator Liu", T0 + 120_000)).await);
+    assert_eq!(
+        (
+            acked.status.as_str(),
+            acked.acknowledged_by.as_str(),
+            acked.acknowledged_ms
+        ),
+        ("firing", "Operator Liu", T0 + 120_000)
+    );
+    // A second acknowledgement is refused, naming the first.
+    match store.acknowledge(&ack("Operator Wang", T0 + 180_000)).await {
+        Err(e @ StoreError::AlreadyAcknowledged { .. }) => {
+            let text = e.to_string();
+            assert!(
+                text.contains("already acknowledged by Operator Liu"),
+                "{text}"
+            );
+        }
+        other => panic!("expected already acknowledged, got {other:?}"),
+    }
+    // Later transitions (and a replay of the first) keep the acknowledgement.
+    write(
+        &store,
+        transitions_batch(&all[1..2], Timestamp(T0 + 200_000)),
+    )
+    .await;
+    let updated = ok(store.alert(&id).await).unwrap_or_else(|| panic!("alert gone"));
+    assert_eq!(
+        (updated.value, updated.acknowledged_by.as_str()),
+        (2.1, "Operator Liu")
+    );
+    write(&store, transitions_batch(&all, Timestamp(T0 + 400_000))).await;
+    let resolved = ok(store.alert(&id).await).unwrap_or_else(|| panic!("alert gone"));
+    assert_eq!(
+        (
+            resolved.status.as_str(),
+            resolved.acknowledged_by.as_str(),
+            resolved.acknowledged_ms
+        ),
+        ("resolved", "Operator Liu", T0 + 120_000)
+    );
+    let counts = ok(store.counts().await);
+    assert_eq!((counts.alerts, counts.alert_acks), (1, 1));
+}
+
+fn ticket(id: u64, state: argus_model::TicketState) -> argus_model::Ticket {
+    argus_model::Ticket {
+        ticket_id: id,
+        alert_ids: vec![0xabc, 0xdef],
+        enterprise_id: "E001".to_owned(),
+        town: "T01".to_owned(),
+        department: "environment".to_owned(),
+        severity: argus_model::Severity::Red,
+        state,
+        created_at: Timestamp(T0),
+        deadline: Some(Timestamp(T0 + 7_200_000)),
+        outcome: None,
+    }
+}
+
+fn ticket_event(id: u64, seq: u32, at: i64, to: argus_model::TicketState) -> TicketEventRow {
+    use argus_tickets::{EventKind, Role, TicketEvent};
+    TicketEventRow::new(&TicketEvent {
+        ticket_id: id,
+        seq,
+        at: Timestamp(at),
+        actor: if seq == 1 { "argus" } else { "Dispatcher Zhao" }.to_owned(),
+        role: if seq == 1 {
+            Role::System
+        } else {
+            Role::Dispatcher
+        },
+        kind: if seq == 1 {
+            EventKind::Created
+        } else {
+            EventKind::StateChanged
+        },
+        from: None,
+        to,
+        note: format!("step {seq}"),
+        alert_ids: vec![0xabc],
+        outcome: None,
+    })
+}
+
+async fn open_tickets_and_their_record_are_read_back_as_written<S: Store>(store: S) {
+    use argus_model::TicketState;
+    ok(store.prepare().await);
+    let open = ticket(1, TicketState::Dispatched);
+    let mut closed = ticket(2, TicketState::Closed);
+    closed.outcome = Some(argus_model::TicketOutcome::FalseAlarm);
+    let batch = RowBatch {
+        ticket_events: vec![
+            ticket_event(1, 1, T0, TicketState::New),
+            ticket_event(1, 2, T0 + 60_000, TicketState::Dispatched),
+            ticket_event(2, 1, T0, TicketState::New),
+        ],
+        tickets: vec![
+            TicketRow::new(&ticket(1, TicketState::New), "team", 1),
+            TicketRow::new(&open, "team", 2),
+            TicketRow::new(&closed, "team", 6),
+        ],
+        ..RowBatch::default()
+    };
+    write(&store, batch).await;
+    let back = ok(store.open_tickets().await);
+    assert_eq!(back.len(), 1, "{back:?}");
+    let (row, at) = &back[0];
+    assert_eq!((row.version, *at), (2, T0 + 60_000));
+    assert_eq!(row.to_ticket(), Some(open));
+    let record = ok(store.ticket_events(&format!("{:016x}", 1)).await);
+    let steps: Vec<(u32, &str, &str, &str)> = record
+        .iter()
+        .map(|e| {
+            (
+                e.seq,
+                e.actor.as_str(),
+                e.to_state.as_str(),
+                e.note.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            (1, "argus", "new", "step 1"),
+            (2, "Dispatcher Zhao", "dispatched", "step 2")
+        ]
+    );
+    assert_eq!(record[0].alert_ids, [format!("{:016x}", 0xabc)]);
+    // A later ticket row replaces the earlier; an earlier one written late does not.
+    write(
+        &store,
+        RowBatch {
+            tickets: vec![TicketRow::new(&ticket(1, TicketState::New), "team", 1)],
+            ..RowBatch::default()
+        },
+    )
+    .await;
+    let back = ok(store.open_tickets().await);
+    assert_eq!(back[0].0.state, "dispatched");
+    let counts = ok(store.counts().await);
+    assert_eq!((counts.tickets, counts.ticket_events), (2, 3));
+}
+
+async fn retention_drops_the_readings_of_old_months_only<S: Store>(store: S) {
+    ok(store.prepare().await);
+    // Readings in September, October and November 2026 (UTC, mid-month).
+    let month = |m: i64| T0 - (11 - m) * 30 * 86_400_000 - 10 * 86_400_000;
+    let mut readings = Vec::new();
+    for m in [9, 10, 11] {
+        for minute in 0..10 {
+            let mut r = reading("15010201000101", minute, 1.0, DataFlag::N);
+            r.event_time = Timestamp(month(m) + minute * 60_000);
+            readings.push(r);
+        }
+    }
+    let months: Vec<u32> = readings
+        .iter()
+        .map(|r| argus_store::retention::month_of(r.event_time))
+        .collect();
+    assert_eq!(
+        (months[0], months[10], months[20]),
+        (202_609, 202_610, 202_611)
+    );
+    write(&store, readings_batch(&readings)).await;
+    assert_eq!(ok(store.drop_readings_before(202_610).await), [202_609]);
+    assert_eq!(ok(store.counts().await).readings, 20);
+    assert!(ok(store.drop_readings_before(202_610).await).is_empty());
+    let left = ok(store
+        .readings("15010201000101", Timestamp(0), Timestamp(i64::MAX))
+        .await);
+    assert!(left.iter().all(|r| r.event_ms >= month(10)), "{left:?}");
+}
+
+async fn the_sink_acknowledges_inputs_once_their_rows_are_stored<S: Store>(store: S) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use argus_ingest::Ack;
+    use argus_store::sink::{run, Item, SinkOptions};
+    use argus_telemetry::Telemetry;
+    use tokio::sync::{mpsc, watch};
+
+    let acked = Arc::new(AtomicUsize::new(0));
+    let telemetry = ok(Telemetry::new("test", 0));
+    let (_stop, stopping) = watch::channel(false);
+    let (tx, rx) = mpsc::channel(8);
+    let options = SinkOptions {
+        max_rows: 1_000,
+        max_age: Duration::from_millis(50),
+        max_backoff: Duration::from_millis(200),
+        spool: None,
+    };
+    let sink = tokio::spawn(run(
+        store.clone(),
+        Labels::new(&registry()),
+        rx,
+        options,
+        telemetry.clone(),
+        stopping,
+    ));
+    for n in 0..5 {
+        let counter = Arc::clone(&acked);
+        let item = Item::Input {
+            readings: (0..100)
+                .map(|m| reading("15010201000101", n * 100 + m, 1.0, DataFlag::N))
+                .collect(),
+            rejected: Vec::new(),
+            ack: Ack::new(move || {
+                counter.fetch_add(1, Ordering::SeqCst);
+            }),
+        };
+        ok(tx.send(item).await);
+    }
+    drop(tx);
+    ok(ok(sink.await));
+    assert_eq!(acked.load(Ordering::SeqCst), 5);
+    assert_eq!(ok(store.counts().await).readings, 500);
+    assert_eq!(
+        argus_telemetry::Telemetry::render(&telemetry)
+            .map(|t| t.contains("argus_store_rows_total{path=\"direct\"} 500"))
+            .ok(),
+        Some(true)
+    );
+}
+
+// What only ClickHouse has.
+
+#[test]
+fn clickhouse_rollups_aggregate_valid_values_per_hour() {
+    on_clickhouse("argus_rollups", |store| async move {
+        ok(store.prepare().await);
+        let readings: Vec<Reading> = (0..180)
+            .map(|minute| {
+                let flag = if minute % 10 == 0 {
+                    DataFlag::M
+                } else {
+                    DataFlag::N
+                };
+                reading("15010201000101", minute, 20.0 + (minute % 7) as f64, flag)
+            })
+            .collect();
+        write(&store, readings_batch(&readings)).await;
+        let (samples, avg): (u64, f64) = ok(store
             .query(
                 "SELECT countMerge(samples), avgMerge(avg_value) FROM readings_1h \
                  WHERE source = '15010201000101' AND hour = toDateTime(?)",
             )
             .bind(T0 / 1000 + 3600)
             .fetch_one()
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(samples, 2 * 54, "two inserts of 54 valid minutes");
-        let hour: Vec<f64> = readings
+            .await);
+        assert_eq!(samples, 54, "54 valid minutes of 60");
+        let hour: Vec<f64> = readings[60..120]
             .iter()
-            .filter(|r| {
-                r.source.as_str() == "15010201000101"
-                    && (60..120).contains(&((r.event_time.as_millis() - T0) / 60_000))
-                    && r.is_valid()
-            })
+            .filter(|r| r.is_valid())
             .map(|r| r.value)
             .collect();
         let expected = hour.iter().sum::<f64>() / hour.len() as f64;
         assert!((avg - expected).abs() < 1e-9, "{avg} vs {expected}");
+    });
+}
 
-        // Alert transitions: fired, updated, resolved, and all of them again.
-        let rules = RuleSet::compile(
-            &std::fs::read_to_string(repo_path("config/rules.toml")).unwrap_or_else(|e| panic!("{e}")),
-            "rules.toml",
-            &registry,
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
-        let instance = rules
-            .for_point("MINE01-CH4-WF1")
-            .find(|i| &*i.rule_id == "methane-power-cut")
-            .cloned()
-            .unwrap_or_else(|| panic!("no methane-power-cut instance"));
-        let started = Timestamp(T0 + 60_000);
-        let id = alert_id(&instance.rule_id, &instance.series_key(), started);
-        let instance = Arc::new(instance);
-        let transition = |t: Transition| AlertTransition {
-            alert_id: id,
-            kind: instance.kind,
-            instance: Arc::clone(&instance),
-            transition: t,
-            muted: false,
+// What only the embedded store has.
+
+#[test]
+fn sqlite_refuses_to_change_or_delete_the_legal_record() {
+    on_sqlite("argus_sqlite_append_only", |store| async move {
+        ok(store.prepare().await);
+        let batch = RowBatch {
+            ticket_events: vec![ticket_event(1, 1, T0, argus_model::TicketState::New)],
+            ..RowBatch::default()
         };
-        let fired = transition(Transition::Fired { started_at: started, value: 1.6 });
-        let updated = transition(Transition::Updated { started_at: started, value: 2.1 });
-        let resolved = transition(Transition::Resolved {
-            started_at: started,
-            ended_at: Timestamp(T0 + 300_000),
-            peak: 2.1,
-            mean: 1.8,
-        });
-        let now = Timestamp(T0 + 400_000);
-        store.insert_transitions(std::slice::from_ref(&fired), now).await.unwrap_or_else(|e| panic!("{e}"));
-        let status: String = store
-            .query("SELECT status FROM alerts FINAL WHERE alert_id = ?")
-            .bind(format!("{id:016x}"))
-            .fetch_one()
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(status, "firing");
-        let all = [fired, updated, resolved];
-        store.insert_transitions(&all[1..], now).await.unwrap_or_else(|e| panic!("{e}"));
-        store.insert_transitions(&all, Timestamp(now.as_millis() + 1)).await.unwrap_or_else(|e| panic!("{e}"));
-        let (status, town, ended, peak, limit): (String, String, i64, f64, f64) = store
-            .query("SELECT status, town, ended_ms, peak, limit_value FROM alerts FINAL WHERE alert_id = ?")
-            .bind(format!("{id:016x}"))
-            .fetch_one()
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!((status.as_str(), ended, peak), ("resolved", T0 + 300_000, 2.1));
-        assert!(!town.is_empty());
-        assert_eq!(limit, 1.5);
-        let events: Vec<String> = store
-            .query("SELECT transition FROM alert_events FINAL WHERE alert_id = ? ORDER BY transition")
-            .bind(format!("{id:016x}"))
-            .fetch_all()
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(events, ["fired", "resolved", "updated"]);
-        let alerts: u64 = store
-            .query("SELECT uniqExact(alert_id) FROM alerts")
-            .fetch_one()
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(alerts, 1);
-
-        // Rejected inputs.
-        let letter = DeadLetter::new(
-            Transport::Kafka,
-            "kafka:argus.readings/0@7".to_owned(),
-            Reason::BadJson,
-            "not valid JSON: expected value at line 1 column 1".to_owned(),
-            now,
-            b"{oops",
-        );
-        store.insert_rejected(&[letter]).await.unwrap_or_else(|e| panic!("{e}"));
-        let (reason, origin, raw): (String, String, String) = store
-            .query("SELECT reason, origin, raw FROM rejected")
-            .fetch_one()
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!((reason.as_str(), origin.as_str(), raw.as_str()), ("bad_json", "kafka:argus.readings/0@7", "{oops"));
-
-        store.query(&format!("DROP DATABASE {db}")).execute().await.unwrap_or_else(|e| panic!("{e}"));
+        write(&store, batch).await;
+        for statement in [
+            "UPDATE ticket_events SET actor = 'someone else'",
+            "DELETE FROM ticket_events",
+        ] {
+            match store.execute(statement).await {
+                Err(e) => assert!(e.to_string().contains("append only"), "{statement}: {e}"),
+                Ok(n) => panic!("{statement} changed {n} rows of the legal record"),
+            }
+        }
+        let record = ok(store.ticket_events(&format!("{:016x}", 1)).await);
+        assert_eq!(record.len(), 1);
+        assert_eq!(record[0].actor, "argus");
     });
 }
 
 #[test]
-fn a_table_with_other_columns_is_refused_naming_it() {
+fn sqlite_refuses_a_table_with_other_columns_naming_it() {
+    on_sqlite("argus_sqlite_bad", |store| async move {
+        ok(store.prepare().await);
+        ok(store.execute("DROP TABLE readings").await);
+        ok(store
+            .execute(
+                "CREATE TABLE readings (source TEXT, metric TEXT, event_ms INTEGER, \
+                 event_time INTEGER, value TEXT, flag TEXT, enterprise_id TEXT, receive_ms INTEGER)",
+            )
+            .await);
+        match store.prepare().await {
+            Err(StoreError::Schema { table, found, .. }) => {
+                assert_eq!(table, "readings");
+                assert!(
+                    found.contains(&("value".to_owned(), "TEXT".to_owned())),
+                    "{found:?}"
+                );
+            }
+            other => panic!("expected a schema error, got {other:?}"),
+        }
+    });
+}
+
+#[test]
+fn clickhouse_refuses_a_table_with_other_columns_naming_it() {
     let rt = runtime();
     rt.block_on(async {
         let s = settings();
         let db = unique("argus_store_bad");
-        let store = ClickHouseStore::with_database(&s.clickhouse, &db, &registry());
+        let store = ClickHouseStore::with_database(&s.clickhouse, &db);
         store.migrate().await.unwrap_or_else(|e| panic!("{e}"));
         // Someone re-created `readings` by hand, with a value column of another type.
         store
@@ -235,7 +654,7 @@ fn a_table_with_other_columns_is_refused_naming_it() {
 }
 
 #[test]
-fn the_sink_acknowledges_only_once_rows_are_written() {
+fn clickhouse_unreachable_without_a_spool_nothing_is_acknowledged() {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::Duration;
 
@@ -275,9 +694,15 @@ fn the_sink_acknowledges_only_once_rows_are_written() {
         let telemetry = Telemetry::new("test", 0).unwrap_or_else(|e| panic!("{e}"));
         let (stop, stopping) = watch::channel(false);
         let (tx, rx) = mpsc::channel(8);
-        let store =
-            ClickHouseStore::with_database(&unreachable, &unique("argus_sink_down"), &registry);
-        let sink = tokio::spawn(run(store, rx, options.clone(), telemetry.clone(), stopping));
+        let store = ClickHouseStore::with_database(&unreachable, &unique("argus_sink_down"));
+        let sink = tokio::spawn(run(
+            store,
+            Labels::new(&registry),
+            rx,
+            options.clone(),
+            telemetry.clone(),
+            stopping,
+        ));
         tx.send(item(0)).await.unwrap_or_else(|e| panic!("{e}"));
         tokio::time::sleep(Duration::from_secs(1)).await;
         assert_eq!(acked.load(Ordering::SeqCst), 0);
@@ -295,38 +720,11 @@ fn the_sink_acknowledges_only_once_rows_are_written() {
             0,
             "acknowledged without being written"
         );
-
-        // Reachable: every input is acknowledged once its rows are in, and they are.
-        let db = unique("argus_sink_up");
-        let telemetry = Telemetry::new("test", 0).unwrap_or_else(|e| panic!("{e}"));
-        let (_stop, stopping) = watch::channel(false);
-        let (tx, rx) = mpsc::channel(8);
-        let store = ClickHouseStore::with_database(&s.clickhouse, &db, &registry);
-        let sink = tokio::spawn(run(store.clone(), rx, options, telemetry.clone(), stopping));
-        for n in 1..=5 {
-            tx.send(item(n)).await.unwrap_or_else(|e| panic!("{e}"));
-        }
-        drop(tx);
-        sink.await
-            .unwrap_or_else(|e| panic!("{e}"))
-            .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(acked.load(Ordering::SeqCst), 5);
-        let count: u64 = store
-            .query("SELECT count() FROM readings FINAL")
-            .fetch_one()
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(count, 500);
-        store
-            .query(&format!("DROP DATABASE {db}"))
-            .execute()
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
     });
 }
 
 #[test]
-fn while_clickhouse_is_unreachable_rows_are_spooled_acknowledged_and_written_later_in_order() {
+fn clickhouse_unreachable_rows_are_spooled_acknowledged_and_written_later_in_order() {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::Duration;
 
@@ -370,8 +768,15 @@ fn while_clickhouse_is_unreachable_rows_are_spooled_acknowledged_and_written_lat
         let telemetry = Telemetry::new("test", 0).unwrap_or_else(|e| panic!("{e}"));
         let (_stop, stopping) = watch::channel(false);
         let (tx, rx) = mpsc::channel(8);
-        let down = ClickHouseStore::with_database(&unreachable, &db, &registry);
-        let sink = tokio::spawn(run(down, rx, options.clone(), telemetry.clone(), stopping));
+        let down = ClickHouseStore::with_database(&unreachable, &db);
+        let sink = tokio::spawn(run(
+            down,
+            Labels::new(&registry),
+            rx,
+            options.clone(),
+            telemetry.clone(),
+            stopping,
+        ));
         for n in 0..5 {
             tx.send(item(n)).await.unwrap_or_else(|e| panic!("{e}"));
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -395,8 +800,15 @@ fn while_clickhouse_is_unreachable_rows_are_spooled_acknowledged_and_written_lat
         let telemetry = Telemetry::new("test", 0).unwrap_or_else(|e| panic!("{e}"));
         let (_stop, stopping) = watch::channel(false);
         let (tx, rx) = mpsc::channel(8);
-        let up = ClickHouseStore::with_database(&s.clickhouse, &db, &registry);
-        let sink = tokio::spawn(run(up.clone(), rx, options, telemetry.clone(), stopping));
+        let up = ClickHouseStore::with_database(&s.clickhouse, &db);
+        let sink = tokio::spawn(run(
+            up.clone(),
+            Labels::new(&registry),
+            rx,
+            options,
+            telemetry.clone(),
+            stopping,
+        ));
         tx.send(item(5)).await.unwrap_or_else(|e| panic!("{e}"));
         drop(tx);
         sink.await
@@ -424,72 +836,5 @@ fn while_clickhouse_is_unreachable_rows_are_spooled_acknowledged_and_written_lat
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         let _ = std::fs::remove_dir_all(spool_dir);
-    });
-}
-
-#[test]
-fn open_tickets_are_read_back_as_written() {
-    use argus_model::{Severity, Ticket, TicketState};
-    use argus_store::rows::{TicketEventRow, TicketRow};
-    use argus_tickets::{EventKind, Role, TicketEvent};
-
-    let rt = runtime();
-    rt.block_on(async {
-        let s = settings();
-        let db = unique("argus_tickets");
-        let store = ClickHouseStore::with_database(&s.clickhouse, &db, &registry());
-        store.migrate().await.unwrap_or_else(|e| panic!("{e}"));
-        let ticket = |id: u64, state: TicketState| Ticket {
-            ticket_id: id,
-            alert_ids: vec![0xabc, 0xdef],
-            enterprise_id: "E001".to_owned(),
-            town: "T01".to_owned(),
-            department: "environment".to_owned(),
-            severity: Severity::Red,
-            state,
-            created_at: Timestamp(T0),
-            deadline: Some(Timestamp(T0 + 7_200_000)),
-            outcome: None,
-        };
-        let event = |id: u64, seq: u32, at: i64| TicketEvent {
-            ticket_id: id,
-            seq,
-            at: Timestamp(at),
-            actor: "argus".to_owned(),
-            role: Role::System,
-            kind: EventKind::Created,
-            from: None,
-            to: TicketState::New,
-            note: String::new(),
-            alert_ids: vec![0xabc],
-            outcome: None,
-        };
-        let open = ticket(1, TicketState::Dispatched);
-        let mut closed = ticket(2, TicketState::Closed);
-        closed.outcome = Some(argus_model::TicketOutcome::FalseAlarm);
-        let events = vec![
-            TicketEventRow::new(&event(1, 1, T0)),
-            TicketEventRow::new(&event(1, 2, T0 + 60_000)),
-            TicketEventRow::new(&event(2, 1, T0)),
-        ];
-        let rows = vec![
-            TicketRow::new(&ticket(1, TicketState::New), "team", 1),
-            TicketRow::new(&open, "team", 2),
-            TicketRow::new(&closed, "team", 6),
-        ];
-        store
-            .insert_tickets(events, rows)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        let back = store.open_tickets().await.unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(back.len(), 1, "{back:?}");
-        let (row, at) = &back[0];
-        assert_eq!((row.version, *at), (2, T0 + 60_000));
-        assert_eq!(row.to_ticket(), Some(open));
-        store
-            .query(&format!("DROP DATABASE {db}"))
-            .execute()
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
     });
 }

@@ -219,6 +219,8 @@ events = "{events}"
 dlq = "{dlq}"
 [hj212]
 listen_addr = "127.0.0.1:{gateway_port}"
+[store]
+backend = "clickhouse"
 [clickhouse]
 url = "{clickhouse_url}"
 database = "{id}"

@@ -21,6 +21,45 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::detect::{Cluster, Detection};
+use argus_config::StoreBackend;
+use argus_store::{Backend, ClickHouseStore, SqliteStore, Store};
+
+/// How often old months of readings are looked for.
+const RETENTION_EVERY: Duration = Duration::from_secs(3_600);
+
+/// Drop the readings of months older than the retention, at start and every hour, until
+/// shutdown. A failure is logged and tried again at the next round.
+async fn retention(
+    store: Backend,
+    months: u32,
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    tokio::pin!(stop);
+    let mut every = tokio::time::interval(RETENTION_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = &mut stop => return Ok(()),
+            _ = every.tick() => {}
+        }
+        let now = argus_model::Timestamp::from_system_time(SystemTime::now());
+        let first = argus_store::retention::first_month_kept(now, months);
+        match store.drop_readings_before(first).await {
+            Ok(dropped) if dropped.is_empty() => {
+                tracing::debug!(first_month_kept = first, "no readings old enough to drop");
+            }
+            Ok(dropped) => {
+                tracing::info!(
+                    ?dropped,
+                    first_month_kept = first,
+                    months,
+                    "old readings dropped"
+                );
+            }
+            Err(e) => tracing::warn!("cannot drop old readings (next try in an hour): {e}"),
+        }
+    }
+}
 
 /// Run until a shutdown signal.
 pub async fn run(
@@ -84,7 +123,15 @@ pub async fn run(
             })?;
 
     tracing::info!(rules = rules.len(), "rules bound to the registry");
-    let store = argus_store::ClickHouseStore::new(&settings.clickhouse, &registry);
+    let store = match &settings.store.backend {
+        StoreBackend::ClickHouse => {
+            Backend::ClickHouse(Box::new(ClickHouseStore::new(&settings.clickhouse)))
+        }
+        StoreBackend::Sqlite(path) => {
+            Backend::Sqlite(SqliteStore::open(path).context("cannot open the embedded store")?)
+        }
+    };
+    tracing::info!(store = %store.describe(), "store");
     let (sink_tx, sink_rx) = mpsc::channel(settings.ingest.pipeline_capacity);
     let sink_options =
         argus_store::sink::SinkOptions {
@@ -99,8 +146,14 @@ pub async fn run(
             }),
         };
     let ticket_store = store.clone();
+    let api_store = store.clone();
+    let retention = settings
+        .store
+        .retention_months
+        .map(|months| retention(store.clone(), months, stopped(&stopping)));
     let sink = argus_store::sink::run(
         store,
+        argus_store::Labels::new(&registry),
         sink_rx,
         sink_options,
         telemetry.clone(),
@@ -129,6 +182,9 @@ pub async fn run(
     let mut tasks = JoinSet::new();
     supervise(&mut tasks, "store sink", sink);
     supervise(&mut tasks, "tickets", tickets);
+    if let Some(retention) = retention {
+        supervise(&mut tasks, "retention", retention);
+    }
     supervise(
         &mut tasks,
         "kafka source",
@@ -161,6 +217,7 @@ pub async fn run(
                 Arc::new(telemetry),
                 Some(commands_tx),
                 Some((api_tx, Arc::clone(&registry))),
+                Some(api_store),
             ),
         )
         .with_graceful_shutdown(metrics_stopped)
@@ -251,14 +308,18 @@ pub struct AppState {
     tickets: Option<mpsc::Sender<crate::tickets::Command>>,
     /// The pipeline, for staff-set silences (maintenance windows), and the registry.
     pipeline: Option<(mpsc::Sender<argus_ingest::Envelope>, Arc<Registry>)>,
+    /// The store, for alerts and their acknowledgement.
+    store: Option<Backend>,
 }
 
 /// The HTTP routes, without a socket, so tests can call them directly: `/metrics`, `/healthz`,
-/// and `POST /api/tickets/{id}/state` for the people working tickets.
+/// `POST /api/tickets/{id}/state` for the people working tickets, `POST /api/silences`, and
+/// `GET /api/alerts/{id}`, `POST /api/alerts/{id}/ack` for the people watching alerts.
 pub fn app(
     telemetry: Arc<Telemetry>,
     tickets: Option<mpsc::Sender<crate::tickets::Command>>,
     pipeline: Option<(mpsc::Sender<argus_ingest::Envelope>, Arc<Registry>)>,
+    store: Option<Backend>,
 ) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
@@ -268,11 +329,114 @@ pub fn app(
             axum::routing::post(change_ticket),
         )
         .route("/api/silences", axum::routing::post(silence))
+        .route("/api/alerts/{id}", get(show_alert))
+        .route("/api/alerts/{id}/ack", axum::routing::post(acknowledge))
         .with_state(AppState {
             telemetry,
             tickets,
             pipeline,
+            store,
         })
+}
+
+/// The body of an acknowledgement: `{"actor": "Operator Liu", "note": "called the plant"}`
+/// (note optional).
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AckBody {
+    actor: String,
+    #[serde(default)]
+    note: String,
+}
+
+fn store_unavailable(e: &argus_store::StoreError) -> Response {
+    text(
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!("error: the store cannot answer: {e}"),
+    )
+}
+
+/// An alert as stored: its current row and its transitions.
+async fn show_alert(
+    State(state): State<AppState>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Response {
+    let Some(store) = state.store else {
+        return text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "error: no store".to_owned(),
+        );
+    };
+    let alert = match store.alert(&id).await {
+        Ok(Some(alert)) => alert,
+        Ok(None) => {
+            return text(
+                StatusCode::NOT_FOUND,
+                format!("error: no alert {id} is stored"),
+            )
+        }
+        Err(e) => return store_unavailable(&e),
+    };
+    match store.alert_events(&id).await {
+        Ok(events) => {
+            let json = serde_json::json!({ "alert": alert, "events": events });
+            text(StatusCode::OK, json.to_string())
+        }
+        Err(e) => store_unavailable(&e),
+    }
+}
+
+/// A person acknowledges an alert: recorded once, with who and when, on the alert's row.
+async fn acknowledge(
+    State(state): State<AppState>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    use argus_store::StoreError;
+    let body: AckBody = match serde_json::from_slice(&body) {
+        Ok(b) => b,
+        Err(e) => {
+            return text(
+                StatusCode::BAD_REQUEST,
+                format!("error: bad request body: {e}"),
+            )
+        }
+    };
+    if body.actor.trim().is_empty() {
+        return text(
+            StatusCode::BAD_REQUEST,
+            "error: actor must name a person".to_owned(),
+        );
+    }
+    let Some(store) = state.store else {
+        return text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "error: no store".to_owned(),
+        );
+    };
+    let ack = argus_store::Acknowledgement {
+        alert_id: id,
+        actor: body.actor,
+        note: body.note,
+        at: argus_model::Timestamp::from_system_time(SystemTime::now()),
+    };
+    match store.acknowledge(&ack).await {
+        Ok(alert) => {
+            tracing::info!(alert = %alert.alert_id, actor = %ack.actor, note = %ack.note, "alert acknowledged");
+            let json = serde_json::json!({
+                "alert": alert.alert_id,
+                "status": alert.status,
+                "acknowledged_by": alert.acknowledged_by,
+                "acknowledged_at": argus_model::Timestamp(alert.acknowledged_ms).to_rfc3339(),
+            });
+            text(StatusCode::OK, json.to_string())
+        }
+        Err(e @ StoreError::UnknownAlert(_)) => text(StatusCode::NOT_FOUND, format!("error: {e}")),
+        Err(e @ StoreError::AlreadyAcknowledged { .. }) => {
+            text(StatusCode::CONFLICT, format!("error: {e}"))
+        }
+        Err(e) => store_unavailable(&e),
+    }
 }
 
 /// A silence staff set: `{"enterprise": "E001", "points": ["MN"], "from":

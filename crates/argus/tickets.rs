@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 use argus_model::Timestamp;
 use argus_store::rows::{TicketEventRow, TicketRow};
 use argus_store::sink::Item;
-use argus_store::ClickHouseStore;
+use argus_store::{Backend, Store};
 use argus_tickets::{Change, FiredAlert, TicketBook, TicketError, TicketEvent};
 use tokio::sync::{mpsc, oneshot};
 
@@ -28,8 +28,8 @@ pub struct Command {
 /// without them (ClickHouse unreachable): alerts meanwhile wait.
 const RESTORE_FOR: Duration = Duration::from_secs(30);
 
-/// Take back the open tickets kept in ClickHouse by an earlier run.
-async fn restore(book: &mut TicketBook, store: &ClickHouseStore) {
+/// Take back the open tickets kept in the store by an earlier run.
+async fn restore(book: &mut TicketBook, store: &Backend) {
     let deadline = tokio::time::Instant::now() + RESTORE_FOR;
     loop {
         match store.open_tickets().await {
@@ -73,7 +73,7 @@ async fn restore(book: &mut TicketBook, store: &ClickHouseStore) {
 /// dataflow has drained).
 pub async fn run(
     mut book: TicketBook,
-    store: ClickHouseStore,
+    store: Backend,
     mut fired: mpsc::Receiver<Vec<FiredAlert>>,
     mut commands: mpsc::Receiver<Command>,
     sink: mpsc::Sender<Item>,

@@ -204,6 +204,24 @@ pub struct ClickHouseSettings {
     pub spool_max_bytes: u64,
 }
 
+/// Where the record is kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreBackend {
+    /// The ClickHouse server of `[clickhouse]`.
+    ClickHouse,
+    /// An embedded SQLite file (resolved against the config file's folder).
+    Sqlite(PathBuf),
+}
+
+/// The store: which backend, and how long readings are kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreSettings {
+    /// Where the record is kept.
+    pub backend: StoreBackend,
+    /// Readings are kept this many months (the current one included); `None`: forever.
+    pub retention_months: Option<u32>,
+}
+
 /// Detection settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RulesSettings {
@@ -243,6 +261,8 @@ pub struct Settings {
     pub mqtt: MqttSettings,
     /// Kafka cluster.
     pub kafka: KafkaSettings,
+    /// The store.
+    pub store: StoreSettings,
     /// ClickHouse server.
     pub clickhouse: ClickHouseSettings,
     /// Input limits and the pipeline buffer.
@@ -447,6 +467,32 @@ fn validate(raw: RawConfig, origin: &str, base_dir: &Path) -> Result<Settings, C
         hj212: topic("kafka.topics.hj212", k.topics.hj212)?,
         events: topic("kafka.topics.events", k.topics.events)?,
         dlq: topic("kafka.topics.dlq", k.topics.dlq)?,
+    };
+
+    let st = raw.store;
+    let backend = match st.backend.as_str() {
+        "clickhouse" => StoreBackend::ClickHouse,
+        "sqlite" => {
+            non_empty("store.sqlite_path", &st.sqlite_path)?;
+            StoreBackend::Sqlite(base_dir.join(&st.sqlite_path))
+        }
+        other => {
+            return Err(invalid(
+                "store.backend",
+                format!("must be \"clickhouse\" or \"sqlite\", got {other:?}"),
+            ))
+        }
+    };
+    let retention = in_range(
+        "store.retention_months",
+        st.retention_months,
+        0,
+        1_200,
+        "months",
+    )?;
+    let store = StoreSettings {
+        backend,
+        retention_months: u32::try_from(retention).ok().filter(|&m| m > 0),
     };
 
     let c = raw.clickhouse;
@@ -676,6 +722,7 @@ fn validate(raw: RawConfig, origin: &str, base_dir: &Path) -> Result<Settings, C
         hj212,
         rules,
         tickets,
+        store,
     })
 }
 
@@ -708,6 +755,11 @@ mod tests {
         assert_eq!(s.rules.idle_source_after, Duration::from_secs(600));
         assert_eq!(s.rules.max_delay, Duration::from_secs(900));
         assert_eq!(s.rules.advance_every, Duration::from_secs(1));
+        assert_eq!(
+            s.store.backend,
+            StoreBackend::Sqlite(PathBuf::from("/etc/argus/argus.sqlite"))
+        );
+        assert_eq!(s.store.retention_months, None);
     }
 
     #[test]
@@ -731,6 +783,13 @@ mod tests {
                 .contains("kafka.topics.dlq")
         );
         assert!(error(&format!("{base}[mqtt]\npassword = \"p\"\n")).contains("mqtt.username"));
+        let backend = error(&format!("{base}[store]\nbackend = \"postgres\"\n"));
+        assert!(
+            backend.contains(r#"store.backend: must be "clickhouse" or "sqlite", got "postgres""#),
+            "{backend}"
+        );
+        assert!(error(&format!("{base}[store]\nretention_months = 5000\n"))
+            .contains("store.retention_months"));
         assert!(error("[log]\nfilter = \"info\"\n").contains("missing field `registry`"));
         let delay = error(&format!(
             "{base}[rules]\nallowed_lateness_secs = 600\nmax_delay_secs = 600\n"

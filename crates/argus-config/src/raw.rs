@@ -16,6 +16,8 @@ pub(crate) struct RawConfig {
     #[serde(default)]
     pub kafka: RawKafka,
     #[serde(default)]
+    pub store: RawStore,
+    #[serde(default)]
     pub clickhouse: RawClickHouse,
     #[serde(default)]
     pub ingest: RawIngest,
@@ -25,6 +27,24 @@ pub(crate) struct RawConfig {
     pub rules: RawRulesSection,
     #[serde(default)]
     pub tickets: RawTickets,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawStore {
+    pub backend: String,
+    pub sqlite_path: String,
+    pub retention_months: u64,
+}
+
+impl Default for RawStore {
+    fn default() -> Self {
+        Self {
+            backend: "sqlite".to_owned(),
+            sqlite_path: "argus.sqlite".to_owned(),
+            retention_months: 0,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -1,38 +1,274 @@
-//! Argus storage: the supervision center's record in ClickHouse. Versioned migrations
-//! ([`migrations`]), the rows Argus writes ([`rows`]), [`ClickHouseStore`], which applies the
-//! schema, checks the server's columns against the rows, and inserts readings, alert transitions
-//! and rejected inputs, and the [`sink`] that batches, retries and acknowledges.
+//! Argus storage: the supervision center's record. One [`Store`] contract with two backends:
+//! [`ClickHouseStore`] (the supervision center's cluster, with the dashboards' rollups) and
+//! [`SqliteStore`] (embedded, for a single node). Versioned migrations ([`migrations`]), the rows
+//! Argus writes ([`rows`]) and how inputs become rows ([`Labels`]), retention by month
+//! ([`retention`]), and the [`sink`] that batches, retries, spools and acknowledges.
 
+use std::future::Future;
+
+use argus_model::Timestamp;
+
+mod clickhouse;
+mod labels;
 pub mod migrations;
+pub mod retention;
 pub mod rows;
 pub mod sink;
 pub mod spool;
-mod store;
+mod sqlite;
 
-pub use store::ClickHouseStore;
+pub use crate::clickhouse::ClickHouseStore;
+pub use crate::labels::Labels;
+pub use crate::sqlite::SqliteStore;
+
+use crate::rows::{AlertEventRow, AlertRow, ReadingRow, RejectedRow, TicketEventRow, TicketRow};
+use crate::spool::RowBatch;
 
 /// What can go wrong talking to the store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// A query or insert failed (server unreachable, refused, timed out ...).
+    /// A ClickHouse query or insert failed (server unreachable, refused, timed out ...).
     #[error("clickhouse {what}: {source}")]
     Query {
         /// What Argus was doing.
         what: String,
         /// The client's error.
-        source: clickhouse::error::Error,
+        source: ::clickhouse::error::Error,
+    },
+    /// An SQLite statement failed.
+    #[error("sqlite {what}: {source}")]
+    Sqlite {
+        /// What Argus was doing.
+        what: String,
+        /// The library's error.
+        source: rusqlite::Error,
     },
     /// The spool refused to keep or give back rows.
     #[error(transparent)]
     Spool(crate::spool::SpoolError),
     /// A table's columns are not those Argus writes: writing would store garbage.
-    #[error("clickhouse table {table} has columns {found:?}, argus writes {expected:?}: migrate or fix the table")]
+    #[error(
+        "table {table} has columns {found:?}, argus writes {expected:?}: migrate or fix the table"
+    )]
     Schema {
         /// The table.
         table: String,
         /// The columns Argus writes (name, type).
         expected: Vec<(String, String)>,
-        /// The columns the server has.
+        /// The columns the store has.
         found: Vec<(String, String)>,
     },
+    /// No alert with this id is stored.
+    #[error("no alert {0} is stored")]
+    UnknownAlert(String),
+    /// The alert was acknowledged before; an acknowledgement is recorded once.
+    #[error("alert {alert_id} was already acknowledged by {by} at {at}")]
+    AlreadyAcknowledged {
+        /// The alert.
+        alert_id: String,
+        /// Who acknowledged it.
+        by: String,
+        /// When (RFC 3339).
+        at: String,
+    },
+}
+
+impl StoreError {
+    /// Whether trying again later may succeed (a server that is down); the others need a
+    /// person (a foreign table, a file the system refuses, a request about nothing stored).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Query { .. })
+    }
+}
+
+/// Rows in each table, duplicates collapsed the way queries see them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Distinct readings (source, metric, event time).
+    pub readings: u64,
+    /// Distinct alerts.
+    pub alerts: u64,
+    /// Distinct alert transitions.
+    pub alert_events: u64,
+    /// Alert acknowledgements.
+    pub alert_acks: u64,
+    /// Dead letters.
+    pub rejected: u64,
+    /// Distinct tickets.
+    pub tickets: u64,
+    /// Ticket events.
+    pub ticket_events: u64,
+}
+
+/// An acknowledgement of an alert by a person, as recorded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Acknowledgement {
+    /// The alert (16 hex digits).
+    pub alert_id: String,
+    /// Who.
+    pub actor: String,
+    /// Why, or what they did.
+    pub note: String,
+    /// When.
+    pub at: Timestamp,
+}
+
+/// The contract both backends keep; the contract tests (tests/store.rs) run against each.
+pub trait Store: Clone + Send + Sync + 'static {
+    /// What and where, for logs.
+    fn describe(&self) -> String;
+
+    /// Apply the migrations not yet recorded, in order, then check that the tables have the
+    /// columns Argus writes; returns the versions applied now. Safe at every start.
+    fn prepare(&self) -> impl Future<Output = Result<Vec<u32>, StoreError>> + Send;
+
+    /// Write a batch table by table; the tables written are emptied from `batch`, so after a
+    /// failure what is left is exactly what remains to write (the append-only tables are never
+    /// written twice). Readings, alerts, alert events and tickets are keyed: writing them again
+    /// (a replay) does not duplicate them. A transition written after an acknowledgement keeps
+    /// the acknowledgement on the alert's current row.
+    fn insert_batch(
+        &self,
+        batch: &mut RowBatch,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Record that a person acknowledged an alert: an `alert_acks` row and the alert's current
+    /// row carrying who and when. Refused for an alert not stored, or acknowledged before.
+    fn acknowledge(
+        &self,
+        ack: &Acknowledgement,
+    ) -> impl Future<Output = Result<AlertRow, StoreError>> + Send;
+
+    /// Drop the readings of every month before `month` (YYYYMM, UTC); returns the months
+    /// dropped. Alerts, tickets and their records are kept.
+    fn drop_readings_before(
+        &self,
+        month: u32,
+    ) -> impl Future<Output = Result<Vec<u32>, StoreError>> + Send;
+
+    /// The readings of a point in `[from, to)`, by metric and time.
+    fn readings(
+        &self,
+        source: &str,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> impl Future<Output = Result<Vec<ReadingRow>, StoreError>> + Send;
+
+    /// An alert's current row.
+    fn alert(
+        &self,
+        alert_id: &str,
+    ) -> impl Future<Output = Result<Option<AlertRow>, StoreError>> + Send;
+
+    /// The current rows of an enterprise's alerts, newest first.
+    fn enterprise_alerts(
+        &self,
+        enterprise_id: &str,
+    ) -> impl Future<Output = Result<Vec<AlertRow>, StoreError>> + Send;
+
+    /// An alert's transitions, in the order of its life (fired, updated ..., resolved).
+    fn alert_events(
+        &self,
+        alert_id: &str,
+    ) -> impl Future<Output = Result<Vec<AlertEventRow>, StoreError>> + Send;
+
+    /// A ticket's record, in order.
+    fn ticket_events(
+        &self,
+        ticket_id: &str,
+    ) -> impl Future<Output = Result<Vec<TicketEventRow>, StoreError>> + Send;
+
+    /// The open tickets (not closed), with the time of each one's latest event: what the
+    /// ticket book takes back at start.
+    fn open_tickets(
+        &self,
+    ) -> impl Future<Output = Result<Vec<(TicketRow, i64)>, StoreError>> + Send;
+
+    /// The newest dead letters, newest first.
+    fn rejected(
+        &self,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<RejectedRow>, StoreError>> + Send;
+
+    /// Rows in each table.
+    fn counts(&self) -> impl Future<Output = Result<Counts, StoreError>> + Send;
+}
+
+/// Sort an alert's transitions into the order of its life.
+fn life_order(events: &mut [AlertEventRow]) {
+    let rank = |t: &str| match t {
+        "fired" => 0,
+        "updated" => 1,
+        _ => 2,
+    };
+    events.sort_by(|a, b| {
+        (rank(&a.transition), a.recorded_ms)
+            .cmp(&(rank(&b.transition), b.recorded_ms))
+            .then(a.value.total_cmp(&b.value))
+    });
+}
+
+/// The store `argus run` writes to: ClickHouse, or the embedded SQLite file.
+#[derive(Debug, Clone)]
+pub enum Backend {
+    /// A ClickHouse server (boxed: its client is large).
+    ClickHouse(Box<ClickHouseStore>),
+    /// An SQLite file.
+    Sqlite(SqliteStore),
+}
+
+macro_rules! delegate {
+    ($self:ident, $s:ident => $call:expr) => {
+        match $self {
+            Backend::ClickHouse($s) => $call,
+            Backend::Sqlite($s) => $call,
+        }
+    };
+}
+
+impl Store for Backend {
+    fn describe(&self) -> String {
+        delegate!(self, s => s.describe())
+    }
+    async fn prepare(&self) -> Result<Vec<u32>, StoreError> {
+        delegate!(self, s => s.prepare().await)
+    }
+    async fn insert_batch(&self, batch: &mut RowBatch) -> Result<(), StoreError> {
+        delegate!(self, s => s.insert_batch(batch).await)
+    }
+    async fn acknowledge(&self, ack: &Acknowledgement) -> Result<AlertRow, StoreError> {
+        delegate!(self, s => s.acknowledge(ack).await)
+    }
+    async fn drop_readings_before(&self, month: u32) -> Result<Vec<u32>, StoreError> {
+        delegate!(self, s => s.drop_readings_before(month).await)
+    }
+    async fn readings(
+        &self,
+        source: &str,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<ReadingRow>, StoreError> {
+        delegate!(self, s => s.readings(source, from, to).await)
+    }
+    async fn alert(&self, alert_id: &str) -> Result<Option<AlertRow>, StoreError> {
+        delegate!(self, s => s.alert(alert_id).await)
+    }
+    async fn enterprise_alerts(&self, enterprise_id: &str) -> Result<Vec<AlertRow>, StoreError> {
+        delegate!(self, s => s.enterprise_alerts(enterprise_id).await)
+    }
+    async fn alert_events(&self, alert_id: &str) -> Result<Vec<AlertEventRow>, StoreError> {
+        delegate!(self, s => s.alert_events(alert_id).await)
+    }
+    async fn ticket_events(&self, ticket_id: &str) -> Result<Vec<TicketEventRow>, StoreError> {
+        delegate!(self, s => s.ticket_events(ticket_id).await)
+    }
+    async fn open_tickets(&self) -> Result<Vec<(TicketRow, i64)>, StoreError> {
+        delegate!(self, s => s.open_tickets().await)
+    }
+    async fn rejected(&self, limit: u32) -> Result<Vec<RejectedRow>, StoreError> {
+        delegate!(self, s => s.rejected(limit).await)
+    }
+    async fn counts(&self) -> Result<Counts, StoreError> {
+        delegate!(self, s => s.counts().await)
+    }
 }

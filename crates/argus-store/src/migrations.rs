@@ -134,6 +134,19 @@ pub const MIGRATIONS: &[Migration] = &[
             ORDER BY ticket_id",
         ],
     },
+    Migration {
+        version: 6,
+        name: "alert acknowledgements",
+        statements: &[
+            // Who acknowledged which alert, when, with what note: append only. The alert's
+            // current row carries the first acknowledgement too.
+            "CREATE TABLE IF NOT EXISTS {db}.alert_acks (\
+                alert_id String, actor String, note String, at DateTime, at_ms Int64\
+            ) ENGINE = MergeTree \
+            PARTITION BY toYYYYMM(at) \
+            ORDER BY (alert_id, at_ms)",
+        ],
+    },
 ];
 
 /// A statement with the database filled in.

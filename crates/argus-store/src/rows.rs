@@ -110,6 +110,16 @@ pub const COLUMNS: &[(&str, &[(&str, &str)])] = &[
         ],
     ),
     (
+        "alert_acks",
+        &[
+            ("actor", "String"),
+            ("alert_id", "String"),
+            ("at", "DateTime"),
+            ("at_ms", "Int64"),
+            ("note", "String"),
+        ],
+    ),
+    (
         "rejected",
         &[
             ("detail", "String"),
@@ -256,8 +266,60 @@ pub struct AlertRow {
     pub acknowledged_by: String,
     /// When, ms (0: not yet).
     pub acknowledged_ms: i64,
-    /// Replacing version: fired 1, updated 2, resolved 3 (the latest state wins).
+    /// Replacing version: see [`version`] (the latest state wins; an acknowledged row wins
+    /// over the same state unacknowledged).
     pub version: u64,
+}
+
+/// The versions of `alerts` rows: each state an even number, plus one once acknowledged, so
+/// that a later state replaces an earlier one and an acknowledgement is never replaced by the
+/// same state without it.
+pub mod version {
+    /// Fired.
+    pub const FIRED: u64 = 2;
+    /// Updated (a new worst value).
+    pub const UPDATED: u64 = 4;
+    /// Resolved.
+    pub const RESOLVED: u64 = 6;
+    /// Added once acknowledged.
+    pub const ACKNOWLEDGED: u64 = 1;
+}
+
+impl AlertRow {
+    /// The row acknowledged by `by` at `at_ms`.
+    pub fn acknowledge(&mut self, by: &str, at_ms: i64) {
+        by.clone_into(&mut self.acknowledged_by);
+        self.acknowledged_ms = at_ms;
+        self.version |= version::ACKNOWLEDGED;
+    }
+}
+
+/// A row of `alert_acks`: a person acknowledged an alert (append only).
+#[derive(Debug, Clone, PartialEq, Row, Serialize, Deserialize)]
+pub struct AlertAckRow {
+    /// The alert.
+    pub alert_id: String,
+    /// Who.
+    pub actor: String,
+    /// Why, or what they did.
+    pub note: String,
+    /// When, seconds.
+    pub at: u32,
+    /// When, ms.
+    pub at_ms: i64,
+}
+
+impl AlertAckRow {
+    /// The row of an acknowledgement.
+    pub fn new(a: &crate::Acknowledgement) -> Self {
+        Self {
+            alert_id: a.alert_id.clone(),
+            actor: a.actor.clone(),
+            note: a.note.clone(),
+            at: seconds(a.at),
+            at_ms: a.at.as_millis(),
+        }
+    }
 }
 
 /// The rows of one transition: its event and the alert's current row.
@@ -268,9 +330,9 @@ pub fn alert_rows(
 ) -> (AlertEventRow, AlertRow) {
     let i = &t.instance;
     let (name, version, status) = match t.transition {
-        Transition::Fired { .. } => ("fired", 1, "firing"),
-        Transition::Updated { .. } => ("updated", 2, "firing"),
-        Transition::Resolved { .. } => ("resolved", 3, "resolved"),
+        Transition::Fired { .. } => ("fired", version::FIRED, "firing"),
+        Transition::Updated { .. } => ("updated", version::UPDATED, "firing"),
+        Transition::Resolved { .. } => ("resolved", version::RESOLVED, "resolved"),
     };
     let (started, ended, value, peak, mean) = match t.transition {
         Transition::Fired { started_at, value } | Transition::Updated { started_at, value } => {

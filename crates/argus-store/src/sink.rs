@@ -1,7 +1,7 @@
 //! The sink: rows from the pipeline, the detection workers and the ticket book written in
 //! batches (bounded in rows and in age), and the inputs they came from acknowledged only once
-//! their rows are durable: written to ClickHouse, or kept in the on-disk [`Spool`] while
-//! ClickHouse is unreachable. Spooled batches are written oldest first when it returns, and
+//! their rows are durable: written to the store (ClickHouse or SQLite), or kept in the on-disk [`Spool`] while
+//! the store is unreachable. Spooled batches are written oldest first when it returns, and
 //! while any are left new batches queue behind them, so rows arrive in order. Without a spool
 //! (or with a full one) a failed write is retried with backoff and the sources wait:
 //! backpressure, not memory growth.
@@ -18,7 +18,7 @@ use tokio::time::Instant;
 
 use crate::rows::{RejectedRow, TicketEventRow, TicketRow};
 use crate::spool::{RowBatch, Spool, SpoolError};
-use crate::{ClickHouseStore, StoreError};
+use crate::{Labels, Store, StoreError};
 
 /// What the sink takes.
 #[derive(Debug)]
@@ -108,19 +108,20 @@ impl Batch {
 }
 
 /// The sink's state between batches.
-struct Sink {
-    store: ClickHouseStore,
+struct Sink<S> {
+    store: S,
+    labels: Labels,
     options: SinkOptions,
     telemetry: Telemetry,
     spool: Option<Spool>,
     /// Whether the schema is known to be in place.
     ready: bool,
     backoff: Duration,
-    /// When ClickHouse may be tried again after a failure.
+    /// When the store may be tried again after a failure.
     next_try: Instant,
 }
 
-impl Sink {
+impl<S: Store> Sink<S> {
     fn failed(&mut self, what: &str, e: &StoreError) {
         self.telemetry.store.write_failures.inc();
         tracing::warn!(retry_in = ?self.backoff, "{what}: {e}");
@@ -146,30 +147,22 @@ impl Sink {
         if self.ready {
             return Ok(true);
         }
-        let prepared = match self.store.migrate().await {
-            Ok(applied) => self.store.check_columns().await.map(|()| applied),
-            Err(e) => Err(e),
-        };
-        match prepared {
+        match self.store.prepare().await {
             Ok(applied) => {
-                tracing::info!(
-                    database = self.store.database(),
-                    ?applied,
-                    "clickhouse schema ready"
-                );
+                tracing::info!(store = %self.store.describe(), ?applied, "schema ready");
                 self.ready = true;
                 self.succeeded();
                 Ok(true)
             }
-            Err(e @ StoreError::Schema { .. }) => Err(e),
+            Err(e) if !e.is_transient() => Err(e),
             Err(e) => {
-                self.failed("cannot prepare the clickhouse schema", &e);
+                self.failed("cannot prepare the schema", &e);
                 Ok(false)
             }
         }
     }
 
-    /// Write spooled batches, oldest first, while ClickHouse takes them.
+    /// Write spooled batches, oldest first, while the store takes them.
     async fn drain(&mut self) -> Result<(), StoreError> {
         if Instant::now() < self.next_try || !self.prepare().await? {
             return Ok(());
@@ -206,7 +199,7 @@ impl Sink {
                         spool.pop(spooled.seq).map_err(StoreError::Spool)?;
                         spool.push_front(&batch).map_err(StoreError::Spool)?;
                     }
-                    self.failed("cannot write spooled rows to clickhouse", &e);
+                    self.failed("cannot write spooled rows to the store", &e);
                     break;
                 }
             }
@@ -241,9 +234,9 @@ impl Sink {
             acks,
         } = batch;
         let now = Timestamp::from_system_time(std::time::SystemTime::now());
-        let (alert_events, alerts) = self.store.transition_rows(&transitions, now);
+        let (alert_events, alerts) = self.labels.transition_rows(&transitions, now);
         let mut rows = RowBatch {
-            readings: self.store.reading_rows(&readings),
+            readings: self.labels.reading_rows(&readings),
             rejected: rejected.iter().map(RejectedRow::new).collect(),
             alert_events,
             alerts,
@@ -264,7 +257,7 @@ impl Sink {
                             .inc_by(total as u64);
                         break;
                     }
-                    Err(e) => self.failed("cannot write to clickhouse", &e),
+                    Err(e) => self.failed("cannot write to the store", &e),
                 }
             }
             if let Some(spool) = self.spool.as_mut() {
@@ -274,7 +267,7 @@ impl Sink {
                         break;
                     }
                     Err(e @ SpoolError::Full { .. }) => {
-                        tracing::warn!("{e}: waiting for clickhouse");
+                        tracing::warn!("{e}: waiting for the store");
                         self.drain().await?;
                     }
                     Err(e) => return Err(StoreError::Spool(e)),
@@ -283,7 +276,7 @@ impl Sink {
             if *shutdown.borrow() {
                 tracing::error!(
                     rows = rows.len(),
-                    "shutting down with rows neither in clickhouse nor spooled; their inputs stay unacknowledged and will be delivered again"
+                    "shutting down with rows neither in the store nor spooled; their inputs stay unacknowledged and will be delivered again"
                 );
                 return Ok(());
             }
@@ -303,12 +296,13 @@ impl Sink {
     }
 }
 
-/// Prepare the database (migrations and the column check, retried while ClickHouse is
+/// Prepare the database (migrations and the column check, retried while the store is
 /// unreachable), then make durable what `rx` brings until every sender is gone, and flush.
 /// Fails only on tables whose columns are not Argus's (writing would store garbage) and on a
 /// spool the file system refuses.
-pub async fn run(
-    store: ClickHouseStore,
+pub async fn run<S: Store>(
+    store: S,
+    labels: Labels,
     mut rx: mpsc::Receiver<Item>,
     options: SinkOptions,
     telemetry: Telemetry,
@@ -329,6 +323,7 @@ pub async fn run(
     }
     let mut sink = Sink {
         store,
+        labels,
         options,
         telemetry,
         spool,

@@ -1,0 +1,409 @@
+//! The ClickHouse store: schema migrations at startup, a column check, and batched inserts with
+//! the writer user.
+
+use std::collections::HashMap;
+
+use argus_config::ClickHouseSettings;
+use argus_model::Timestamp;
+use clickhouse::Client;
+
+use crate::migrations::{sql, MIGRATIONS, MIGRATIONS_TABLE};
+use crate::rows::{
+    AlertAckRow, AlertEventRow, AlertRow, ReadingRow, RejectedRow, TicketEventRow, TicketRow,
+    COLUMNS,
+};
+use crate::spool::RowBatch;
+use crate::{life_order, Acknowledgement, Counts, Store, StoreError};
+
+/// The record in one ClickHouse database, written by the writer user.
+#[derive(Clone)]
+pub struct ClickHouseStore {
+    client: Client,
+    database: String,
+}
+
+impl std::fmt::Debug for ClickHouseStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClickHouseStore")
+            .field("database", &self.database)
+            .finish_non_exhaustive()
+    }
+}
+
+fn query_error(what: impl Into<String>) -> impl FnOnce(clickhouse::error::Error) -> StoreError {
+    let what = what.into();
+    move |source| StoreError::Query { what, source }
+}
+
+impl ClickHouseStore {
+    /// A store writing as the configured writer into `database` (instead of the configured
+    /// one, for tests).
+    pub fn with_database(settings: &ClickHouseSettings, database: &str) -> Self {
+        // Schema validation must be off with ClickHouse 18.16 (its server lacks the format the
+        // client checks with); the column check at startup stands in for it.
+        let client = Client::default()
+            .with_url(&settings.url)
+            .with_user(&settings.writer.username)
+            .with_password(&settings.writer.password)
+            .with_validation(false);
+        Self {
+            client,
+            database: database.to_owned(),
+        }
+    }
+
+    /// A store writing into the configured database.
+    pub fn new(settings: &ClickHouseSettings) -> Self {
+        Self::with_database(settings, &settings.database)
+    }
+
+    /// The database written to.
+    pub fn database(&self) -> &str {
+        &self.database
+    }
+
+    /// Create the database and apply the migrations not yet recorded, in order; returns the
+    /// versions applied now. Safe to run at every start and from several processes.
+    pub async fn migrate(&self) -> Result<Vec<u32>, StoreError> {
+        let db = &self.database;
+        self.execute(
+            &format!("CREATE DATABASE IF NOT EXISTS {db}"),
+            "create database",
+        )
+        .await?;
+        self.execute(&sql(MIGRATIONS_TABLE, db), "create schema_migrations")
+            .await?;
+        let done: Vec<u32> = self
+            .client
+            .query(&format!(
+                "SELECT DISTINCT version FROM {db}.schema_migrations"
+            ))
+            .fetch_all()
+            .await
+            .map_err(query_error("read schema_migrations"))?;
+        let mut applied = Vec::new();
+        for m in MIGRATIONS.iter().filter(|m| !done.contains(&m.version)) {
+            for statement in m.statements {
+                let what = format!("migration {} ({})", m.version, m.name);
+                self.execute(&sql(statement, db), &what).await?;
+            }
+            let record = format!(
+                "INSERT INTO {db}.schema_migrations (version, name, applied_at) VALUES ({}, '{}', now())",
+                m.version,
+                m.name.replace('\'', "")
+            );
+            self.execute(&record, "record migration").await?;
+            tracing::info!(version = m.version, name = m.name, database = %db, "migration applied");
+            applied.push(m.version);
+        }
+        Ok(applied)
+    }
+
+    /// Check that every table Argus writes has exactly the columns of its rows (with schema
+    /// validation off, the client would otherwise store mismatched rows as garbage).
+    pub async fn check_columns(&self) -> Result<(), StoreError> {
+        for (table, columns) in COLUMNS {
+            // 18.16 has no `position` in system.columns: compare sorted by name.
+            let found: Vec<(String, String)> = self
+                .client
+                .query("SELECT name, type FROM system.columns WHERE database = ? AND table = ? ORDER BY name")
+                .bind(&self.database)
+                .bind(*table)
+                .fetch_all()
+                .await
+                .map_err(query_error(format!("read the columns of {table}")))?;
+            let expected: Vec<(String, String)> = columns
+                .iter()
+                .map(|(n, t)| ((*n).to_owned(), (*t).to_owned()))
+                .collect();
+            if found != expected {
+                return Err(StoreError::Schema {
+                    table: (*table).to_owned(),
+                    expected,
+                    found,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Run a query returning rows (for tests and tools), against the store's database.
+    pub fn query(&self, sql: &str) -> clickhouse::query::Query {
+        self.client.clone().with_database(&self.database).query(sql)
+    }
+
+    async fn execute(&self, statement: &str, what: &str) -> Result<(), StoreError> {
+        self.client
+            .query(statement)
+            .execute()
+            .await
+            .map_err(query_error(what))
+    }
+
+    async fn insert<T>(&self, table: &str, rows: &[T]) -> Result<(), StoreError>
+    where
+        T: clickhouse::RowOwned + clickhouse::RowWrite,
+    {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let what = || format!("insert into {table}");
+        // `insert` takes a bare table name; the database comes from the client.
+        let client = self.client.clone().with_database(&self.database);
+        let mut insert = client
+            .insert::<T>(table)
+            .await
+            .map_err(query_error(what()))?;
+        for row in rows {
+            insert.write(row).await.map_err(query_error(what()))?;
+        }
+        insert.end().await.map_err(query_error(what()))
+    }
+}
+
+impl ClickHouseStore {
+    /// Carry earlier acknowledgements onto alert rows that would replace an acknowledged row
+    /// (updated and resolved ones): an acknowledgement survives the alert's later transitions.
+    async fn carry_acknowledgements(&self, alerts: &mut [AlertRow]) -> Result<(), StoreError> {
+        let pending: Vec<&str> = alerts
+            .iter()
+            .filter(|a| a.version >= crate::rows::version::UPDATED && a.acknowledged_ms == 0)
+            .map(|a| a.alert_id.as_str())
+            .collect();
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let acks: Vec<(String, String, i64)> = self
+            .query(
+                "SELECT alert_id, argMin(actor, at_ms), min(at_ms) FROM alert_acks \
+                 WHERE has(?, alert_id) GROUP BY alert_id",
+            )
+            .bind(pending)
+            .fetch_all()
+            .await
+            .map_err(query_error("read alert acknowledgements"))?;
+        let acks: HashMap<String, (String, i64)> = acks
+            .into_iter()
+            .map(|(id, by, at)| (id, (by, at)))
+            .collect();
+        for alert in alerts.iter_mut() {
+            if let Some((by, at)) = acks.get(&alert.alert_id) {
+                alert.acknowledge(by, *at);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Store for ClickHouseStore {
+    fn describe(&self) -> String {
+        format!("clickhouse database {}", self.database)
+    }
+
+    async fn prepare(&self) -> Result<Vec<u32>, StoreError> {
+        let applied = self.migrate().await?;
+        self.check_columns().await?;
+        Ok(applied)
+    }
+
+    async fn insert_batch(&self, batch: &mut RowBatch) -> Result<(), StoreError> {
+        // Replacing tables first: a retry of them is harmless.
+        self.insert("readings", &batch.readings).await?;
+        batch.readings.clear();
+        self.insert("alert_events", &batch.alert_events).await?;
+        batch.alert_events.clear();
+        self.carry_acknowledgements(&mut batch.alerts).await?;
+        self.insert("alerts", &batch.alerts).await?;
+        batch.alerts.clear();
+        self.insert("tickets", &batch.tickets).await?;
+        batch.tickets.clear();
+        self.insert("rejected", &batch.rejected).await?;
+        batch.rejected.clear();
+        self.insert("ticket_events", &batch.ticket_events).await?;
+        batch.ticket_events.clear();
+        Ok(())
+    }
+
+    async fn acknowledge(&self, ack: &Acknowledgement) -> Result<AlertRow, StoreError> {
+        let id = &ack.alert_id;
+        if self.alert(id).await?.is_none() {
+            return Err(StoreError::UnknownAlert(id.clone()));
+        }
+        let earlier: Vec<(String, i64)> = self
+            .query("SELECT actor, at_ms FROM alert_acks WHERE alert_id = ? ORDER BY at_ms LIMIT 1")
+            .bind(id)
+            .fetch_all()
+            .await
+            .map_err(query_error("read alert acknowledgements"))?;
+        if let Some((by, at)) = earlier.into_iter().next() {
+            return Err(StoreError::AlreadyAcknowledged {
+                alert_id: id.clone(),
+                by,
+                at: Timestamp(at).to_rfc3339(),
+            });
+        }
+        // The acknowledgement first: a transition written from now on carries it ...
+        self.insert("alert_acks", &[AlertAckRow::new(ack)]).await?;
+        // ... then the current row; should a transition read the acknowledgements just before
+        // they held this one, its row wins over ours and is written again with it.
+        let mut current = None;
+        for _ in 0..5 {
+            let Some(mut row) = self.alert(id).await? else {
+                return Err(StoreError::UnknownAlert(id.clone()));
+            };
+            if row.acknowledged_ms != 0 {
+                return Ok(row);
+            }
+            row.acknowledge(&ack.actor, ack.at.as_millis());
+            self.insert("alerts", std::slice::from_ref(&row)).await?;
+            current = Some(row);
+        }
+        current.ok_or_else(|| StoreError::UnknownAlert(id.clone()))
+    }
+
+    async fn drop_readings_before(&self, month: u32) -> Result<Vec<u32>, StoreError> {
+        let partitions: Vec<String> = self
+            .client
+            .query(
+                "SELECT DISTINCT partition FROM system.parts \
+                 WHERE database = ? AND table = 'readings' AND active",
+            )
+            .bind(&self.database)
+            .fetch_all()
+            .await
+            .map_err(query_error("list the partitions of readings"))?;
+        let mut old: Vec<u32> = partitions
+            .iter()
+            .filter_map(|p| p.trim_matches('\'').parse::<u32>().ok())
+            .filter(|&p| p < month)
+            .collect();
+        old.sort_unstable();
+        for p in &old {
+            let statement = format!("ALTER TABLE {}.readings DROP PARTITION {p}", self.database);
+            self.execute(&statement, &format!("drop partition {p} of readings"))
+                .await?;
+        }
+        Ok(old)
+    }
+
+    async fn readings(
+        &self,
+        source: &str,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<ReadingRow>, StoreError> {
+        self.query(
+            "SELECT ?fields FROM readings FINAL WHERE source = ? AND event_ms >= ? \
+             AND event_ms < ? ORDER BY metric, event_ms",
+        )
+        .bind(source)
+        .bind(from.as_millis())
+        .bind(to.as_millis())
+        .fetch_all()
+        .await
+        .map_err(query_error("read readings"))
+    }
+
+    async fn alert(&self, alert_id: &str) -> Result<Option<AlertRow>, StoreError> {
+        let rows: Vec<AlertRow> = self
+            .query("SELECT ?fields FROM alerts FINAL WHERE alert_id = ?")
+            .bind(alert_id)
+            .fetch_all()
+            .await
+            .map_err(query_error("read an alert"))?;
+        Ok(rows.into_iter().next())
+    }
+
+    async fn enterprise_alerts(&self, enterprise_id: &str) -> Result<Vec<AlertRow>, StoreError> {
+        self.query(
+            "SELECT ?fields FROM alerts FINAL WHERE enterprise_id = ? \
+             ORDER BY started_ms DESC, alert_id",
+        )
+        .bind(enterprise_id)
+        .fetch_all()
+        .await
+        .map_err(query_error("read an enterprise's alerts"))
+    }
+
+    async fn alert_events(&self, alert_id: &str) -> Result<Vec<AlertEventRow>, StoreError> {
+        let mut rows: Vec<AlertEventRow> = self
+            .query("SELECT ?fields FROM alert_events FINAL WHERE alert_id = ?")
+            .bind(alert_id)
+            .fetch_all()
+            .await
+            .map_err(query_error("read alert events"))?;
+        life_order(&mut rows);
+        Ok(rows)
+    }
+
+    async fn ticket_events(&self, ticket_id: &str) -> Result<Vec<TicketEventRow>, StoreError> {
+        self.query("SELECT ?fields FROM ticket_events WHERE ticket_id = ? ORDER BY seq")
+            .bind(ticket_id)
+            .fetch_all()
+            .await
+            .map_err(query_error("read ticket events"))
+    }
+
+    async fn open_tickets(&self) -> Result<Vec<(TicketRow, i64)>, StoreError> {
+        let rows: Vec<TicketRow> = self
+            .query("SELECT ?fields FROM tickets FINAL WHERE state != 'closed'")
+            .fetch_all()
+            .await
+            .map_err(query_error("read open tickets"))?;
+        let latest: Vec<(String, i64)> = self
+            .query("SELECT ticket_id, max(at_ms) FROM ticket_events GROUP BY ticket_id")
+            .fetch_all()
+            .await
+            .map_err(query_error("read ticket events"))?;
+        let latest: HashMap<String, i64> = latest.into_iter().collect();
+        Ok(rows
+            .into_iter()
+            .map(|row| {
+                let at = latest
+                    .get(&row.ticket_id)
+                    .copied()
+                    .unwrap_or(row.created_ms);
+                (row, at)
+            })
+            .collect())
+    }
+
+    async fn rejected(&self, limit: u32) -> Result<Vec<RejectedRow>, StoreError> {
+        self.query("SELECT ?fields FROM rejected ORDER BY received_ms DESC LIMIT ?")
+            .bind(limit)
+            .fetch_all()
+            .await
+            .map_err(query_error("read rejected inputs"))
+    }
+
+    async fn counts(&self) -> Result<Counts, StoreError> {
+        let (readings, alerts, alert_events, alert_acks, rejected, tickets, ticket_events): (
+            u64,
+            u64,
+            u64,
+            u64,
+            u64,
+            u64,
+            u64,
+        ) = self
+            .query(
+                "SELECT (SELECT count() FROM readings FINAL), \
+                 (SELECT uniqExact(alert_id) FROM alerts), \
+                 (SELECT count() FROM alert_events FINAL), \
+                 (SELECT count() FROM alert_acks), (SELECT count() FROM rejected), \
+                 (SELECT uniqExact(ticket_id) FROM tickets), (SELECT count() FROM ticket_events)",
+            )
+            .fetch_one()
+            .await
+            .map_err(query_error("count rows"))?;
+        Ok(Counts {
+            readings,
+            alerts,
+            alert_events,
+            alert_acks,
+            rejected,
+            tickets,
+            ticket_events,
+        })
+    }
+}

@@ -1,0 +1,834 @@
+//! The embedded store: the same record in one SQLite file, for a single node without a
+//! ClickHouse server. Same tables and columns (no dashboard rollups), keyed tables upsert the
+//! way ClickHouse's replacing tables collapse, the append-only tables refuse updates and
+//! deletes (triggers), and a batch is one transaction. Statements run on tokio's blocking
+//! threads, one at a time.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use argus_model::time::CivilDateTime;
+use argus_model::Timestamp;
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+
+use crate::migrations::Migration;
+use crate::rows::{
+    AlertAckRow, AlertEventRow, AlertRow, ReadingRow, RejectedRow, TicketEventRow, TicketRow,
+    COLUMNS,
+};
+use crate::spool::RowBatch;
+use crate::{life_order, Acknowledgement, Counts, Store, StoreError};
+
+/// The embedded schema: the versions and names of the ClickHouse migrations, in SQLite.
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "readings",
+        statements: &["CREATE TABLE IF NOT EXISTS readings (\
+            source TEXT NOT NULL, metric TEXT NOT NULL, event_ms INTEGER NOT NULL, \
+            event_time INTEGER NOT NULL, value REAL NOT NULL, flag TEXT NOT NULL, \
+            enterprise_id TEXT NOT NULL, receive_ms INTEGER NOT NULL, \
+            PRIMARY KEY (source, metric, event_ms)) STRICT, WITHOUT ROWID"],
+    },
+    Migration {
+        version: 2,
+        name: "alerts and alert events",
+        statements: &[
+            "CREATE TABLE IF NOT EXISTS alert_events (\
+                alert_id TEXT NOT NULL, transition TEXT NOT NULL, rule_id TEXT NOT NULL, \
+                kind TEXT NOT NULL, severity TEXT NOT NULL, enterprise_id TEXT NOT NULL, \
+                town TEXT NOT NULL, source TEXT NOT NULL, metric TEXT NOT NULL, \
+                standard TEXT NOT NULL, started_at INTEGER NOT NULL, started_ms INTEGER NOT NULL, \
+                ended_ms INTEGER NOT NULL, value REAL NOT NULL, peak REAL NOT NULL, \
+                mean REAL NOT NULL, limit_value REAL NOT NULL, muted INTEGER NOT NULL, \
+                recorded_ms INTEGER NOT NULL, PRIMARY KEY (alert_id, transition, value)) STRICT",
+            "CREATE TABLE IF NOT EXISTS alerts (\
+                alert_id TEXT NOT NULL PRIMARY KEY, rule_id TEXT NOT NULL, kind TEXT NOT NULL, \
+                severity TEXT NOT NULL, status TEXT NOT NULL, enterprise_id TEXT NOT NULL, \
+                town TEXT NOT NULL, source TEXT NOT NULL, metric TEXT NOT NULL, \
+                standard TEXT NOT NULL, started_at INTEGER NOT NULL, started_ms INTEGER NOT NULL, \
+                ended_ms INTEGER NOT NULL, value REAL NOT NULL, peak REAL NOT NULL, \
+                mean REAL NOT NULL, limit_value REAL NOT NULL, muted INTEGER NOT NULL, \
+                acknowledged_by TEXT NOT NULL, acknowledged_ms INTEGER NOT NULL, \
+                version INTEGER NOT NULL) STRICT",
+        ],
+    },
+    Migration {
+        version: 3,
+        name: "rejected inputs",
+        statements: &[
+            "CREATE TABLE IF NOT EXISTS rejected (\
+                received_at INTEGER NOT NULL, received_ms INTEGER NOT NULL, \
+                transport TEXT NOT NULL, origin TEXT NOT NULL, reason TEXT NOT NULL, \
+                detail TEXT NOT NULL, raw TEXT NOT NULL, raw_len INTEGER NOT NULL) STRICT",
+            "CREATE INDEX IF NOT EXISTS rejected_by_time ON rejected (received_ms)",
+        ],
+    },
+    // The dashboards' rollups live in ClickHouse only.
+    Migration {
+        version: 4,
+        name: "reading rollups",
+        statements: &[],
+    },
+    Migration {
+        version: 5,
+        name: "tickets and ticket events",
+        statements: &[
+            "CREATE TABLE IF NOT EXISTS ticket_events (\
+                ticket_id TEXT NOT NULL, seq INTEGER NOT NULL, at INTEGER NOT NULL, \
+                at_ms INTEGER NOT NULL, actor TEXT NOT NULL, role TEXT NOT NULL, \
+                event TEXT NOT NULL, from_state TEXT NOT NULL, to_state TEXT NOT NULL, \
+                note TEXT NOT NULL, alert_ids TEXT NOT NULL, outcome TEXT NOT NULL, \
+                PRIMARY KEY (ticket_id, seq)) STRICT",
+            "CREATE TRIGGER IF NOT EXISTS ticket_events_append_only_update \
+                BEFORE UPDATE ON ticket_events \
+                BEGIN SELECT RAISE(ABORT, 'ticket_events is append only'); END",
+            "CREATE TRIGGER IF NOT EXISTS ticket_events_append_only_delete \
+                BEFORE DELETE ON ticket_events \
+                BEGIN SELECT RAISE(ABORT, 'ticket_events is append only'); END",
+            "CREATE TABLE IF NOT EXISTS tickets (\
+                ticket_id TEXT NOT NULL PRIMARY KEY, enterprise_id TEXT NOT NULL, \
+                town TEXT NOT NULL, department TEXT NOT NULL, team TEXT NOT NULL, \
+                severity TEXT NOT NULL, state TEXT NOT NULL, created_ms INTEGER NOT NULL, \
+                deadline_ms INTEGER NOT NULL, outcome TEXT NOT NULL, alert_ids TEXT NOT NULL, \
+                version INTEGER NOT NULL) STRICT",
+        ],
+    },
+    Migration {
+        version: 6,
+        name: "alert acknowledgements",
+        statements: &[
+            "CREATE TABLE IF NOT EXISTS alert_acks (\
+                alert_id TEXT NOT NULL, actor TEXT NOT NULL, note TEXT NOT NULL, \
+                at INTEGER NOT NULL, at_ms INTEGER NOT NULL) STRICT",
+            "CREATE INDEX IF NOT EXISTS alert_acks_by_alert ON alert_acks (alert_id, at_ms)",
+            "CREATE TRIGGER IF NOT EXISTS alert_acks_append_only_update \
+                BEFORE UPDATE ON alert_acks \
+                BEGIN SELECT RAISE(ABORT, 'alert_acks is append only'); END",
+            "CREATE TRIGGER IF NOT EXISTS alert_acks_append_only_delete \
+                BEFORE DELETE ON alert_acks \
+                BEGIN SELECT RAISE(ABORT, 'alert_acks is append only'); END",
+        ],
+    },
+];
+
+/// The SQLite type of a column Argus writes, from its ClickHouse type.
+fn sqlite_type(clickhouse: &str) -> &'static str {
+    match clickhouse {
+        "String" | "Array(String)" => "TEXT",
+        "Float64" => "REAL",
+        _ => "INTEGER",
+    }
+}
+
+const READINGS: &str =
+    "source, metric, event_ms, event_time, value, flag, enterprise_id, receive_ms";
+const ALERT_EVENTS: &str = "alert_id, transition, rule_id, kind, severity, enterprise_id, \
+    town, source, metric, standard, started_at, started_ms, ended_ms, value, peak, mean, \
+    limit_value, muted, recorded_ms";
+const ALERTS: &str = "alert_id, rule_id, kind, severity, status, enterprise_id, town, source, \
+    metric, standard, started_at, started_ms, ended_ms, value, peak, mean, limit_value, muted, \
+    acknowledged_by, acknowledged_ms, version";
+const REJECTED: &str = "received_at, received_ms, transport, origin, reason, detail, raw, raw_len";
+const TICKET_EVENTS: &str = "ticket_id, seq, at, at_ms, actor, role, event, from_state, \
+    to_state, note, alert_ids, outcome";
+const TICKETS: &str = "ticket_id, enterprise_id, town, department, team, severity, state, \
+    created_ms, deadline_ms, outcome, alert_ids, version";
+
+/// The record in one SQLite file.
+#[derive(Clone)]
+pub struct SqliteStore {
+    path: PathBuf,
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+fn sqlite_error(what: impl Into<String>) -> impl FnOnce(rusqlite::Error) -> StoreError {
+    let what = what.into();
+    move |source| StoreError::Sqlite { what, source }
+}
+
+fn ids_json(ids: &[String]) -> String {
+    serde_json::to_string(ids).unwrap_or_else(|_| "[]".to_owned())
+}
+
+fn ids_from_json(text: &str) -> Vec<String> {
+    serde_json::from_str(text).unwrap_or_default()
+}
+
+impl SqliteStore {
+    /// Open (or create) the file at `path`, creating its folder; durable commits (WAL, full
+    /// sync), so a batch committed is a batch kept.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let what = format!("open {}", path.display());
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| StoreError::Sqlite {
+                what: what.clone(),
+                source: rusqlite::Error::ToSqlConversionFailure(Box::new(e)),
+            })?;
+        }
+        let conn = Connection::open(path).map_err(sqlite_error(what.clone()))?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(sqlite_error(what.clone()))?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(sqlite_error(what.clone()))?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(sqlite_error(what))?;
+        Ok(Self {
+            path: path.to_owned(),
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Run `f` with the connection on a blocking thread.
+    async fn with<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let conn = Arc::clone(&self.conn);
+        tokio::task::spawn_blocking(move || {
+            let mut conn = conn.lock().unwrap_or_else(PoisonError::into_inner);
+            f(&mut conn)
+        })
+        .await
+        .map_err(|e| StoreError::Sqlite {
+            what: "run a statement".to_owned(),
+            source: rusqlite::Error::ToSqlConversionFailure(Box::new(e)),
+        })?
+    }
+
+    /// Run one statement (for tests and tools), returning the rows changed.
+    pub async fn execute(&self, statement: &str) -> Result<usize, StoreError> {
+        let statement = statement.to_owned();
+        self.with(move |c| {
+            c.execute(&statement, [])
+                .map_err(sqlite_error(statement.clone()))
+        })
+        .await
+    }
+}
+
+fn migrate(conn: &mut Connection) -> Result<Vec<u32>, StoreError> {
+    let tx = conn
+        .transaction()
+        .map_err(sqlite_error("begin migrations"))?;
+    tx.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER NOT NULL PRIMARY KEY, \
+         name TEXT NOT NULL, applied_ms INTEGER NOT NULL) STRICT",
+        [],
+    )
+    .map_err(sqlite_error("create schema_migrations"))?;
+    let done: Vec<u32> = {
+        let mut stmt = tx
+            .prepare("SELECT version FROM schema_migrations")
+            .map_err(sqlite_error("read schema_migrations"))?;
+        let rows = stmt
+            .query_map([], |r| r.get(0))
+            .map_err(sqlite_error("read schema_migrations"))?;
+        rows.collect::<Result<_, _>>()
+            .map_err(sqlite_error("read schema_migrations"))?
+    };
+    let now = Timestamp::from_system_time(std::time::SystemTime::now()).as_millis();
+    let mut applied = Vec::new();
+    for m in MIGRATIONS.iter().filter(|m| !done.contains(&m.version)) {
+        let what = format!("migration {} ({})", m.version, m.name);
+        for statement in m.statements {
+            tx.execute(statement, [])
+                .map_err(sqlite_error(what.clone()))?;
+        }
+        tx.execute(
+            "INSERT INTO schema_migrations (version, name, applied_ms) VALUES (?1, ?2, ?3)",
+            params![m.version, m.name, now],
+        )
+        .map_err(sqlite_error("record migration"))?;
+        tracing::info!(version = m.version, name = m.name, "migration applied");
+        applied.push(m.version);
+    }
+    tx.commit().map_err(sqlite_error("commit migrations"))?;
+    Ok(applied)
+}
+
+fn check_columns(conn: &Connection) -> Result<(), StoreError> {
+    for (table, columns) in COLUMNS {
+        let what = format!("read the columns of {table}");
+        let mut stmt = conn
+            .prepare("SELECT name, type FROM pragma_table_info(?1) ORDER BY name")
+            .map_err(sqlite_error(what.clone()))?;
+        let found: Vec<(String, String)> = stmt
+            .query_map([table], |r| Ok((r.get(0)?, r.get(1)?)))
+            .and_then(Iterator::collect)
+            .map_err(sqlite_error(what))?;
+        let expected: Vec<(String, String)> = columns
+            .iter()
+            .map(|(n, t)| ((*n).to_owned(), sqlite_type(t).to_owned()))
+            .collect();
+        if found != expected {
+            return Err(StoreError::Schema {
+                table: (*table).to_owned(),
+                expected,
+                found,
+            });
+        }
+    }
+    Ok(())
+}
+
+fn write_batch(tx: &Transaction<'_>, batch: &RowBatch) -> rusqlite::Result<()> {
+    let mut stmt = tx.prepare_cached(&format!(
+        "INSERT INTO readings ({READINGS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
+         ON CONFLICT (source, metric, event_ms) DO UPDATE SET event_time = excluded.event_time, \
+         value = excluded.value, flag = excluded.flag, enterprise_id = excluded.enterprise_id, \
+         receive_ms = excluded.receive_ms WHERE excluded.receive_ms >= readings.receive_ms"
+    ))?;
+    for r in &batch.readings {
+        stmt.execute(params![
+            r.source,
+            r.metric,
+            r.event_ms,
+            r.event_time,
+            r.value,
+            r.flag,
+            r.enterprise_id,
+            r.receive_ms
+        ])?;
+    }
+    let mut stmt = tx.prepare_cached(&format!(
+        "INSERT INTO alert_events ({ALERT_EVENTS}) VALUES \
+         (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19) \
+         ON CONFLICT (alert_id, transition, value) DO UPDATE SET rule_id = excluded.rule_id, \
+         kind = excluded.kind, severity = excluded.severity, \
+         enterprise_id = excluded.enterprise_id, town = excluded.town, source = excluded.source, \
+         metric = excluded.metric, standard = excluded.standard, \
+         started_at = excluded.started_at, started_ms = excluded.started_ms, \
+         ended_ms = excluded.ended_ms, peak = excluded.peak, mean = excluded.mean, \
+         limit_value = excluded.limit_value, muted = excluded.muted, \
+         recorded_ms = excluded.recorded_ms WHERE excluded.recorded_ms >= alert_events.recorded_ms"
+    ))?;
+    for e in &batch.alert_events {
+        stmt.execute(params![
+            e.alert_id,
+            e.transition,
+            e.rule_id,
+            e.kind,
+            e.severity,
+            e.enterprise_id,
+            e.town,
+            e.source,
+            e.metric,
+            e.standard,
+            e.started_at,
+            e.started_ms,
+            e.ended_ms,
+            e.value,
+            e.peak,
+            e.mean,
+            e.limit_value,
+            e.muted,
+            e.recorded_ms
+        ])?;
+    }
+    // A later state replaces an earlier one; an acknowledgement stays on the row.
+    let mut stmt = tx.prepare_cached(&format!(
+        "INSERT INTO alerts ({ALERTS}) VALUES \
+         (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, \
+         ?20, ?21) \
+         ON CONFLICT (alert_id) DO UPDATE SET rule_id = excluded.rule_id, kind = excluded.kind, \
+         severity = excluded.severity, status = excluded.status, \
+         enterprise_id = excluded.enterprise_id, town = excluded.town, source = excluded.source, \
+         metric = excluded.metric, standard = excluded.standard, \
+         started_at = excluded.started_at, started_ms = excluded.started_ms, \
+         ended_ms = excluded.ended_ms, value = excluded.value, peak = excluded.peak, \
+         mean = excluded.mean, limit_value = excluded.limit_value, muted = excluded.muted, \
+         acknowledged_by = CASE WHEN alerts.acknowledged_ms = 0 \
+             THEN excluded.acknowledged_by ELSE alerts.acknowledged_by END, \
+         acknowledged_ms = CASE WHEN alerts.acknowledged_ms = 0 \
+             THEN excluded.acknowledged_ms ELSE alerts.acknowledged_ms END, \
+         version = excluded.version | (alerts.version & 1) \
+         WHERE (excluded.version | (alerts.version & 1)) >= alerts.version"
+    ))?;
+    for a in &batch.alerts {
+        stmt.execute(params![
+            a.alert_id,
+            a.rule_id,
+            a.kind,
+            a.severity,
+            a.status,
+            a.enterprise_id,
+            a.town,
+            a.source,
+            a.metric,
+            a.standard,
+            a.started_at,
+            a.started_ms,
+            a.ended_ms,
+            a.value,
+            a.peak,
+            a.mean,
+            a.limit_value,
+            a.muted,
+            a.acknowledged_by,
+            a.acknowledged_ms,
+            a.version
+        ])?;
+    }
+    let mut stmt = tx.prepare_cached(&format!(
+        "INSERT INTO tickets ({TICKETS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) \
+         ON CONFLICT (ticket_id) DO UPDATE SET enterprise_id = excluded.enterprise_id, \
+         town = excluded.town, department = excluded.department, team = excluded.team, \
+         severity = excluded.severity, state = excluded.state, \
+         created_ms = excluded.created_ms, deadline_ms = excluded.deadline_ms, \
+         outcome = excluded.outcome, alert_ids = excluded.alert_ids, version = excluded.version \
+         WHERE excluded.version >= tickets.version"
+    ))?;
+    for t in &batch.tickets {
+        stmt.execute(params![
+            t.ticket_id,
+            t.enterprise_id,
+            t.town,
+            t.department,
+            t.team,
+            t.severity,
+            t.state,
+            t.created_ms,
+            t.deadline_ms,
+            t.outcome,
+            ids_json(&t.alert_ids),
+            t.version
+        ])?;
+    }
+    let mut stmt = tx.prepare_cached(&format!(
+        "INSERT INTO rejected ({REJECTED}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+    ))?;
+    for r in &batch.rejected {
+        stmt.execute(params![
+            r.received_at,
+            r.received_ms,
+            r.transport,
+            r.origin,
+            r.reason,
+            r.detail,
+            r.raw,
+            r.raw_len
+        ])?;
+    }
+    // The legal record: an event already recorded (same ticket and seq) stays as it was.
+    let mut stmt = tx.prepare_cached(&format!(
+        "INSERT OR IGNORE INTO ticket_events ({TICKET_EVENTS}) VALUES \
+         (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+    ))?;
+    for e in &batch.ticket_events {
+        stmt.execute(params![
+            e.ticket_id,
+            e.seq,
+            e.at,
+            e.at_ms,
+            e.actor,
+            e.role,
+            e.event,
+            e.from_state,
+            e.to_state,
+            e.note,
+            ids_json(&e.alert_ids),
+            e.outcome
+        ])?;
+    }
+    Ok(())
+}
+
+fn reading_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ReadingRow> {
+    Ok(ReadingRow {
+        source: r.get(0)?,
+        metric: r.get(1)?,
+        event_ms: r.get(2)?,
+        event_time: r.get(3)?,
+        value: r.get(4)?,
+        flag: r.get(5)?,
+        enterprise_id: r.get(6)?,
+        receive_ms: r.get(7)?,
+    })
+}
+
+fn alert_event_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AlertEventRow> {
+    Ok(AlertEventRow {
+        alert_id: r.get(0)?,
+        transition: r.get(1)?,
+        rule_id: r.get(2)?,
+        kind: r.get(3)?,
+        severity: r.get(4)?,
+        enterprise_id: r.get(5)?,
+        town: r.get(6)?,
+        source: r.get(7)?,
+        metric: r.get(8)?,
+        standard: r.get(9)?,
+        started_at: r.get(10)?,
+        started_ms: r.get(11)?,
+        ended_ms: r.get(12)?,
+        value: r.get(13)?,
+        peak: r.get(14)?,
+        mean: r.get(15)?,
+        limit_value: r.get(16)?,
+        muted: r.get(17)?,
+        recorded_ms: r.get(18)?,
+    })
+}
+
+fn alert_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AlertRow> {
+    Ok(AlertRow {
+        alert_id: r.get(0)?,
+        rule_id: r.get(1)?,
+        kind: r.get(2)?,
+        severity: r.get(3)?,
+        status: r.get(4)?,
+        enterprise_id: r.get(5)?,
+        town: r.get(6)?,
+        source: r.get(7)?,
+        metric: r.get(8)?,
+        standard: r.get(9)?,
+        started_at: r.get(10)?,
+        started_ms: r.get(11)?,
+        ended_ms: r.get(12)?,
+        value: r.get(13)?,
+        peak: r.get(14)?,
+        mean: r.get(15)?,
+        limit_value: r.get(16)?,
+        muted: r.get(17)?,
+        acknowledged_by: r.get(18)?,
+        acknowledged_ms: r.get(19)?,
+        version: r.get(20)?,
+    })
+}
+
+fn rejected_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RejectedRow> {
+    Ok(RejectedRow {
+        received_at: r.get(0)?,
+        received_ms: r.get(1)?,
+        transport: r.get(2)?,
+        origin: r.get(3)?,
+        reason: r.get(4)?,
+        detail: r.get(5)?,
+        raw: r.get(6)?,
+        raw_len: r.get(7)?,
+    })
+}
+
+fn ticket_event_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TicketEventRow> {
+    Ok(TicketEventRow {
+        ticket_id: r.get(0)?,
+        seq: r.get(1)?,
+        at: r.get(2)?,
+        at_ms: r.get(3)?,
+        actor: r.get(4)?,
+        role: r.get(5)?,
+        event: r.get(6)?,
+        from_state: r.get(7)?,
+        to_state: r.get(8)?,
+        note: r.get(9)?,
+        alert_ids: ids_from_json(&r.get::<_, String>(10)?),
+        outcome: r.get(11)?,
+    })
+}
+
+fn ticket_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TicketRow> {
+    Ok(TicketRow {
+        ticket_id: r.get(0)?,
+        enterprise_id: r.get(1)?,
+        town: r.get(2)?,
+        department: r.get(3)?,
+        team: r.get(4)?,
+        severity: r.get(5)?,
+        state: r.get(6)?,
+        created_ms: r.get(7)?,
+        deadline_ms: r.get(8)?,
+        outcome: r.get(9)?,
+        alert_ids: ids_from_json(&r.get::<_, String>(10)?),
+        version: r.get(11)?,
+    })
+}
+
+/// Rows of a query with positional parameters.
+fn select<T, P>(
+    conn: &Connection,
+    what: &str,
+    sql: &str,
+    params: P,
+    row: fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> Result<Vec<T>, StoreError>
+where
+    P: rusqlite::Params,
+{
+    let mut stmt = conn.prepare_cached(sql).map_err(sqlite_error(what))?;
+    let rows = stmt
+        .query_map(params, row)
+        .and_then(Iterator::collect)
+        .map_err(sqlite_error(what));
+    rows
+}
+
+fn find_alert(conn: &Connection, alert_id: &str) -> Result<Option<AlertRow>, StoreError> {
+    let sql = format!("SELECT {ALERTS} FROM alerts WHERE alert_id = ?1");
+    Ok(select(conn, "read an alert", &sql, [alert_id], alert_row)?
+        .into_iter()
+        .next())
+}
+
+/// The first instant of a month (YYYYMM, UTC).
+fn month_start(month: u32) -> Timestamp {
+    let civil = CivilDateTime {
+        year: i32::try_from(month / 100).unwrap_or(i32::MAX),
+        month: u8::try_from(month % 100).unwrap_or(1),
+        day: 1,
+        hour: 0,
+        minute: 0,
+        second: 0,
+        millisecond: 0,
+    };
+    Timestamp::from_civil(civil, 0).unwrap_or(Timestamp(i64::MIN))
+}
+
+impl Store for SqliteStore {
+    fn describe(&self) -> String {
+        format!("sqlite {}", self.path.display())
+    }
+
+    async fn prepare(&self) -> Result<Vec<u32>, StoreError> {
+        self.with(|c| {
+            let applied = migrate(c)?;
+            check_columns(c)?;
+            Ok(applied)
+        })
+        .await
+    }
+
+    async fn insert_batch(&self, batch: &mut RowBatch) -> Result<(), StoreError> {
+        let rows = std::mem::take(batch);
+        let (result, rows) = self
+            .with(move |c| {
+                let written = c.transaction().and_then(|tx| {
+                    write_batch(&tx, &rows)?;
+                    tx.commit()
+                });
+                Ok((written.map_err(sqlite_error("write a batch")), rows))
+            })
+            .await?;
+        // One transaction: all of it is in, or none of it.
+        if result.is_err() {
+            *batch = rows;
+        }
+        result
+    }
+
+    async fn acknowledge(&self, ack: &Acknowledgement) -> Result<AlertRow, StoreError> {
+        let ack = ack.clone();
+        self.with(move |c| {
+            let tx = c
+                .transaction()
+                .map_err(sqlite_error("begin an acknowledgement"))?;
+            let id = &ack.alert_id;
+            if find_alert(&tx, id)?.is_none() {
+                return Err(StoreError::UnknownAlert(id.clone()));
+            }
+            let earlier: Option<(String, i64)> = tx
+                .query_row(
+                    "SELECT actor, at_ms FROM alert_acks WHERE alert_id = ?1 ORDER BY at_ms LIMIT 1",
+                    [id],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()
+                .map_err(sqlite_error("read alert acknowledgements"))?;
+            if let Some((by, at)) = earlier {
+                return Err(StoreError::AlreadyAcknowledged {
+                    alert_id: id.clone(),
+                    by,
+                    at: Timestamp(at).to_rfc3339(),
+                });
+            }
+            let row = AlertAckRow::new(&ack);
+            tx.execute(
+                "INSERT INTO alert_acks (alert_id, actor, note, at, at_ms) \
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![row.alert_id, row.actor, row.note, row.at, row.at_ms],
+            )
+            .map_err(sqlite_error("record an acknowledgement"))?;
+            tx.execute(
+                "UPDATE alerts SET acknowledged_by = ?2, acknowledged_ms = ?3, \
+                 version = version | 1 WHERE alert_id = ?1",
+                params![id, ack.actor, ack.at.as_millis()],
+            )
+            .map_err(sqlite_error("acknowledge an alert"))?;
+            let current = find_alert(&tx, id)?.ok_or_else(|| StoreError::UnknownAlert(id.clone()))?;
+            tx.commit()
+                .map_err(sqlite_error("commit an acknowledgement"))?;
+            Ok(current)
+        })
+        .await
+    }
+
+    async fn drop_readings_before(&self, month: u32) -> Result<Vec<u32>, StoreError> {
+        let before = month_start(month).as_millis();
+        self.with(move |c| {
+            let months = select(
+                c,
+                "list the months of readings",
+                "SELECT DISTINCT CAST(strftime('%Y%m', event_ms / 1000, 'unixepoch') AS INTEGER) \
+                 FROM readings WHERE event_ms < ?1 ORDER BY 1",
+                [before],
+                |r| r.get::<_, u32>(0),
+            )?;
+            c.execute("DELETE FROM readings WHERE event_ms < ?1", [before])
+                .map_err(sqlite_error("drop old readings"))?;
+            Ok(months)
+        })
+        .await
+    }
+
+    async fn readings(
+        &self,
+        source: &str,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<ReadingRow>, StoreError> {
+        let source = source.to_owned();
+        self.with(move |c| {
+            let sql = format!(
+                "SELECT {READINGS} FROM readings WHERE source = ?1 AND event_ms >= ?2 \
+                 AND event_ms < ?3 ORDER BY metric, event_ms"
+            );
+            select(
+                c,
+                "read readings",
+                &sql,
+                params![source, from.as_millis(), to.as_millis()],
+                reading_row,
+            )
+        })
+        .await
+    }
+
+    async fn alert(&self, alert_id: &str) -> Result<Option<AlertRow>, StoreError> {
+        let id = alert_id.to_owned();
+        self.with(move |c| find_alert(c, &id)).await
+    }
+
+    async fn enterprise_alerts(&self, enterprise_id: &str) -> Result<Vec<AlertRow>, StoreError> {
+        let id = enterprise_id.to_owned();
+        self.with(move |c| {
+            let sql = format!(
+                "SELECT {ALERTS} FROM alerts WHERE enterprise_id = ?1 \
+                 ORDER BY started_ms DESC, alert_id"
+            );
+            select(c, "read an enterprise's alerts", &sql, [id], alert_row)
+        })
+        .await
+    }
+
+    async fn alert_events(&self, alert_id: &str) -> Result<Vec<AlertEventRow>, StoreError> {
+        let id = alert_id.to_owned();
+        let mut rows = self
+            .with(move |c| {
+                let sql = format!("SELECT {ALERT_EVENTS} FROM alert_events WHERE alert_id = ?1");
+                select(c, "read alert events", &sql, [id], alert_event_row)
+            })
+            .await?;
+        life_order(&mut rows);
+        Ok(rows)
+    }
+
+    async fn ticket_events(&self, ticket_id: &str) -> Result<Vec<TicketEventRow>, StoreError> {
+        let id = ticket_id.to_owned();
+        self.with(move |c| {
+            let sql = format!(
+                "SELECT {TICKET_EVENTS} FROM ticket_events WHERE ticket_id = ?1 ORDER BY seq"
+            );
+            select(c, "read ticket events", &sql, [id], ticket_event_row)
+        })
+        .await
+    }
+
+    async fn open_tickets(&self) -> Result<Vec<(TicketRow, i64)>, StoreError> {
+        self.with(|c| {
+            let sql = format!("SELECT {TICKETS} FROM tickets WHERE state != 'closed'");
+            let rows = select(c, "read open tickets", &sql, [], ticket_row)?;
+            let mut out = Vec::with_capacity(rows.len());
+            for row in rows {
+                let latest: Option<i64> = c
+                    .query_row(
+                        "SELECT max(at_ms) FROM ticket_events WHERE ticket_id = ?1",
+                        [&row.ticket_id],
+                        |r| r.get(0),
+                    )
+                    .map_err(sqlite_error("read ticket events"))?;
+                let at = latest.unwrap_or(row.created_ms);
+                out.push((row, at));
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn rejected(&self, limit: u32) -> Result<Vec<RejectedRow>, StoreError> {
+        self.with(move |c| {
+            let sql = format!(
+                "SELECT {REJECTED} FROM rejected ORDER BY received_ms DESC, rowid DESC LIMIT ?1"
+            );
+            select(c, "read rejected inputs", &sql, [limit], rejected_row)
+        })
+        .await
+    }
+
+    async fn counts(&self) -> Result<Counts, StoreError> {
+        self.with(|c| {
+            let count = |table: &str| -> Result<u64, StoreError> {
+                c.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+                    .map_err(sqlite_error(format!("count {table}")))
+            };
+            Ok(Counts {
+                readings: count("readings")?,
+                alerts: count("alerts")?,
+                alert_events: count("alert_events")?,
+                alert_acks: count("alert_acks")?,
+                rejected: count("rejected")?,
+                tickets: count("tickets")?,
+                ticket_events: count("ticket_events")?,
+            })
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_embedded_schema_follows_the_clickhouse_migrations() {
+        let clickhouse: Vec<(u32, &str)> = crate::migrations::MIGRATIONS
+            .iter()
+            .map(|m| (m.version, m.name))
+            .collect();
+        let embedded: Vec<(u32, &str)> = MIGRATIONS.iter().map(|m| (m.version, m.name)).collect();
+        assert_eq!(embedded, clickhouse);
+    }
+
+    #[test]
+    fn months_start_at_midnight_utc() {
+        assert_eq!(month_start(202_611), Timestamp(1_793_491_200_000));
+        assert_eq!(crate::retention::month_of(month_start(202_611)), 202_611);
+        assert_eq!(
+            crate::retention::month_of(Timestamp(month_start(202_611).as_millis() - 1)),
+            202_610
+        );
+    }
+}
