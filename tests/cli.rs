@@ -97,6 +97,40 @@ fn run_refuses_to_start_on_an_invalid_config() {
 }
 
 #[test]
+fn a_cluster_of_processes_is_refused_the_embedded_store() {
+    let dir = std::env::temp_dir().join(crate::util::unique("argus_cluster_sqlite"));
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let file = dir.join("argus.toml");
+    std::fs::write(
+        &file,
+        "[registry]\npath = \"registry.toml\"\n[store]\nbackend = \"sqlite\"\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let config = file.display().to_string();
+    let out = argus(&[
+        "--config",
+        &config,
+        "run",
+        "-n",
+        "2",
+        "-p",
+        "0",
+        "--hostfile",
+        "h.txt",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains(
+            "serves one process; a cluster of 2 processes needs [store] backend = \"clickhouse\""
+        ),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!dir.join("argus.sqlite").exists(), "nothing started");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
 fn run_refuses_impossible_cluster_options_before_starting() {
     let cases: &[(&[&str], &str)] = &[
         (
@@ -188,6 +222,12 @@ fn run_serves_metrics_and_stops_cleanly_on_sigterm() {
     );
     assert!(
         text(&out.stderr).contains("shut down cleanly"),
+        "{}",
+        text(&out.stderr)
+    );
+    // Without a [store] section the record is the embedded store beside the config.
+    assert!(
+        text(&out.stderr).contains("schema ready") && dir.join("argus.sqlite").exists(),
         "{}",
         text(&out.stderr)
     );

@@ -52,6 +52,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 hostfile,
             };
             let settings = Settings::load(&cli.config)?;
+            if let (argus_config::StoreBackend::Sqlite(path), true) =
+                (&settings.store.backend, processes > 1)
+            {
+                anyhow::bail!(
+                    "the embedded store ({}) serves one process; a cluster of {processes} processes needs [store] backend = \"clickhouse\"",
+                    path.display()
+                );
+            }
             logging::init(&settings.log)?;
             let registry = load_registry(&settings.registry_path)?;
             let rules = load_rules(&settings.rules.path, &registry)?;
