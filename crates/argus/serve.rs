@@ -393,21 +393,10 @@ async fn acknowledge(
     body: axum::body::Bytes,
 ) -> Response {
     use argus_store::StoreError;
-    let body: AckBody = match serde_json::from_slice(&body) {
+    let body: AckBody = match staff_request(&body, |b: &AckBody| &b.actor) {
         Ok(b) => b,
-        Err(e) => {
-            return text(
-                StatusCode::BAD_REQUEST,
-                format!("error: bad request body: {e}"),
-            )
-        }
+        Err(refused) => return text(StatusCode::BAD_REQUEST, refused),
     };
-    if body.actor.trim().is_empty() {
-        return text(
-            StatusCode::BAD_REQUEST,
-            "error: actor must name a person".to_owned(),
-        );
-    }
     let Some(store) = state.store else {
         return text(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -465,14 +454,9 @@ async fn silence(State(state): State<AppState>, body: axum::body::Bytes) -> Resp
             "error: the pipeline is not running".to_owned(),
         );
     };
-    let body: SilenceBody = match serde_json::from_slice(&body) {
+    let body: SilenceBody = match staff_request(&body, |b: &SilenceBody| &b.actor) {
         Ok(b) => b,
-        Err(e) => {
-            return text(
-                StatusCode::BAD_REQUEST,
-                format!("error: bad request body: {e}"),
-            )
-        }
+        Err(refused) => return text(StatusCode::BAD_REQUEST, refused),
     };
     let Some(enterprise) = registry.enterprise(&body.enterprise) else {
         return text(
@@ -503,12 +487,6 @@ async fn silence(State(state): State<AppState>, body: axum::body::Bytes) -> Resp
         return text(
             StatusCode::BAD_REQUEST,
             "error: to must be after from".to_owned(),
-        );
-    }
-    if body.actor.trim().is_empty() {
-        return text(
-            StatusCode::BAD_REQUEST,
-            "error: actor must name a person".to_owned(),
         );
     }
     let now = Timestamp::from_system_time(SystemTime::now());
@@ -558,6 +536,20 @@ struct ChangeBody {
     outcome: Option<argus_model::TicketOutcome>,
 }
 
+/// A request of staff: a JSON body of `T` that names the person acting (`actor`); otherwise the
+/// reason it is refused (a 400).
+fn staff_request<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    actor: fn(&T) -> &str,
+) -> Result<T, String> {
+    let body: T =
+        serde_json::from_slice(bytes).map_err(|e| format!("error: bad request body: {e}"))?;
+    if actor(&body).trim().is_empty() {
+        return Err("error: actor must name a person".to_owned());
+    }
+    Ok(body)
+}
+
 fn text(status: StatusCode, body: String) -> Response {
     (status, format!("{body}\n")).into_response()
 }
@@ -574,14 +566,9 @@ async fn change_ticket(
             format!("error: no ticket {id:?} (16 hex digits)"),
         );
     };
-    let body: ChangeBody = match serde_json::from_slice(&body) {
+    let body: ChangeBody = match staff_request(&body, |b: &ChangeBody| &b.actor) {
         Ok(b) => b,
-        Err(e) => {
-            return text(
-                StatusCode::BAD_REQUEST,
-                format!("error: bad request body: {e}"),
-            )
-        }
+        Err(refused) => return text(StatusCode::BAD_REQUEST, refused),
     };
     let role = match body.role.as_str() {
         "dispatcher" => Role::Dispatcher,
@@ -592,12 +579,6 @@ async fn change_ticket(
             return text(StatusCode::BAD_REQUEST, reason);
         }
     };
-    if body.actor.trim().is_empty() {
-        return text(
-            StatusCode::BAD_REQUEST,
-            "error: actor must name a person".to_owned(),
-        );
-    }
     let Some(tickets) = state.tickets else {
         return text(
             StatusCode::SERVICE_UNAVAILABLE,

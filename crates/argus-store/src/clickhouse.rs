@@ -13,7 +13,7 @@ use crate::rows::{
     COLUMNS,
 };
 use crate::spool::RowBatch;
-use crate::{life_order, Acknowledgement, Counts, Store, StoreError};
+use crate::{life_order, same_columns, Acknowledgement, Counts, Store, StoreError};
 
 /// The record in one ClickHouse database, written by the writer user.
 #[derive(Clone)]
@@ -112,17 +112,11 @@ impl ClickHouseStore {
                 .fetch_all()
                 .await
                 .map_err(query_error(format!("read the columns of {table}")))?;
-            let expected: Vec<(String, String)> = columns
+            let expected = columns
                 .iter()
                 .map(|(n, t)| ((*n).to_owned(), (*t).to_owned()))
                 .collect();
-            if found != expected {
-                return Err(StoreError::Schema {
-                    table: (*table).to_owned(),
-                    expected,
-                    found,
-                });
-            }
+            same_columns(table, expected, found)?;
         }
         Ok(())
     }

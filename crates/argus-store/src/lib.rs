@@ -194,6 +194,22 @@ pub trait Store: Clone + Send + Sync + 'static {
     fn counts(&self) -> impl Future<Output = Result<Counts, StoreError>> + Send;
 }
 
+/// Compare a table's columns (name, type, sorted by name) with those Argus writes.
+fn same_columns(
+    table: &str,
+    expected: Vec<(String, String)>,
+    found: Vec<(String, String)>,
+) -> Result<(), StoreError> {
+    if found == expected {
+        return Ok(());
+    }
+    Err(StoreError::Schema {
+        table: table.to_owned(),
+        expected,
+        found,
+    })
+}
+
 /// Sort an alert's transitions into the order of its life.
 fn life_order(events: &mut [AlertEventRow]) {
     let rank = |t: &str| match t {

@@ -17,7 +17,7 @@ use crate::rows::{
     COLUMNS,
 };
 use crate::spool::RowBatch;
-use crate::{life_order, Acknowledgement, Counts, Store, StoreError};
+use crate::{life_order, same_columns, Acknowledgement, Counts, Store, StoreError};
 
 /// The embedded schema: the versions and names of the ClickHouse migrations, in SQLite.
 const MIGRATIONS: &[Migration] = &[
@@ -271,17 +271,11 @@ fn check_columns(conn: &Connection) -> Result<(), StoreError> {
             .query_map([table], |r| Ok((r.get(0)?, r.get(1)?)))
             .and_then(Iterator::collect)
             .map_err(sqlite_error(what))?;
-        let expected: Vec<(String, String)> = columns
+        let expected = columns
             .iter()
             .map(|(n, t)| ((*n).to_owned(), sqlite_type(t).to_owned()))
             .collect();
-        if found != expected {
-            return Err(StoreError::Schema {
-                table: (*table).to_owned(),
-                expected,
-                found,
-            });
-        }
+        same_columns(table, expected, found)?;
     }
     Ok(())
 }
