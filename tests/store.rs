@@ -556,6 +556,51 @@ fn clickhouse_rollups_aggregate_valid_values_per_hour() {
     });
 }
 
+#[test]
+fn clickhouse_current_alerts_view_gives_end_and_acknowledgement_as_times() {
+    on_clickhouse("argus_alerts_view", |store| async move {
+        ok(store.prepare().await);
+        let (all, id) = methane_alert(&registry());
+        write(&store, transitions_batch(&all[..1], Timestamp(T0 + 61_000))).await;
+        let firing: (String, Option<u32>, Option<u32>) = ok(store
+            .query(
+                "SELECT status, ended_at, acknowledged_at FROM alerts_current WHERE alert_id = ?",
+            )
+            .bind(&id)
+            .fetch_one()
+            .await);
+        assert_eq!(firing, ("firing".to_owned(), None, None));
+        let ack = Acknowledgement {
+            alert_id: id.clone(),
+            actor: "Operator Liu".to_owned(),
+            note: String::new(),
+            at: Timestamp(T0 + 120_500),
+        };
+        ok(store.acknowledge(&ack).await);
+        write(
+            &store,
+            transitions_batch(&all[1..], Timestamp(T0 + 400_000)),
+        )
+        .await;
+        let resolved: (String, Option<u32>, Option<u32>) = ok(store
+            .query(
+                "SELECT status, ended_at, acknowledged_at FROM alerts_current WHERE alert_id = ?",
+            )
+            .bind(&id)
+            .fetch_one()
+            .await);
+        let seconds = |ms: i64| u32::try_from(ms / 1000).ok();
+        assert_eq!(
+            resolved,
+            (
+                "resolved".to_owned(),
+                seconds(T0 + 300_000),
+                seconds(T0 + 120_500)
+            )
+        );
+    });
+}
+
 // What only the embedded store has.
 
 #[test]

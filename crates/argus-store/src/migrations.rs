@@ -147,6 +147,20 @@ pub const MIGRATIONS: &[Migration] = &[
             ORDER BY (alert_id, at_ms)",
         ],
     },
+    Migration {
+        version: 7,
+        name: "current alerts view",
+        statements: &[
+            // The alerts as they stand (FINAL), with their end and acknowledgement as times
+            // (NULL until they happen): what staff and dashboards read.
+            "CREATE VIEW IF NOT EXISTS {db}.alerts_current AS \
+            SELECT *, \
+                if(ended_ms = 0, NULL, toDateTime(intDiv(ended_ms, 1000))) AS ended_at, \
+                if(acknowledged_ms = 0, NULL, toDateTime(intDiv(acknowledged_ms, 1000))) \
+                    AS acknowledged_at \
+            FROM {db}.alerts FINAL",
+        ],
+    },
 ];
 
 /// A statement with the database filled in.

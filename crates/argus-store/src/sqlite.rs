@@ -110,6 +110,17 @@ const MIGRATIONS: &[Migration] = &[
                 BEGIN SELECT RAISE(ABORT, 'alert_acks is append only'); END",
         ],
     },
+    Migration {
+        version: 7,
+        name: "current alerts view",
+        statements: &["CREATE VIEW IF NOT EXISTS alerts_current AS \
+            SELECT *, \
+                CASE WHEN ended_ms = 0 THEN NULL \
+                    ELSE datetime(ended_ms / 1000, 'unixepoch') END AS ended_at, \
+                CASE WHEN acknowledged_ms = 0 THEN NULL \
+                    ELSE datetime(acknowledged_ms / 1000, 'unixepoch') END AS acknowledged_at \
+            FROM alerts"],
+    },
 ];
 
 /// The SQLite type of a column Argus writes, from its ClickHouse type.
@@ -814,6 +825,39 @@ mod tests {
             .collect();
         let embedded: Vec<(u32, &str)> = MIGRATIONS.iter().map(|m| (m.version, m.name)).collect();
         assert_eq!(embedded, clickhouse);
+    }
+
+    #[test]
+    fn the_current_alerts_view_gives_end_and_acknowledgement_as_times() {
+        let dir = std::env::temp_dir().join(format!("argus_sqlite_view_{}", std::process::id()));
+        let store = SqliteStore::open(&dir.join("argus.sqlite")).unwrap_or_else(|e| panic!("{e}"));
+        let mut conn = store.conn.lock().unwrap_or_else(PoisonError::into_inner);
+        migrate(&mut conn).unwrap_or_else(|e| panic!("{e}"));
+        conn.execute(
+            &format!(
+                "INSERT INTO alerts ({ALERTS}) VALUES ('a1', 'r', 'threshold', 'red', \
+                 'resolved', 'E001', 'T01', 'MN', 'a21026', 'GB', 1795622400, 1795622400000, \
+                 1795622460000, 1.0, 1.0, 1.0, 0.5, 0, 'Operator Liu', 1795622430500, 7)"
+            ),
+            [],
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let times: (String, String) = conn
+            .query_row(
+                "SELECT ended_at, acknowledged_at FROM alerts_current WHERE alert_id = 'a1'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            times,
+            (
+                "2026-11-25 16:01:00".to_owned(),
+                "2026-11-25 16:00:30".to_owned()
+            )
+        );
+        drop(conn);
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]
