@@ -171,12 +171,15 @@ fn run_serves_metrics_and_stops_cleanly_on_sigterm() {
     let rules = repo_path("config/rules.toml");
     let tickets = repo_path("config/tickets.toml");
     let body = format!(
-        "[registry]\npath = {:?}\n[metrics]\nlisten_addr = \"127.0.0.1:{port}\"\n[rules]\npath = {:?}\n[tickets]\npath = {:?}\n",
+        "[registry]\npath = {:?}\n[metrics]\nlisten_addr = \"127.0.0.1:{port}\"\n[rules]\npath = {:?}\n[tickets]\npath = {:?}\n[store]\nretention_months = 2\n",
         registry.display(),
         rules.display(),
         tickets.display()
     );
     std::fs::write(&config, body).unwrap_or_else(|e| panic!("{e}"));
+    // The embedded store (the default) already holds a reading of January 2025 and one of now:
+    // keeping two months, the old one goes at start.
+    let seeded = seed_old_and_new_readings(&dir.join("argus.sqlite"));
 
     let child = Command::new(env!("CARGO_BIN_EXE_argus"))
         .args(["--config", &config.display().to_string(), "run"])
@@ -203,6 +206,16 @@ fn run_serves_metrics_and_stops_cleanly_on_sigterm() {
     };
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     assert!(response.contains("argus_build_info{version="), "{response}");
+    let dropped = "argus_store_retention_dropped_months_total";
+    let mut metrics = String::new();
+    while crate::util::sample(&metrics, dropped) != 1 {
+        assert!(
+            Instant::now() < deadline,
+            "retention did not drop one month within 20 s: {metrics}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+        metrics = crate::util::http_get(port, "/metrics").unwrap_or_default();
+    }
     assert!(
         response.contains("argus_registry_objects{kind=\"enterprises\"}"),
         "{response}"
@@ -225,13 +238,52 @@ fn run_serves_metrics_and_stops_cleanly_on_sigterm() {
         "{}",
         text(&out.stderr)
     );
-    // Without a [store] section the record is the embedded store beside the config.
+    // Without a [store] backend the record is the embedded store beside the config.
     assert!(
-        text(&out.stderr).contains("schema ready") && dir.join("argus.sqlite").exists(),
+        text(&out.stderr).contains("schema ready")
+            && text(&out.stderr).contains("old readings dropped"),
         "{}",
         text(&out.stderr)
     );
+    assert_eq!(seeded(), 1, "the reading of this month is kept");
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Put a reading of January 2025 and one of now into a fresh embedded store at `path`; returns
+/// how to count the readings there afterwards.
+fn seed_old_and_new_readings(path: &std::path::Path) -> impl Fn() -> u64 {
+    use argus_model::{DataFlag, Metric, MetricCode, Reading, SourceId, Timestamp};
+    use argus_store::spool::RowBatch;
+    use argus_store::{Labels, SqliteStore, Store};
+
+    let store = SqliteStore::open(path).unwrap_or_else(|e| panic!("{e}"));
+    let rt = crate::util::runtime();
+    let now = Timestamp::from_system_time(std::time::SystemTime::now());
+    let reading = |t: Timestamp| Reading {
+        source: SourceId::from("15010201000101"),
+        metric: MetricCode::Known(Metric::So2),
+        value: 1.0,
+        flag: DataFlag::N,
+        event_time: t,
+        receive_time: t,
+    };
+    let mut batch = RowBatch {
+        readings: Labels::default()
+            .reading_rows(&[reading(Timestamp(1_736_000_000_000)), reading(now)]),
+        ..RowBatch::default()
+    };
+    rt.block_on(async {
+        store.prepare().await.unwrap_or_else(|e| panic!("{e}"));
+        store
+            .insert_batch(&mut batch)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    });
+    move || {
+        rt.block_on(store.counts())
+            .unwrap_or_else(|e| panic!("{e}"))
+            .readings
+    }
 }
 
 fn conformance(name: &str) -> std::path::PathBuf {

@@ -434,6 +434,8 @@ fn readings_and_events_through_kafka_raise_and_resolve_alerts_on_two_workers() {
         body.contains("already acknowledged by Operator Liu"),
         "{body}"
     );
+    let metrics = http_get(metrics_port, "/metrics").unwrap_or_default();
+    assert_eq!(sample(&metrics, "argus_alert_acknowledgements_total"), 1);
     let (status, _) = http_post(metrics_port, "/api/alerts/00000000000000ff/ack", ack)
         .unwrap_or_else(|| panic!("no answer"));
     assert_eq!(status, 404);

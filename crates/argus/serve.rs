@@ -32,6 +32,7 @@ const RETENTION_EVERY: Duration = Duration::from_secs(3_600);
 async fn retention(
     store: Backend,
     months: u32,
+    telemetry: Telemetry,
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     tokio::pin!(stop);
@@ -49,6 +50,10 @@ async fn retention(
                 tracing::debug!(first_month_kept = first, "no readings old enough to drop");
             }
             Ok(dropped) => {
+                telemetry
+                    .store
+                    .retention_dropped_months
+                    .inc_by(dropped.len() as u64);
                 tracing::info!(
                     ?dropped,
                     first_month_kept = first,
@@ -150,7 +155,7 @@ pub async fn run(
     let retention = settings
         .store
         .retention_months
-        .map(|months| retention(store.clone(), months, stopped(&stopping)));
+        .map(|months| retention(store.clone(), months, telemetry.clone(), stopped(&stopping)));
     let sink = argus_store::sink::run(
         store,
         argus_store::Labels::new(&registry),
@@ -411,6 +416,7 @@ async fn acknowledge(
     };
     match store.acknowledge(&ack).await {
         Ok(alert) => {
+            state.telemetry.store.acknowledgements.inc();
             tracing::info!(alert = %alert.alert_id, actor = %ack.actor, note = %ack.note, "alert acknowledged");
             let json = serde_json::json!({
                 "alert": alert.alert_id,

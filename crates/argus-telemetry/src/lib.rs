@@ -51,12 +51,18 @@ pub mod names {
     /// Counter: alert transitions, by alert `kind` and `transition` (fired, resolved).
     pub const ALERT_TRANSITIONS_TOTAL: &str = "argus_alert_transitions_total";
 
-    /// Counter: rows written to ClickHouse, by `path` (direct, or spooled first).
+    /// Counter: alerts acknowledged by a person (through the API).
+    pub const ALERT_ACKNOWLEDGEMENTS_TOTAL: &str = "argus_alert_acknowledgements_total";
+
+    /// Counter: rows written to the store, by `path` (direct, or spooled first).
     pub const STORE_ROWS_TOTAL: &str = "argus_store_rows_total";
-    /// Gauge: bytes of row batches kept in the on-disk spool while ClickHouse is unreachable.
+    /// Gauge: bytes of row batches kept in the on-disk spool while the store is unreachable.
     pub const STORE_SPOOL_BYTES: &str = "argus_store_spool_bytes";
-    /// Counter: failed write attempts to ClickHouse (each retried).
+    /// Counter: failed write attempts to the store (each retried).
     pub const STORE_WRITE_FAILURES_TOTAL: &str = "argus_store_write_failures_total";
+    /// Counter: months of readings dropped by retention.
+    pub const STORE_RETENTION_DROPPED_MONTHS_TOTAL: &str =
+        "argus_store_retention_dropped_months_total";
 
     /// All names, for the documentation test and for people looking for one.
     pub const ALL: &[&str] = &[
@@ -79,9 +85,11 @@ pub mod names {
         DETECT_WATERMARK_LAG_SECONDS,
         DETECT_ACTIVE_SOURCES,
         ALERT_TRANSITIONS_TOTAL,
+        ALERT_ACKNOWLEDGEMENTS_TOTAL,
         STORE_ROWS_TOTAL,
         STORE_WRITE_FAILURES_TOTAL,
         STORE_SPOOL_BYTES,
+        STORE_RETENTION_DROPPED_MONTHS_TOTAL,
     ];
 }
 
@@ -126,6 +134,10 @@ pub struct StoreMetrics {
     pub write_failures: IntCounter,
     /// Bytes in the spool.
     pub spool_bytes: IntGauge,
+    /// Months of readings dropped by retention.
+    pub retention_dropped_months: IntCounter,
+    /// Alerts acknowledged by a person.
+    pub acknowledgements: IntCounter,
 }
 
 /// Detection metrics: what went into the dataflow, how far behind event time runs, what came out.
@@ -357,12 +369,20 @@ impl Telemetry {
         let store = StoreMetrics {
             rows: counter_vec(
                 names::STORE_ROWS_TOTAL,
-                "Rows written to ClickHouse",
+                "Rows written to the store",
                 &["path"],
             )?,
             write_failures: counter(
                 names::STORE_WRITE_FAILURES_TOTAL,
-                "Failed write attempts to ClickHouse, each retried",
+                "Failed write attempts to the store, each retried",
+            )?,
+            retention_dropped_months: counter(
+                names::STORE_RETENTION_DROPPED_MONTHS_TOTAL,
+                "Months of readings dropped by retention",
+            )?,
+            acknowledgements: counter(
+                names::ALERT_ACKNOWLEDGEMENTS_TOTAL,
+                "Alerts acknowledged by a person",
             )?,
             spool_bytes: {
                 let g = IntGauge::new(
