@@ -250,28 +250,38 @@ fn outage(spool: bool) {
         std::thread::sleep(Duration::from_millis(200));
     }
 
-    // Produce over about 20 s in the background; ClickHouse stops 5 s in, for 60 s.
+    // Produce in phases around a 60 s outage, so readings flow while ClickHouse is down however
+    // long its shutdown takes: 300 messages before the stop, 800 while it is down (half before
+    // the first look at the committed offsets, half paced after it), 300 after it returns.
     let producer: FutureProducer = kafka().create().unwrap_or_else(|e| panic!("{e}"));
     let topic = topics.readings.clone();
-    let sending = rt.spawn(async move {
-        for chunk in messages.chunks(70) {
-            for m in chunk {
-                producer
-                    .send(
-                        FutureRecord::to(&topic).key("k").payload(m),
-                        Duration::from_secs(30),
-                    )
-                    .await
-                    .unwrap_or_else(|(e, _)| panic!("{e}"));
+    let send = |batch: &[String], pause: Duration| {
+        rt.block_on(async {
+            for chunk in batch.chunks(70) {
+                for m in chunk {
+                    producer
+                        .send(
+                            FutureRecord::to(&topic).key("k").payload(m),
+                            Duration::from_secs(30),
+                        )
+                        .await
+                        .unwrap_or_else(|(e, _)| panic!("{e}"));
+                }
+                tokio::time::sleep(pause).await;
             }
-            tokio::time::sleep(Duration::from_millis(1_000)).await;
-        }
-    });
-    std::thread::sleep(Duration::from_secs(5));
-    stack(&["stop", "clickhouse"]);
+        });
+    };
+    let (before, rest) = messages.split_at(300);
+    let (during, after) = rest.split_at(800);
+    let (during_a, during_b) = during.split_at(400);
+    send(before, Duration::from_millis(500));
+    stack(&["stop", "clickhouse"]); // returns once the server is down
+    let down = Instant::now();
+    send(during_a, Duration::from_millis(200));
     std::thread::sleep(Duration::from_secs(5));
     let frozen = committed(&s.kafka.bootstrap_servers, &id, &topics.readings);
-    std::thread::sleep(Duration::from_secs(50));
+    send(during_b, Duration::from_millis(1_000));
+    std::thread::sleep(Duration::from_secs(60).saturating_sub(down.elapsed()));
     let still = committed(&s.kafka.bootstrap_servers, &id, &topics.readings);
     if spool {
         // Acknowledged from the spool: consumption went on, and every message committed since
@@ -311,7 +321,7 @@ fn outage(spool: bool) {
             "{durable} rows, offset {still}"
         );
     }
-    rt.block_on(sending).unwrap_or_else(|e| panic!("{e}"));
+    send(after, Duration::from_millis(200));
     let total = readings.len() as u64;
     let deadline = Instant::now() + Duration::from_secs(180);
     loop {
@@ -364,7 +374,13 @@ fn outage(spool: bool) {
     assert!(metrics.contains("argus_detect_late_total 0"), "late inputs");
     let failures = util::sample(&metrics, "argus_store_write_failures_total");
     assert!(failures > 0, "the outage was not seen");
-    let offset = committed(&s.kafka.bootstrap_servers, &id, &topics.readings);
+    // Offsets are committed every second after the acknowledgements: the last ones follow.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut offset = committed(&s.kafka.bootstrap_servers, &id, &topics.readings);
+    while offset < 1_400 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(250));
+        offset = committed(&s.kafka.bootstrap_servers, &id, &topics.readings);
+    }
     assert_eq!(
         offset as usize, 1_400,
         "every message committed once written"

@@ -684,6 +684,17 @@ impl Store for SqliteStore {
     async fn drop_readings_before(&self, month: u32) -> Result<Vec<u32>, StoreError> {
         let before = month_start(month).as_millis();
         self.with(move |c| {
+            // Before the first migration (retention may start before the sink) there is nothing.
+            let tables: u32 = c
+                .query_row(
+                    "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'readings'",
+                    [],
+                    |r| r.get(0),
+                )
+                .map_err(sqlite_error("look for the readings table"))?;
+            if tables == 0 {
+                return Ok(Vec::new());
+            }
             let months = select(
                 c,
                 "list the months of readings",
