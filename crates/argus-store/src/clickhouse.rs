@@ -57,11 +57,6 @@ impl ClickHouseStore {
         Self::with_database(settings, &settings.database)
     }
 
-    /// The database written to.
-    pub fn database(&self) -> &str {
-        &self.database
-    }
-
     /// Create the database and apply the migrations not yet recorded, in order; returns the
     /// versions applied now. Safe to run at every start and from several processes.
     pub async fn migrate(&self) -> Result<Vec<u32>, StoreError> {

@@ -198,11 +198,6 @@ impl SqliteStore {
         })
     }
 
-    /// The file.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// Run `f` with the connection on a blocking thread.
     async fn with<T, F>(&self, f: F) -> Result<T, StoreError>
     where
