@@ -43,6 +43,17 @@ pub enum StoreError {
         /// The library's error.
         source: rusqlite::Error,
     },
+    /// The folder of the embedded store could not be created.
+    #[error("cannot create {path}: {source}")]
+    Io {
+        /// The folder.
+        path: std::path::PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The thread running an SQLite statement stopped before answering (it panicked).
+    #[error("sqlite worker thread failed: {0}")]
+    Worker(String),
     /// The spool refused to keep or give back rows.
     #[error(transparent)]
     Spool(crate::spool::SpoolError),

@@ -1,10 +1,10 @@
 //! The sink: rows from the pipeline, the detection workers and the ticket book written in
 //! batches (bounded in rows and in age), and the inputs they came from acknowledged only once
-//! their rows are durable: written to the store (ClickHouse or SQLite), or kept in the on-disk [`Spool`] while
-//! the store is unreachable. Spooled batches are written oldest first when it returns, and
-//! while any are left new batches queue behind them, so rows arrive in order. Without a spool
-//! (or with a full one) a failed write is retried with backoff and the sources wait:
-//! backpressure, not memory growth.
+//! their rows are durable: written to the store (ClickHouse or SQLite), or kept in the on-disk
+//! [`Spool`] while the store is unreachable. Spooled batches are written oldest first when it
+//! returns, and while any are left new batches queue behind them, so rows arrive in order.
+//! Without a spool (or with a full one) a failed write is retried with backoff and the sources
+//! wait: backpressure, not memory growth.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -298,8 +298,8 @@ impl<S: Store> Sink<S> {
 
 /// Prepare the database (migrations and the column check, retried while the store is
 /// unreachable), then make durable what `rx` brings until every sender is gone, and flush.
-/// Fails only on tables whose columns are not Argus's (writing would store garbage) and on a
-/// spool the file system refuses.
+/// Fails only on what retrying cannot mend: tables whose columns are not Argus's (writing would
+/// store garbage), an SQLite file that cannot be migrated, and a spool the file system refuses.
 pub async fn run<S: Store>(
     store: S,
     labels: Labels,

@@ -180,9 +180,9 @@ impl SqliteStore {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let what = format!("open {}", path.display());
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| StoreError::Sqlite {
-                what: what.clone(),
-                source: rusqlite::Error::ToSqlConversionFailure(Box::new(e)),
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
+                path: dir.to_owned(),
+                source,
             })?;
         }
         let conn = Connection::open(path).map_err(sqlite_error(what.clone()))?;
@@ -210,10 +210,7 @@ impl SqliteStore {
             f(&mut conn)
         })
         .await
-        .map_err(|e| StoreError::Sqlite {
-            what: "run a statement".to_owned(),
-            source: rusqlite::Error::ToSqlConversionFailure(Box::new(e)),
-        })?
+        .map_err(|e| StoreError::Worker(e.to_string()))?
     }
 
     /// Run one statement (for tests and tools), returning the rows changed.
