@@ -70,3 +70,47 @@ fn adapters_never_depend_on_each_other() {
         }
     }
 }
+
+#[test]
+fn only_the_service_and_the_binary_depend_on_adapters_and_the_api_on_none() {
+    const ADAPTERS: &[&str] = &["argus-mqtt", "argus-kafka", "argus-gateway", "argus-store"];
+    let crates = std::fs::read_dir(repo_path("crates")).unwrap_or_else(|e| panic!("crates/: {e}"));
+    let mut checked = Vec::new();
+    for entry in crates {
+        let name = entry
+            .unwrap_or_else(|e| panic!("crates/: {e}"))
+            .file_name()
+            .to_string_lossy()
+            .into_owned();
+        if name == "argus" || name == "argus-service" || ADAPTERS.contains(&name.as_str()) {
+            continue; // the binary's manifest is the root one; adapters are checked above
+        }
+        if !repo_path(&format!("crates/{name}/Cargo.toml")).exists() {
+            continue;
+        }
+        let deps = dependencies(&name);
+        for adapter in ADAPTERS {
+            assert!(
+                !deps.contains(&adapter.to_string()),
+                "{name} depends on the adapter {adapter}: only argus-service and the binary wire adapters"
+            );
+        }
+        checked.push(name);
+    }
+    assert!(
+        checked.contains(&"argus-api".to_owned()),
+        "argus-api not checked: {checked:?}"
+    );
+    let service = dependencies("argus-service");
+    assert!(service.contains(&"argus-api".to_owned()), "{service:?}");
+}
+
+#[test]
+fn the_store_does_not_depend_on_the_dataflow() {
+    let deps = dependencies("argus-store");
+    assert!(deps.contains(&"argus-rules".to_owned()), "{deps:?}");
+    assert!(
+        !deps.contains(&"argus-dataflow".to_owned()) && !deps.contains(&"timely".to_owned()),
+        "argus-store depends on the dataflow: {deps:?}"
+    );
+}

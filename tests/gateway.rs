@@ -49,6 +49,7 @@ fn registered_points(registry: &Registry) -> Vec<(String, String)> {
 
 fn settings(max_connections: usize, idle_timeout: Duration) -> Hj212Settings {
     Hj212Settings {
+        enabled: true,
         listen_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
         max_connections,
         idle_timeout,

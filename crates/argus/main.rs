@@ -2,13 +2,10 @@
 //! and wires the adapters together. All logic lives in the library crates; this stays thin.
 
 mod cli;
-mod detect;
 mod hj212;
 mod logging;
-mod pipeline;
 mod replay;
-mod serve;
-mod tickets;
+mod signal;
 
 use std::process::ExitCode;
 
@@ -45,7 +42,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if processes > 1 && hostfile.is_none() {
                 anyhow::bail!("a cluster of {processes} processes needs --hostfile");
             }
-            let cluster = detect::Cluster {
+            let cluster = argus_service::Cluster {
                 workers: usize::from(workers),
                 processes: usize::from(processes),
                 process: usize::from(process),
@@ -66,7 +63,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let policy = load_ticket_policy(&settings.tickets.path, &registry)?;
             let runtime =
                 tokio::runtime::Runtime::new().context("cannot start the tokio runtime")?;
-            runtime.block_on(serve::run(settings, registry, rules, policy, cluster))?;
+            let parts = argus_service::Parts {
+                settings,
+                registry,
+                rules,
+                policy,
+                cluster,
+            };
+            runtime.block_on(async {
+                let listeners = argus_service::Listeners::bind(&parts.settings).await?;
+                argus_service::run(parts, listeners, signal::shutdown()).await
+            })?;
         }
         Command::Config {
             command: ConfigCommand::Check,

@@ -14,8 +14,6 @@ use argus_ingest::events::decode_events;
 use argus_ingest::json::decode_readings;
 use argus_ingest::{Record, TimeWindow};
 use argus_model::{Registry, Timestamp};
-use argus_rules::Transition;
-use serde_json::json;
 
 /// Run the replay; prints transitions on stdout and a summary on stderr.
 pub fn run(
@@ -106,39 +104,5 @@ fn is_event(line: &str) -> bool {
 }
 
 fn line(t: &AlertTransition) -> String {
-    let mut object = json!({
-        "alert_id": format!("{:016x}", t.alert_id),
-        "rule": &*t.instance.rule_id,
-        "kind": t.kind.as_str(),
-        "severity": t.instance.severity.as_str(),
-        "enterprise": &*t.instance.enterprise_id,
-        "point": t.instance.point.as_str(),
-        "metric": t.instance.metric.map(|m| m.code()),
-        "standard": &*t.instance.standard,
-        "muted": t.muted,
-    });
-    let extra = match &t.transition {
-        Transition::Fired { started_at, value } => {
-            json!({"transition": "fired", "started_at": started_at.to_rfc3339(), "value": value})
-        }
-        Transition::Updated { started_at, value } => {
-            json!({"transition": "updated", "started_at": started_at.to_rfc3339(), "value": value})
-        }
-        Transition::Resolved {
-            started_at,
-            ended_at,
-            peak,
-            mean,
-        } => json!({
-            "transition": "resolved",
-            "started_at": started_at.to_rfc3339(),
-            "ended_at": ended_at.to_rfc3339(),
-            "peak": peak,
-            "mean": mean,
-        }),
-    };
-    if let (Some(o), serde_json::Value::Object(e)) = (object.as_object_mut(), extra) {
-        o.extend(e);
-    }
-    object.to_string()
+    serde_json::to_string(&t.view()).unwrap_or_default()
 }

@@ -103,6 +103,11 @@ pub struct MetricsSettings {
 /// The MQTT broker.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MqttSettings {
+    /// Whether Argus subscribes to the broker at all.
+    pub enabled: bool,
+    /// Whether Argus runs the broker itself (rumqttd) on `host:port`, a loopback address, with
+    /// `credentials` as its one user: feeds publish without a Mosquitto.
+    pub embedded: bool,
     /// Broker host.
     pub host: String,
     /// Broker port.
@@ -142,6 +147,8 @@ pub struct IngestSettings {
 /// The HJ 212 TCP gateway for data loggers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Hj212Settings {
+    /// Whether the gateway listens at all.
+    pub enabled: bool,
     /// Address data loggers connect to.
     pub listen_addr: SocketAddr,
     /// Connections served at once; more are refused.
@@ -168,6 +175,9 @@ pub struct KafkaTopics {
 /// The Kafka cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KafkaSettings {
+    /// Whether Argus consumes from Kafka and publishes dead letters there (they are stored in
+    /// the store's `rejected` table either way).
+    pub enabled: bool,
     /// Comma-separated `host:port` list.
     pub bootstrap_servers: String,
     /// Consumer group shared by all Argus processes.
@@ -410,6 +420,34 @@ fn validate(raw: RawConfig, origin: &str, base_dir: &Path) -> Result<Settings, C
             ))
         }
     };
+    let embedded = m.enabled && m.embedded;
+    if embedded {
+        let loopback = m
+            .host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+        if !loopback {
+            return Err(invalid(
+                "mqtt.host",
+                format!(
+                    "the embedded broker listens on a loopback address (127.0.0.1), got {:?}",
+                    m.host
+                ),
+            ));
+        }
+        if credentials.is_none() {
+            return Err(invalid(
+                "mqtt.username",
+                "the embedded broker needs a username and password for its one user".to_owned(),
+            ));
+        }
+        if tls_ca_file.is_some() {
+            return Err(invalid(
+                "mqtt.tls_ca_file",
+                "the embedded broker serves plain MQTT on loopback: leave it empty".to_owned(),
+            ));
+        }
+    }
     let readings_topic = topic_filter("mqtt.readings_topic", &m.readings_topic)?;
     let hj212_topic = topic_filter("mqtt.hj212_topic", &m.hj212_topic)?;
     let shared_group = match m.shared_group.as_str() {
@@ -590,6 +628,7 @@ fn validate(raw: RawConfig, origin: &str, base_dir: &Path) -> Result<Settings, C
 
     let h = raw.hj212;
     let hj212 = Hj212Settings {
+        enabled: h.enabled,
         listen_addr: h.listen_addr.parse::<SocketAddr>().map_err(|e| {
             invalid(
                 "hj212.listen_addr",
@@ -683,6 +722,8 @@ fn validate(raw: RawConfig, origin: &str, base_dir: &Path) -> Result<Settings, C
         },
         metrics: MetricsSettings { listen_addr },
         mqtt: MqttSettings {
+            enabled: m.enabled,
+            embedded,
             host: m.host,
             port: m.port,
             client_id: m.client_id,
@@ -695,6 +736,7 @@ fn validate(raw: RawConfig, origin: &str, base_dir: &Path) -> Result<Settings, C
             max_inflight,
         },
         kafka: KafkaSettings {
+            enabled: k.enabled,
             bootstrap_servers: k.bootstrap_servers,
             group_id: k.group_id,
             session_timeout,

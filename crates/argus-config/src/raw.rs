@@ -108,6 +108,7 @@ impl Default for RawIngest {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct RawHj212 {
+    pub enabled: bool,
     pub listen_addr: String,
     pub max_connections: u64,
     pub idle_timeout_secs: u64,
@@ -117,6 +118,7 @@ pub(crate) struct RawHj212 {
 impl Default for RawHj212 {
     fn default() -> Self {
         Self {
+            enabled: true,
             listen_addr: "127.0.0.1:9212".to_owned(),
             max_connections: 2_000,
             idle_timeout_secs: 600,
@@ -164,6 +166,8 @@ impl Default for RawMetrics {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct RawMqtt {
+    pub enabled: bool,
+    pub embedded: bool,
     pub host: String,
     pub port: u16,
     pub client_id: String,
@@ -180,6 +184,8 @@ pub(crate) struct RawMqtt {
 impl Default for RawMqtt {
     fn default() -> Self {
         Self {
+            enabled: true,
+            embedded: false,
             host: "127.0.0.1".to_owned(),
             port: 1883,
             client_id: "argus".to_owned(),
@@ -198,6 +204,7 @@ impl Default for RawMqtt {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct RawKafka {
+    pub enabled: bool,
     pub bootstrap_servers: String,
     pub group_id: String,
     pub session_timeout_ms: u64,
@@ -207,6 +214,7 @@ pub(crate) struct RawKafka {
 impl Default for RawKafka {
     fn default() -> Self {
         Self {
+            enabled: true,
             bootstrap_servers: "127.0.0.1:9092".to_owned(),
             group_id: "argus".to_owned(),
             session_timeout_ms: 10_000,

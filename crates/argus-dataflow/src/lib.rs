@@ -20,8 +20,9 @@ mod watermark;
 
 use std::sync::{Arc, Mutex, PoisonError};
 
-use argus_model::{AlertKind, Event, Reading, SourceId, Timestamp};
-use argus_rules::{Instance, RuleSet, Transition};
+use argus_model::{Event, Reading, SourceId, Timestamp};
+pub use argus_rules::AlertTransition;
+use argus_rules::RuleSet;
 use serde::{Deserialize, Serialize};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::operators::{Inspect, Probe};
@@ -64,22 +65,6 @@ impl Input {
             Input::Event(e) => e.source.as_ref(),
         }
     }
-}
-
-/// One alert transition, with the rule instance that raised it (rule id, severity, enterprise,
-/// point, metric, standard) for storage and routing.
-#[derive(Debug, Clone, PartialEq)]
-pub struct AlertTransition {
-    /// Deterministic id: hash of rule, key and start time.
-    pub alert_id: u64,
-    /// The alert kind (an average rule raises `average` and `insufficient_data`).
-    pub kind: AlertKind,
-    /// The rule instance.
-    pub instance: Arc<Instance>,
-    /// Fired or resolved, with times and values.
-    pub transition: Transition,
-    /// Whether an enterprise maintenance notice covers its start: recorded, not notified.
-    pub muted: bool,
 }
 
 /// What a batch run produced.

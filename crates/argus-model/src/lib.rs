@@ -15,6 +15,7 @@ pub mod registry;
 pub mod severity;
 pub mod ticket;
 pub mod time;
+pub mod view;
 
 pub use alert::{Alert, AlertKind, AlertStatus};
 pub use event::{Event, EventKind};
@@ -25,3 +26,4 @@ pub use registry::{Registry, RegistryError};
 pub use severity::Severity;
 pub use ticket::{Ticket, TicketOutcome, TicketState};
 pub use time::Timestamp;
+pub use view::{AlertView, TicketEventView, TicketView};

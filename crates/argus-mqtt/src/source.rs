@@ -39,6 +39,9 @@ pub enum MqttError {
     /// The pipeline is gone: Argus is shutting down.
     #[error("the pipeline closed while the mqtt source was running")]
     PipelineClosed,
+    /// The embedded broker could not start.
+    #[error("embedded mqtt broker: {0}")]
+    Broker(String),
 }
 
 /// One topic filter and what its messages carry.

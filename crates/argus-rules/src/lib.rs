@@ -21,7 +21,9 @@ pub use episode::Episode;
 pub use spec::{Instance, LimitSelector, Machine, RuleSet, RulesError};
 pub use threshold::{Comparison, Threshold, ThresholdParams};
 
-use argus_model::{MetricCode, SourceId, Timestamp};
+use std::sync::Arc;
+
+use argus_model::{AlertKind, MetricCode, SourceId, Timestamp};
 
 /// What a state machine reports.
 #[derive(Debug, Clone, PartialEq)]
@@ -56,6 +58,22 @@ pub enum Transition {
     },
 }
 
+/// One alert transition, with the rule instance that raised it (rule id, severity, enterprise,
+/// point, metric, standard) for storage and routing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertTransition {
+    /// Deterministic id: hash of rule, key and start time.
+    pub alert_id: u64,
+    /// The alert kind (an average rule raises `average` and `insufficient_data`).
+    pub kind: AlertKind,
+    /// The rule instance.
+    pub instance: Arc<Instance>,
+    /// Fired or resolved, with times and values.
+    pub transition: Transition,
+    /// Whether an enterprise maintenance notice covers its start: recorded, not notified.
+    pub muted: bool,
+}
+
 /// How much worse than the value last reported an open alert's worst value must be to be
 /// reported again (10 %): enough to tell staff a violation is growing, few enough to bound the
 /// updates (a value a hundred times the first gives at most 49).
@@ -78,4 +96,56 @@ pub struct SeriesKey {
     pub source: SourceId,
     /// The metric.
     pub metric: MetricCode,
+}
+
+impl AlertTransition {
+    /// The canonical view of this transition (what `argus replay` prints and the live stream
+    /// carries): the alert as the transition leaves it.
+    pub fn view(&self) -> argus_model::AlertView {
+        let i = &self.instance;
+        let (started_at, ended_at, value, peak, mean, status, transition) = match &self.transition {
+            Transition::Fired { started_at, value } => {
+                (started_at, None, *value, None, None, "firing", "fired")
+            }
+            Transition::Updated { started_at, value } => {
+                (started_at, None, *value, None, None, "firing", "updated")
+            }
+            Transition::Resolved {
+                started_at,
+                ended_at,
+                peak,
+                mean,
+            } => (
+                started_at,
+                Some(ended_at.to_rfc3339()),
+                *peak,
+                Some(*peak),
+                Some(*mean),
+                "resolved",
+                "resolved",
+            ),
+        };
+        argus_model::AlertView {
+            alert_id: format!("{:016x}", self.alert_id),
+            rule: i.rule_id.to_string(),
+            kind: self.kind.as_str().to_owned(),
+            severity: i.severity.as_str().to_owned(),
+            status: status.to_owned(),
+            enterprise: i.enterprise_id.to_string(),
+            town: None,
+            point: i.point.as_str().to_owned(),
+            metric: i.metric.map(|m| m.code().to_owned()),
+            standard: i.standard.to_string(),
+            started_at: started_at.to_rfc3339(),
+            ended_at,
+            value,
+            peak,
+            mean,
+            limit: i.limit_value(),
+            muted: self.muted,
+            acknowledged_by: None,
+            acknowledged_at: None,
+            transition: Some(transition.to_owned()),
+        }
+    }
 }

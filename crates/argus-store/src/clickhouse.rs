@@ -357,6 +357,42 @@ impl Store for ClickHouseStore {
             .collect())
     }
 
+    async fn recent_alerts(&self, limit: u32) -> Result<Vec<AlertRow>, StoreError> {
+        self.query("SELECT ?fields FROM alerts FINAL ORDER BY started_ms DESC, alert_id LIMIT ?")
+            .bind(limit)
+            .fetch_all()
+            .await
+            .map_err(query_error("read recent alerts"))
+    }
+
+    async fn fired_transitions(&self) -> Result<Vec<AlertEventRow>, StoreError> {
+        self.query(
+            "SELECT ?fields FROM alert_events FINAL WHERE transition = 'fired' \
+             ORDER BY recorded_ms, alert_id",
+        )
+        .fetch_all()
+        .await
+        .map_err(query_error("read fired transitions"))
+    }
+
+    async fn recent_tickets(&self, limit: u32) -> Result<Vec<TicketRow>, StoreError> {
+        self.query("SELECT ?fields FROM tickets FINAL ORDER BY created_ms DESC, ticket_id LIMIT ?")
+            .bind(limit)
+            .fetch_all()
+            .await
+            .map_err(query_error("read recent tickets"))
+    }
+
+    async fn ticket(&self, ticket_id: &str) -> Result<Option<TicketRow>, StoreError> {
+        let rows: Vec<TicketRow> = self
+            .query("SELECT ?fields FROM tickets FINAL WHERE ticket_id = ?")
+            .bind(ticket_id)
+            .fetch_all()
+            .await
+            .map_err(query_error("read a ticket"))?;
+        Ok(rows.into_iter().next())
+    }
+
     async fn rejected(&self, limit: u32) -> Result<Vec<RejectedRow>, StoreError> {
         self.query("SELECT ?fields FROM rejected ORDER BY received_ms DESC LIMIT ?")
             .bind(limit)

@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use argus_dataflow::AlertTransition;
 use argus_model::{Reading, Registry, Timestamp};
+use argus_rules::AlertTransition;
 
 use crate::rows::{alert_rows, AlertEventRow, AlertRow, ReadingRow};
 

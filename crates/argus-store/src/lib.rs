@@ -195,6 +195,29 @@ pub trait Store: Clone + Send + Sync + 'static {
         &self,
     ) -> impl Future<Output = Result<Vec<(TicketRow, i64)>, StoreError>> + Send;
 
+    /// The newest alerts (current rows), newest start first, at most `limit`.
+    fn recent_alerts(
+        &self,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<AlertRow>, StoreError>> + Send;
+
+    /// Every fired transition stored, oldest record first: when each alert was first stored.
+    fn fired_transitions(
+        &self,
+    ) -> impl Future<Output = Result<Vec<AlertEventRow>, StoreError>> + Send;
+
+    /// The newest tickets (current rows), newest first, at most `limit`.
+    fn recent_tickets(
+        &self,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<TicketRow>, StoreError>> + Send;
+
+    /// A ticket's current row.
+    fn ticket(
+        &self,
+        ticket_id: &str,
+    ) -> impl Future<Output = Result<Option<TicketRow>, StoreError>> + Send;
+
     /// The newest dead letters, newest first.
     fn rejected(
         &self,
@@ -291,6 +314,18 @@ impl Store for Backend {
     }
     async fn open_tickets(&self) -> Result<Vec<(TicketRow, i64)>, StoreError> {
         delegate!(self, s => s.open_tickets().await)
+    }
+    async fn recent_alerts(&self, limit: u32) -> Result<Vec<AlertRow>, StoreError> {
+        delegate!(self, s => s.recent_alerts(limit).await)
+    }
+    async fn fired_transitions(&self) -> Result<Vec<AlertEventRow>, StoreError> {
+        delegate!(self, s => s.fired_transitions().await)
+    }
+    async fn recent_tickets(&self, limit: u32) -> Result<Vec<TicketRow>, StoreError> {
+        delegate!(self, s => s.recent_tickets(limit).await)
+    }
+    async fn ticket(&self, ticket_id: &str) -> Result<Option<TicketRow>, StoreError> {
+        delegate!(self, s => s.ticket(ticket_id).await)
     }
     async fn rejected(&self, limit: u32) -> Result<Vec<RejectedRow>, StoreError> {
         delegate!(self, s => s.rejected(limit).await)

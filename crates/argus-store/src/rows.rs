@@ -2,9 +2,9 @@
 //! (pure: no I/O). Column names and types are listed once per table ([`COLUMNS`]) and checked
 //! against the server's at startup, because the ClickHouse client cannot check them on 18.16.
 
-use argus_dataflow::AlertTransition;
 use argus_ingest::DeadLetter;
 use argus_model::{Reading, Ticket, TicketOutcome, TicketState, Timestamp};
+use argus_rules::AlertTransition;
 use argus_rules::Transition;
 use argus_tickets::TicketEvent;
 use clickhouse::Row;
@@ -560,6 +560,113 @@ impl TicketRow {
             outcome: outcome_name(t.outcome),
             alert_ids: t.alert_ids.iter().map(|a| format!("{a:016x}")).collect(),
             version: seq,
+        }
+    }
+}
+
+/// An RFC 3339 time of `ms`, or none for 0 (the store's "not yet").
+fn time_or_none(ms: i64) -> Option<String> {
+    (ms != 0).then(|| Timestamp(ms).to_rfc3339())
+}
+
+/// An optional text: none when empty (the store's "none").
+fn text_or_none(s: &str) -> Option<String> {
+    (!s.is_empty()).then(|| s.to_owned())
+}
+
+impl AlertRow {
+    /// The canonical view of the alert as stored.
+    pub fn view(&self) -> argus_model::AlertView {
+        let resolved = self.status == "resolved";
+        argus_model::AlertView {
+            alert_id: self.alert_id.clone(),
+            rule: self.rule_id.clone(),
+            kind: self.kind.clone(),
+            severity: self.severity.clone(),
+            status: self.status.clone(),
+            enterprise: self.enterprise_id.clone(),
+            town: Some(self.town.clone()),
+            point: self.source.clone(),
+            metric: text_or_none(&self.metric).filter(|m| m != "*"),
+            standard: self.standard.clone(),
+            started_at: Timestamp(self.started_ms).to_rfc3339(),
+            ended_at: time_or_none(self.ended_ms),
+            value: self.value,
+            peak: Some(self.peak),
+            mean: resolved.then_some(self.mean),
+            limit: (self.limit_value != 0.0).then_some(self.limit_value),
+            muted: self.muted != 0,
+            acknowledged_by: text_or_none(&self.acknowledged_by),
+            acknowledged_at: time_or_none(self.acknowledged_ms),
+            transition: None,
+        }
+    }
+}
+
+impl TicketRow {
+    /// The canonical view of the ticket as stored.
+    pub fn view(&self) -> argus_model::TicketView {
+        argus_model::TicketView {
+            ticket_id: self.ticket_id.clone(),
+            enterprise: self.enterprise_id.clone(),
+            town: self.town.clone(),
+            department: self.department.clone(),
+            team: self.team.clone(),
+            severity: self.severity.clone(),
+            state: self.state.clone(),
+            created_at: Timestamp(self.created_ms).to_rfc3339(),
+            deadline: time_or_none(self.deadline_ms),
+            outcome: text_or_none(&self.outcome),
+            alert_ids: self.alert_ids.clone(),
+            events: self.version,
+        }
+    }
+}
+
+impl TicketEventRow {
+    /// The canonical view of this line of a ticket's record.
+    pub fn view(&self) -> argus_model::TicketEventView {
+        argus_model::TicketEventView {
+            ticket_id: self.ticket_id.clone(),
+            seq: self.seq,
+            at: Timestamp(self.at_ms).to_rfc3339(),
+            actor: self.actor.clone(),
+            role: self.role.clone(),
+            event: self.event.clone(),
+            from: text_or_none(&self.from_state),
+            to: self.to_state.clone(),
+            note: self.note.clone(),
+            alert_ids: self.alert_ids.clone(),
+            outcome: text_or_none(&self.outcome),
+        }
+    }
+}
+
+impl AlertEventRow {
+    /// The canonical view of the alert as this transition left it.
+    pub fn view(&self) -> argus_model::AlertView {
+        let resolved = self.transition == "resolved";
+        argus_model::AlertView {
+            alert_id: self.alert_id.clone(),
+            rule: self.rule_id.clone(),
+            kind: self.kind.clone(),
+            severity: self.severity.clone(),
+            status: if resolved { "resolved" } else { "firing" }.to_owned(),
+            enterprise: self.enterprise_id.clone(),
+            town: Some(self.town.clone()),
+            point: self.source.clone(),
+            metric: text_or_none(&self.metric).filter(|m| m != "*"),
+            standard: self.standard.clone(),
+            started_at: Timestamp(self.started_ms).to_rfc3339(),
+            ended_at: time_or_none(self.ended_ms),
+            value: self.value,
+            peak: resolved.then_some(self.peak),
+            mean: resolved.then_some(self.mean),
+            limit: (self.limit_value != 0.0).then_some(self.limit_value),
+            muted: self.muted != 0,
+            acknowledged_by: None,
+            acknowledged_at: None,
+            transition: Some(self.transition.clone()),
         }
     }
 }

@@ -9,9 +9,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use argus_dataflow::AlertTransition;
 use argus_ingest::{Ack, DeadLetter};
 use argus_model::{Reading, Timestamp};
+use argus_rules::AlertTransition;
 use argus_telemetry::Telemetry;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;

@@ -786,6 +786,47 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn recent_alerts(&self, limit: u32) -> Result<Vec<AlertRow>, StoreError> {
+        self.with(move |c| {
+            let sql =
+                format!("SELECT {ALERTS} FROM alerts ORDER BY started_ms DESC, alert_id LIMIT ?1");
+            select(c, "read recent alerts", &sql, [limit], alert_row)
+        })
+        .await
+    }
+
+    async fn fired_transitions(&self) -> Result<Vec<AlertEventRow>, StoreError> {
+        self.with(|c| {
+            let sql = format!(
+                "SELECT {ALERT_EVENTS} FROM alert_events WHERE transition = 'fired' \
+                 ORDER BY recorded_ms, alert_id"
+            );
+            select(c, "read fired transitions", &sql, [], alert_event_row)
+        })
+        .await
+    }
+
+    async fn recent_tickets(&self, limit: u32) -> Result<Vec<TicketRow>, StoreError> {
+        self.with(move |c| {
+            let sql = format!(
+                "SELECT {TICKETS} FROM tickets ORDER BY created_ms DESC, ticket_id LIMIT ?1"
+            );
+            select(c, "read recent tickets", &sql, [limit], ticket_row)
+        })
+        .await
+    }
+
+    async fn ticket(&self, ticket_id: &str) -> Result<Option<TicketRow>, StoreError> {
+        let id = ticket_id.to_owned();
+        let rows = self
+            .with(move |c| {
+                let sql = format!("SELECT {TICKETS} FROM tickets WHERE ticket_id = ?1");
+                select(c, "read a ticket", &sql, [id], ticket_row)
+            })
+            .await?;
+        Ok(rows.into_iter().next())
+    }
+
     async fn rejected(&self, limit: u32) -> Result<Vec<RejectedRow>, StoreError> {
         self.with(move |c| {
             let sql = format!(

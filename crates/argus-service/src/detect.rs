@@ -6,7 +6,6 @@
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use anyhow::Context;
 use argus_config::Settings;
 use argus_dataflow::live::{run_live, Feed, LiveOptions, Observer, Progress};
 use argus_dataflow::{AlertTransition, Input, WatermarkParams};
@@ -16,6 +15,8 @@ use argus_store::sink::Item;
 use argus_telemetry::Telemetry;
 use argus_tickets::FiredAlert;
 use tokio::sync::mpsc;
+
+use crate::ServiceError;
 
 /// Parts waiting for a worker, per worker: small, so a slow dataflow slows the sources down.
 const WORKER_QUEUE: usize = 64;
@@ -34,17 +35,16 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    fn timely_config(&self) -> anyhow::Result<timely::Config> {
+    fn timely_config(&self) -> Result<timely::Config, ServiceError> {
         let mut args = vec![
             "argus".to_owned(),
             "-w".to_owned(),
             self.workers.to_string(),
         ];
         if self.processes > 1 {
-            let hostfile = self
-                .hostfile
-                .as_ref()
-                .context("a cluster of processes needs --hostfile")?;
+            let hostfile = self.hostfile.as_ref().ok_or_else(|| {
+                ServiceError::Cluster("a cluster of processes needs --hostfile".to_owned())
+            })?;
             args.extend([
                 "-n".to_owned(),
                 self.processes.to_string(),
@@ -54,8 +54,7 @@ impl Cluster {
                 hostfile.display().to_string(),
             ]);
         }
-        timely::Config::from_args(args.into_iter().skip(1))
-            .map_err(|e| anyhow::anyhow!("bad cluster options: {e}"))
+        timely::Config::from_args(args.into_iter().skip(1)).map_err(ServiceError::Cluster)
     }
 }
 
@@ -77,7 +76,7 @@ impl Detection {
         telemetry: Telemetry,
         sink: mpsc::Sender<Item>,
         fired: mpsc::Sender<Vec<FiredAlert>>,
-    ) -> anyhow::Result<Self> {
+    ) -> Result<Self, ServiceError> {
         let config = cluster.timely_config()?;
         let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
         let options = LiveOptions {
@@ -129,13 +128,13 @@ impl Detection {
                     .collect::<Result<Vec<()>, String>>()?;
                 Ok(())
             })
-            .context("cannot start the dataflow thread")?;
+            .map_err(|e| ServiceError::build("dataflow thread", e))?;
         Ok(Self { senders, thread })
     }
 
     /// Hand an envelope's records to the workers (its acknowledgement is the store's: the
     /// dataflow keeps its state in memory). Fails if the dataflow has stopped.
-    pub async fn send(&self, records: Vec<Record>) -> anyhow::Result<()> {
+    pub async fn send(&self, records: Vec<Record>) -> Result<(), ServiceError> {
         let workers = self.senders.len();
         let mut parts: Vec<Vec<Input>> = (0..workers).map(|_| Vec::new()).collect();
         for record in records {
@@ -153,20 +152,20 @@ impl Detection {
             self.senders[worker]
                 .send(part)
                 .await
-                .map_err(|_| anyhow::anyhow!("the detection dataflow has stopped"))?;
+                .map_err(|_| ServiceError::Stopped("detection dataflow"))?;
         }
         Ok(())
     }
 
     /// Close the workers' feeds and wait for the dataflow to drain.
-    pub async fn finish(self) -> anyhow::Result<()> {
+    pub async fn finish(self) -> Result<(), ServiceError> {
         drop(self.senders);
         let thread = self.thread;
         tokio::task::spawn_blocking(move || thread.join())
             .await
-            .context("cannot wait for the dataflow thread")?
-            .map_err(|_| anyhow::anyhow!("the dataflow thread panicked"))?
-            .map_err(|e| anyhow::anyhow!("dataflow failed: {e}"))
+            .map_err(|e| ServiceError::Panicked(format!("the wait for the dataflow thread: {e}")))?
+            .map_err(|_| ServiceError::Panicked("the dataflow thread".to_owned()))?
+            .map_err(ServiceError::Dataflow)
     }
 }
 

@@ -14,6 +14,7 @@ use argus_ingest::Record;
 use argus_store::sink::Item;
 
 use crate::detect::Detection;
+use crate::ServiceError;
 
 /// How often progress is logged.
 const PROGRESS_EVERY: Duration = Duration::from_secs(30);
@@ -26,17 +27,21 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(30);
 /// Fails if the sink or the dataflow stops.
 pub async fn run(
     mut rx: mpsc::Receiver<Envelope>,
-    dlq: DeadLetterSink,
+    dlq: Option<DeadLetterSink>,
     sink: mpsc::Sender<Item>,
     detection: Detection,
     mut shutdown: watch::Receiver<bool>,
-) -> anyhow::Result<()> {
+) -> Result<(), ServiceError> {
     let (mut records, mut letters, mut envelopes) = (0_u64, 0_u64, 0_u64);
     let mut last_progress = Instant::now();
     while let Some(envelope) = rx.recv().await {
-        if !envelope.dead_letters.is_empty()
-            && !publish(&dlq, &envelope.dead_letters, &mut shutdown).await
-        {
+        let published = match &dlq {
+            Some(dlq) if !envelope.dead_letters.is_empty() => {
+                publish(dlq, &envelope.dead_letters, &mut shutdown).await
+            }
+            _ => true,
+        };
+        if !published {
             continue; // not acknowledged: redelivered later
         }
         records += envelope.records.len() as u64;
@@ -57,7 +62,7 @@ pub async fn run(
         };
         sink.send(item)
             .await
-            .map_err(|_| anyhow::anyhow!("the store sink has stopped"))?;
+            .map_err(|_| ServiceError::Stopped("store sink"))?;
         detection.send(envelope.records).await?;
         if last_progress.elapsed() >= PROGRESS_EVERY {
             tracing::info!(

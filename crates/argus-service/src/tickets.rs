@@ -13,6 +13,8 @@ use argus_store::{Backend, Store};
 use argus_tickets::{Change, FiredAlert, TicketBook, TicketError, TicketEvent};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::ServiceError;
+
 /// A change a person asks for through the API, with where to send the answer.
 #[derive(Debug)]
 pub struct Command {
@@ -78,7 +80,7 @@ pub async fn run(
     mut commands: mpsc::Receiver<Command>,
     sink: mpsc::Sender<Item>,
     check_every: Duration,
-) -> anyhow::Result<()> {
+) -> Result<(), ServiceError> {
     restore(&mut book, &store).await;
     let mut clock = tokio::time::interval(check_every);
     clock.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -129,7 +131,7 @@ async fn record(
     book: &TicketBook,
     events: &[TicketEvent],
     sink: &mpsc::Sender<Item>,
-) -> anyhow::Result<()> {
+) -> Result<(), ServiceError> {
     {
         for e in events {
             tracing::info!(
@@ -160,7 +162,7 @@ async fn record(
         };
         sink.send(item)
             .await
-            .map_err(|_| anyhow::anyhow!("the store sink has stopped"))?;
+            .map_err(|_| ServiceError::Stopped("store sink"))?;
     }
     Ok(())
 }

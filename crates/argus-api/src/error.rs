@@ -1,0 +1,48 @@
+//! The one error type of the API: every handler answers with it, and it renders itself as the
+//! response (status and an `error: ...` line).
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+/// Why a request was not done.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApiError {
+    /// The request is malformed (400).
+    #[error("{0}")]
+    BadRequest(String),
+    /// What it names does not exist (404).
+    #[error("{0}")]
+    NotFound(String),
+    /// The change is not allowed in the current state (409).
+    #[error("{0}")]
+    Conflict(String),
+    /// A part of Argus the request needs cannot answer now (503): the store, the ticket book.
+    #[error("{0}")]
+    Unavailable(String),
+    /// Argus failed (500).
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// The HTTP status it answers with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if status.is_server_error() {
+            tracing::warn!(status = status.as_u16(), "api: {self}");
+        }
+        (status, format!("error: {self}\n")).into_response()
+    }
+}

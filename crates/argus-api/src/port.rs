@@ -1,0 +1,88 @@
+//! What the API needs from the running service, as a trait the service implements: the
+//! store's reads and the changes people make (acknowledgements, ticket changes, silences). The
+//! API depends on no adapter; tests and the service plug in the real thing.
+
+use std::future::Future;
+
+use argus_model::{AlertView, TicketEventView, TicketView, Timestamp};
+
+use crate::ApiError;
+
+/// An acknowledgement a person asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Acknowledge {
+    /// The alert (16 hex digits).
+    pub alert_id: String,
+    /// Who.
+    pub actor: String,
+    /// Why, or what they did.
+    pub note: String,
+}
+
+/// A ticket change a person asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChangeTicket {
+    /// The ticket.
+    pub ticket_id: u64,
+    /// The change, as the ticket book takes it.
+    pub change: argus_tickets::Change,
+}
+
+/// A window in which an enterprise's (or some of its points') alerts are muted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Silence {
+    /// The enterprise (known to the registry).
+    pub enterprise: String,
+    /// Its points concerned; empty: all of them.
+    pub points: Vec<String>,
+    /// Start of the window.
+    pub from: Timestamp,
+    /// End of the window (after `from`).
+    pub to: Timestamp,
+    /// Why.
+    pub reason: String,
+    /// Who set it.
+    pub actor: String,
+}
+
+/// The service behind the API.
+pub trait Records: Send + Sync + 'static {
+    /// The newest alerts, newest start first.
+    fn recent_alerts(
+        &self,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<AlertView>, ApiError>> + Send;
+
+    /// An alert as stored, with its transitions in the order of its life; none if not stored.
+    fn alert(
+        &self,
+        alert_id: &str,
+    ) -> impl Future<Output = Result<Option<(AlertView, Vec<AlertView>)>, ApiError>> + Send;
+
+    /// Record an acknowledgement; the alert as it stands after it.
+    fn acknowledge(
+        &self,
+        ack: Acknowledge,
+    ) -> impl Future<Output = Result<AlertView, ApiError>> + Send;
+
+    /// The newest tickets, newest first.
+    fn recent_tickets(
+        &self,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<TicketView>, ApiError>> + Send;
+
+    /// A ticket with its whole record; none if not stored.
+    fn ticket(
+        &self,
+        ticket_id: &str,
+    ) -> impl Future<Output = Result<Option<(TicketView, Vec<TicketEventView>)>, ApiError>> + Send;
+
+    /// Move a ticket; the event recorded.
+    fn change_ticket(
+        &self,
+        change: ChangeTicket,
+    ) -> impl Future<Output = Result<TicketEventView, ApiError>> + Send;
+
+    /// Set a silence.
+    fn silence(&self, silence: Silence) -> impl Future<Output = Result<(), ApiError>> + Send;
+}

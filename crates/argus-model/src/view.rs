@@ -1,0 +1,112 @@
+//! The canonical JSON views of Argus's domain objects: what the HTTP API answers, what
+//! `argus replay` prints and what the live stream and webhooks will carry. One view per object,
+//! defined once here; every field is documented and its JSON name is the field's name.
+
+use serde::{Deserialize, Serialize};
+
+/// An alert as the outside sees it: as stored (the API), or as one of its transitions (replay,
+/// the live stream). Times are RFC 3339 in UTC; ids are 16 hex digits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertView {
+    /// Deterministic id: a hash of rule, point, metric and start, so a replay gives the same id.
+    pub alert_id: String,
+    /// The rule that raised it (an id of `config/rules.toml`).
+    pub rule: String,
+    /// The alert kind: `threshold`, `average`, `insufficient_data`, `data_quality`,
+    /// `flag_duration`, `missing_data`, `unregistered_source`, `treatment_stopped`,
+    /// `power_cut_failure`.
+    pub kind: String,
+    /// `blue` < `yellow` < `orange` < `red`.
+    pub severity: String,
+    /// `firing` or `resolved`.
+    pub status: String,
+    /// The enterprise (empty for an unregistered source).
+    pub enterprise: String,
+    /// The enterprise's town, where known (the store knows it; a replay does not).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub town: Option<String>,
+    /// The monitoring point (MN) or device id.
+    pub point: String,
+    /// The metric code, or null for rules that watch a whole point (missing data, cross-feed).
+    pub metric: Option<String>,
+    /// The standard the limit comes from (e.g. `GB 13223-2011`), or empty.
+    pub standard: String,
+    /// Event time at which the condition began.
+    pub started_at: String,
+    /// Event time at which it ended; null while firing.
+    pub ended_at: Option<String>,
+    /// The value that fired it, or its latest worst value.
+    pub value: f64,
+    /// The worst value while firing (known once resolved, or from the store).
+    pub peak: Option<f64>,
+    /// The mean of the valid values while firing (known once resolved).
+    pub mean: Option<f64>,
+    /// The limit it was compared with, where there is one.
+    pub limit: Option<f64>,
+    /// Whether a maintenance notice or a staff silence covers its start: recorded, no ticket.
+    pub muted: bool,
+    /// Who acknowledged it; null until someone does.
+    pub acknowledged_by: Option<String>,
+    /// When it was acknowledged; null until then.
+    pub acknowledged_at: Option<String>,
+    /// For a transition (replay, live stream): `fired`, `updated` or `resolved`; absent for an
+    /// alert as stored.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub transition: Option<String>,
+}
+
+/// An enforcement ticket as the outside sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TicketView {
+    /// Deterministic id, 16 hex digits.
+    pub ticket_id: String,
+    /// The enterprise.
+    pub enterprise: String,
+    /// The enterprise's town.
+    pub town: String,
+    /// The department responsible (`environment`, `coal`, ...).
+    pub department: String,
+    /// The team it is routed to (town and department).
+    pub team: String,
+    /// The highest severity of its alerts.
+    pub severity: String,
+    /// `new`, `dispatched`, `accepted`, `inspecting`, `rectification_ordered` or `closed`.
+    pub state: String,
+    /// When it was created.
+    pub created_at: String,
+    /// The deadline of its current state; null when the state has none.
+    pub deadline: Option<String>,
+    /// Once closed: `violation_confirmed`, `false_alarm` or `equipment_fault`; else null.
+    pub outcome: Option<String>,
+    /// Its alerts (16 hex digits each).
+    pub alert_ids: Vec<String>,
+    /// The number of events in its record (the `seq` of the latest).
+    pub events: u32,
+}
+
+/// One line of a ticket's record: a change, who made it, when.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TicketEventView {
+    /// The ticket.
+    pub ticket_id: String,
+    /// Position in the ticket's record, from 1.
+    pub seq: u32,
+    /// When.
+    pub at: String,
+    /// Who (a person, or `argus` for what Argus did itself).
+    pub actor: String,
+    /// In which role: `system`, `dispatcher`, `team` or `head`.
+    pub role: String,
+    /// What happened: `created`, `alert_added`, `state_changed` or `escalated`.
+    pub event: String,
+    /// The state before; null at creation.
+    pub from: Option<String>,
+    /// The state after.
+    pub to: String,
+    /// The note given with it.
+    pub note: String,
+    /// Evidence: alert ids.
+    pub alert_ids: Vec<String>,
+    /// The outcome, when it closed the ticket.
+    pub outcome: Option<String>,
+}

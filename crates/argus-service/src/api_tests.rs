@@ -1,0 +1,309 @@
+//! The HTTP API's handlers tested in process (tower `oneshot`, no socket) over the service's
+//! real port implementation on the embedded store: a real ticket book, a real sink, no stack.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use argus_api::ApiState;
+use argus_ingest::Envelope;
+use argus_model::{Registry, Timestamp};
+use argus_rules::{AlertTransition, RuleSet, Transition};
+use argus_store::sink::{Item, SinkOptions};
+use argus_store::{Backend, SqliteStore, Store};
+use argus_telemetry::Telemetry;
+use argus_tickets::{FiredAlert, TicketBook};
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use tokio::sync::{mpsc, watch};
+use tower::ServiceExt;
+
+use crate::records::LiveRecords;
+
+const REGISTRY: &str = include_str!("../../../config/registry.toml");
+const RULES: &str = include_str!("../../../config/rules.toml");
+const POLICY: &str = include_str!("../../../config/tickets.toml");
+
+/// The API over a fresh embedded store with one fired methane alarm, its ticket, and the
+/// pipeline's receiving end (for silences).
+struct Fixture {
+    app: axum::Router,
+    store: Backend,
+    alert_id: String,
+    pipeline: mpsc::Receiver<Envelope>,
+    _dir: TempDir,
+}
+
+/// A folder removed when dropped.
+struct TempDir(std::path::PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+async fn fixture(name: &str) -> Fixture {
+    let dir = std::env::temp_dir().join(format!("argus-api-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let dir = TempDir(dir);
+    let registry = Registry::from_toml_str(REGISTRY, "registry.toml").unwrap();
+    let rules = RuleSet::compile(RULES, "rules.toml", &registry).unwrap();
+    let policy = argus_tickets::Policy::from_toml_str(POLICY, "tickets.toml", &registry).unwrap();
+    let store = Backend::Sqlite(SqliteStore::open(&dir.0.join("argus.sqlite")).unwrap());
+    store.prepare().await.unwrap();
+    let telemetry = Telemetry::new("test", 0).unwrap();
+    let (sink_tx, sink_rx) = mpsc::channel(16);
+    let (_stop, stopping) = watch::channel(false);
+    let options = SinkOptions {
+        max_rows: 1,
+        max_age: Duration::from_millis(1),
+        max_backoff: Duration::from_millis(100),
+        spool: None,
+    };
+    tokio::spawn(argus_store::sink::run(
+        store.clone(),
+        argus_store::Labels::new(&registry),
+        sink_rx,
+        options,
+        telemetry.clone(),
+        stopping,
+    ));
+
+    // A methane alarm at a coal mine's working face, stored and made a ticket.
+    let instance = registry
+        .points()
+        .find_map(|p| {
+            rules
+                .for_point(p.mn.as_str())
+                .find(|i| &*i.rule_id == "methane-alarm")
+        })
+        .cloned()
+        .unwrap();
+    let started_at = Timestamp(1_795_622_400_000);
+    let alert_id = 0x0123_4567_89ab_cdef_u64;
+    let transition = AlertTransition {
+        alert_id,
+        kind: instance.kind,
+        instance: Arc::new(instance.clone()),
+        transition: Transition::Fired {
+            started_at,
+            value: 1.2,
+        },
+        muted: false,
+    };
+    sink_tx
+        .send(Item::Transitions(vec![transition]))
+        .await
+        .unwrap();
+    let (fired_tx, fired_rx) = mpsc::channel(4);
+    let (commands_tx, commands_rx) = mpsc::channel(4);
+    let book = TicketBook::new(policy, &registry);
+    tokio::spawn(crate::tickets::run(
+        book,
+        store.clone(),
+        fired_rx,
+        commands_rx,
+        sink_tx,
+        Duration::from_secs(3_600),
+    ));
+    let fired = FiredAlert {
+        alert_id,
+        kind: instance.kind,
+        severity: instance.severity,
+        enterprise_id: instance.enterprise_id.to_string(),
+        metric: instance.metric,
+        started_at,
+        muted: false,
+    };
+    fired_tx.send(vec![fired]).await.unwrap();
+    std::mem::forget(fired_tx); // the book runs as long as the test
+    let (pipeline_tx, pipeline) = mpsc::channel(4);
+    let records = LiveRecords::new(store.clone(), commands_tx, pipeline_tx, telemetry.clone());
+    let app = argus_api::router(ApiState {
+        records,
+        registry: Arc::new(registry),
+        telemetry,
+    });
+    let alert_id = format!("{alert_id:016x}");
+    // Wait for the alert and its ticket to be stored.
+    for _ in 0..200 {
+        let stored = store.recent_tickets(10).await.unwrap();
+        if !stored.is_empty() && store.alert(&alert_id).await.unwrap().is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    Fixture {
+        app,
+        store,
+        alert_id,
+        pipeline,
+        _dir: dir,
+    }
+}
+
+async fn call(app: &axum::Router, method: &str, uri: &str, body: &str) -> (StatusCode, String) {
+    let request = Request::builder()
+        .method(method)
+        .uri(uri)
+        .body(Body::from(body.to_owned()))
+        .unwrap();
+    let response = app.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&bytes).into_owned())
+}
+
+fn json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+#[tokio::test]
+async fn alerts_are_listed_shown_and_acknowledged_once() {
+    let f = fixture("alerts").await;
+    let (status, body) = call(&f.app, "GET", "/api/alerts", "").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let list = json(&body);
+    let alerts = list["alerts"].as_array().unwrap();
+    assert_eq!(alerts.len(), 1, "{body}");
+    assert_eq!(alerts[0]["alert_id"], f.alert_id.as_str());
+    assert_eq!(alerts[0]["rule"], "methane-alarm");
+    assert_eq!(alerts[0]["status"], "firing");
+    assert_eq!(alerts[0]["started_at"], "2026-11-25T16:00:00.000Z");
+    assert!(alerts[0]["town"].as_str().is_some_and(|t| !t.is_empty()));
+
+    let (status, body) = call(&f.app, "GET", &format!("/api/alerts/{}", f.alert_id), "").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let shown = json(&body);
+    assert_eq!(shown["transitions"][0]["transition"], "fired");
+
+    let ack = r#"{"actor": "Operator Liu", "note": "called the mine"}"#;
+    let path = format!("/api/alerts/{}/ack", f.alert_id);
+    let (status, body) = call(&f.app, "POST", &path, ack).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(json(&body)["acknowledged_by"], "Operator Liu");
+    let (status, body) = call(&f.app, "POST", &path, ack).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(
+        body.contains("already acknowledged by Operator Liu"),
+        "{body}"
+    );
+    let (status, _) = call(&f.app, "POST", "/api/alerts/00000000000000ff/ack", ack).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, body) = call(&f.app, "POST", &path, r#"{"actor": " "}"#).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, _) = call(&f.app, "GET", "/api/alerts/00000000000000ff", "").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, body) = call(&f.app, "GET", "/api/alerts?limit=0", "").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, body) = call(&f.app, "GET", "/api/alerts?limit=x", "").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let stored = f.store.alert(&f.alert_id).await.unwrap().unwrap();
+    assert_eq!(stored.acknowledged_by, "Operator Liu");
+}
+
+#[tokio::test]
+async fn tickets_are_listed_shown_and_moved_by_role() {
+    let f = fixture("tickets").await;
+    let (status, body) = call(&f.app, "GET", "/api/tickets", "").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let list = json(&body);
+    let ticket = &list["tickets"][0];
+    assert_eq!(ticket["department"], "coal", "{body}");
+    assert_eq!(ticket["alert_ids"][0], f.alert_id.as_str());
+    let id = ticket["ticket_id"].as_str().unwrap().to_owned();
+    let events = ticket["events"].as_u64().unwrap();
+
+    let accept =
+        r#"{"to": "accepted", "actor": "Inspector Sun", "role": "team", "note": "on our way"}"#;
+    let path = format!("/api/tickets/{id}/state");
+    let (status, body) = call(&f.app, "POST", &path, accept).await;
+    // Dispatched at once by the shipped policy, so the team may accept.
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let event = json(&body);
+    assert_eq!(event["to"], "accepted");
+    assert_eq!(event["from"], "dispatched");
+    assert_eq!(event["actor"], "Inspector Sun");
+    assert_eq!(event["seq"].as_u64(), Some(events + 1));
+    let (status, body) = call(&f.app, "POST", &path, accept).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let inspect = r#"{"to": "inspecting", "actor": "Operator Liu", "role": "dispatcher"}"#;
+    let (status, body) = call(&f.app, "POST", &path, inspect).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let (status, _) = call(
+        &f.app,
+        "POST",
+        "/api/tickets/00000000000000ff/state",
+        accept,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = call(&f.app, "POST", &path, r#"{"to": "closed"}"#).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let bad_role = r#"{"to": "accepted", "actor": "Sun", "role": "mayor"}"#;
+    let (status, body) = call(&f.app, "POST", &path, bad_role).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+
+    // The record shows the change once it is stored.
+    let mut record = serde_json::Value::Null;
+    for _ in 0..200 {
+        let (status, body) = call(&f.app, "GET", &format!("/api/tickets/{id}"), "").await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        record = json(&body);
+        if record["record"].as_array().unwrap().len() as u64 == events + 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let last = record["record"]
+        .as_array()
+        .unwrap()
+        .last()
+        .cloned()
+        .unwrap();
+    assert_eq!(last["actor"], "Inspector Sun", "{record}");
+    assert_eq!(last["note"], "on our way");
+    assert_eq!(record["ticket"]["state"], "accepted");
+    let (status, _) = call(&f.app, "GET", "/api/tickets/00000000000000ff", "").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = call(&f.app, "GET", "/api/tickets/zz", "").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_silence_goes_to_the_pipeline_and_bad_ones_are_refused() {
+    let mut f = fixture("silences").await;
+    let (status, body) = call(&f.app, "GET", "/api/alerts", "").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let enterprise = json(&body)["alerts"][0]["enterprise"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let silence = format!(
+        r#"{{"enterprise": "{enterprise}", "from": "2026-11-26T08:00:00+08:00",
+            "to": "2026-11-26T12:00:00+08:00", "reason": "ventilation works", "actor": "Operator Liu"}}"#
+    );
+    let (status, body) = call(&f.app, "POST", "/api/silences", &silence).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let envelope = f.pipeline.try_recv().unwrap();
+    match &envelope.records[..] {
+        [argus_ingest::Record::Event(e)] => {
+            assert_eq!(e.enterprise_id.as_deref(), Some(enterprise.as_str()));
+        }
+        other => panic!("{other:?}"),
+    }
+    let unknown = silence.replace(&enterprise, "NOBODY");
+    let (status, body) = call(&f.app, "POST", "/api/silences", &unknown).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let backwards = silence.replace("12:00:00", "07:00:00");
+    let (status, body) = call(&f.app, "POST", "/api/silences", &backwards).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body.contains("to must be after from"), "{body}");
+    let (status, _) = call(&f.app, "GET", "/healthz", "").await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = call(&f.app, "GET", "/metrics", "").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains("argus_"), "{body}");
+}

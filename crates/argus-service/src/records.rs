@@ -1,0 +1,189 @@
+//! The API's port implemented by the running service: reads straight from the store, ticket
+//! changes through the ticket book (recorded before confirmed), silences into the pipeline as
+//! maintenance notices, acknowledgements into the store.
+
+use std::time::SystemTime;
+
+use argus_api::{Acknowledge, ApiError, ChangeTicket, Records, Silence};
+use argus_ingest::{Ack, Envelope, Record, Transport};
+use argus_model::{AlertView, Event, EventKind, SourceId, TicketEventView, TicketView, Timestamp};
+use argus_store::rows::TicketEventRow;
+use argus_store::{Backend, Store, StoreError};
+use argus_telemetry::Telemetry;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::tickets::Command;
+
+/// The service behind the HTTP API.
+#[derive(Debug, Clone)]
+pub struct LiveRecords {
+    store: Backend,
+    tickets: mpsc::Sender<Command>,
+    pipeline: mpsc::Sender<Envelope>,
+    telemetry: Telemetry,
+}
+
+impl LiveRecords {
+    /// Records over `store`, ticket changes to the book behind `tickets`, silences into
+    /// `pipeline`.
+    pub fn new(
+        store: Backend,
+        tickets: mpsc::Sender<Command>,
+        pipeline: mpsc::Sender<Envelope>,
+        telemetry: Telemetry,
+    ) -> Self {
+        Self {
+            store,
+            tickets,
+            pipeline,
+            telemetry,
+        }
+    }
+}
+
+fn unavailable(e: &StoreError) -> ApiError {
+    ApiError::Unavailable(format!("the store cannot answer: {e}"))
+}
+
+fn now() -> Timestamp {
+    Timestamp::from_system_time(SystemTime::now())
+}
+
+impl Records for LiveRecords {
+    async fn recent_alerts(&self, limit: u32) -> Result<Vec<AlertView>, ApiError> {
+        let rows = self
+            .store
+            .recent_alerts(limit)
+            .await
+            .map_err(|e| unavailable(&e))?;
+        Ok(rows.iter().map(|r| r.view()).collect())
+    }
+
+    async fn alert(&self, alert_id: &str) -> Result<Option<(AlertView, Vec<AlertView>)>, ApiError> {
+        let Some(alert) = self
+            .store
+            .alert(alert_id)
+            .await
+            .map_err(|e| unavailable(&e))?
+        else {
+            return Ok(None);
+        };
+        let events = self
+            .store
+            .alert_events(alert_id)
+            .await
+            .map_err(|e| unavailable(&e))?;
+        Ok(Some((
+            alert.view(),
+            events.iter().map(|e| e.view()).collect(),
+        )))
+    }
+
+    async fn acknowledge(&self, ack: Acknowledge) -> Result<AlertView, ApiError> {
+        let ack = argus_store::Acknowledgement {
+            alert_id: ack.alert_id,
+            actor: ack.actor,
+            note: ack.note,
+            at: now(),
+        };
+        match self.store.acknowledge(&ack).await {
+            Ok(alert) => {
+                self.telemetry.store.acknowledgements.inc();
+                tracing::info!(alert = %alert.alert_id, actor = ?ack.actor, note = ?ack.note, "alert acknowledged");
+                Ok(alert.view())
+            }
+            Err(e @ StoreError::UnknownAlert(_)) => Err(ApiError::NotFound(e.to_string())),
+            Err(e @ StoreError::AlreadyAcknowledged { .. }) => {
+                Err(ApiError::Conflict(e.to_string()))
+            }
+            Err(e) => Err(unavailable(&e)),
+        }
+    }
+
+    async fn recent_tickets(&self, limit: u32) -> Result<Vec<TicketView>, ApiError> {
+        let rows = self
+            .store
+            .recent_tickets(limit)
+            .await
+            .map_err(|e| unavailable(&e))?;
+        Ok(rows.iter().map(|r| r.view()).collect())
+    }
+
+    async fn ticket(
+        &self,
+        ticket_id: &str,
+    ) -> Result<Option<(TicketView, Vec<TicketEventView>)>, ApiError> {
+        let Some(ticket) = self
+            .store
+            .ticket(ticket_id)
+            .await
+            .map_err(|e| unavailable(&e))?
+        else {
+            return Ok(None);
+        };
+        let record = self
+            .store
+            .ticket_events(ticket_id)
+            .await
+            .map_err(|e| unavailable(&e))?;
+        Ok(Some((
+            ticket.view(),
+            record.iter().map(|e| e.view()).collect(),
+        )))
+    }
+
+    async fn change_ticket(&self, change: ChangeTicket) -> Result<TicketEventView, ApiError> {
+        use argus_tickets::TicketError;
+        let stopped = || ApiError::Unavailable("tickets have stopped".to_owned());
+        let (reply, answer) = oneshot::channel();
+        let command = Command {
+            id: change.ticket_id,
+            change: change.change,
+            reply,
+        };
+        self.tickets.send(command).await.map_err(|_| stopped())?;
+        match answer.await.map_err(|_| stopped())? {
+            Ok(event) => Ok(TicketEventRow::new(&event).view()),
+            Err(e @ TicketError::UnknownTicket(_)) => Err(ApiError::NotFound(e.to_string())),
+            Err(e) => Err(ApiError::Conflict(e.to_string())),
+        }
+    }
+
+    async fn silence(&self, silence: Silence) -> Result<(), ApiError> {
+        let at = now();
+        tracing::info!(
+            enterprise = %silence.enterprise,
+            from = %silence.from.to_rfc3339(),
+            to = %silence.to.to_rfc3339(),
+            actor = ?silence.actor,
+            reason = ?silence.reason,
+            "silence set"
+        );
+        let event = Event {
+            enterprise_id: Some(silence.enterprise),
+            source: None,
+            event_time: at,
+            receive_time: at,
+            kind: EventKind::MaintenanceNotice {
+                from: silence.from,
+                to: silence.to,
+                points: silence
+                    .points
+                    .iter()
+                    .map(|p| SourceId::from(p.as_str()))
+                    .collect(),
+                reason: format!("silence by {}: {}", silence.actor, silence.reason),
+            },
+        };
+        let envelope = Envelope {
+            transport: Transport::Api,
+            records: vec![Record::Event(event)],
+            dead_letters: Vec::new(),
+            ack: Ack::none(),
+        };
+        self.pipeline
+            .send(envelope)
+            .await
+            .map_err(|_| ApiError::Unavailable("the pipeline has stopped".to_owned()))
+    }
+}
