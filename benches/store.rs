@@ -123,6 +123,7 @@ async fn measure<S: Store>(
         let item = Item::Input {
             readings: chunk.to_vec(),
             rejected: Vec::new(),
+            events: Vec::new(),
             ack: Ack::new(move || {
                 acked.fetch_add(1, Ordering::Relaxed);
             }),

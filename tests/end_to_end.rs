@@ -556,9 +556,10 @@ fn readings_and_events_through_kafka_raise_and_resolve_alerts_on_two_workers() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-/// On a single node with the embedded store (SQLite) instead of ClickHouse.
+/// On a single node with the embedded store (SQLite) instead of ClickHouse: a staff silence and
+/// an enterprise's maintenance notice, both set before a restart, still mute after it.
 #[test]
-fn a_silence_set_by_staff_mutes_alerts_which_are_recorded_without_tickets() {
+fn a_silence_and_a_notice_set_before_a_restart_mute_alerts_recorded_without_tickets() {
     use argus_store::Store;
     let s = settings();
     let id = unique("e2e_silence");
@@ -577,16 +578,27 @@ fn a_silence_set_by_staff_mutes_alerts_which_are_recorded_without_tickets() {
         c
     };
     topics.create(&rt, 1);
-    let child = Command::new(env!("CARGO_BIN_EXE_argus"))
-        .args(["--config", &config.display().to_string(), "run"])
-        .env("RUST_LOG", "warn")
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawn argus: {e}"));
-    let mut argus = Running(child);
-    wait_for("argus to serve", Duration::from_secs(30), || {
-        http_get(metrics_port, "/metrics").is_some_and(|m| m.contains("argus_detect_inputs_total"))
-    });
+    let start = || {
+        let child = Command::new(env!("CARGO_BIN_EXE_argus"))
+            .args(["--config", &config.display().to_string(), "run"])
+            .env("RUST_LOG", "warn")
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn argus: {e}"));
+        let argus = Running(child);
+        wait_for("argus to serve", Duration::from_secs(30), || {
+            http_get(metrics_port, "/metrics")
+                .is_some_and(|m| m.contains("argus_detect_inputs_total"))
+        });
+        argus
+    };
+    let stop = |mut argus: Running| {
+        let pid = argus.0.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let status = argus.0.wait().unwrap_or_else(|e| panic!("{e}"));
+        assert!(status.success(), "argus exited with {status:?}");
+    };
+    let argus = start();
 
     // Staff silence the mine for two hours around now; refused requests say why.
     let now = std::time::SystemTime::now()
@@ -623,37 +635,62 @@ fn a_silence_set_by_staff_mutes_alerts_which_are_recorded_without_tickets() {
         assert!(body.contains(expected), "{body:?} lacks {expected:?}");
     }
 
-    // Methane over the power-cut level at the silenced mine, in event time after the silence
-    // was set (a silence mutes what fires from then on; alerts already notified stay so).
-    let base = now + 1_000;
-    let methane = |t: i64, v: f64| {
-        format!("{{\"source\":\"MINE02-CH4-WF1\",\"ts\":{t},\"values\":{{\"mine_ch4\":{v}}}}}")
+    // Another mine notifies maintenance of its working face over the same hours.
+    let notice = format!(
+        r#"{{"type": "maintenance_notice", "enterprise": "E008", "from": "{}", "to": "{}", "points": ["MINE01-CH4-WF1"], "reason": "sensor calibration"}}"#,
+        rfc(now - 3_600_000),
+        rfc(now + 3_600_000)
+    );
+    let produce = |topic: &str, payloads: Vec<String>| {
+        rt.block_on(async {
+            let producer: FutureProducer =
+                kafka_config().create().unwrap_or_else(|e| panic!("{e}"));
+            for payload in payloads {
+                let record = FutureRecord::to(topic).key("k").payload(payload.as_str());
+                producer
+                    .send(record, Duration::from_secs(10))
+                    .await
+                    .unwrap_or_else(|(e, _)| panic!("{e}"));
+            }
+        });
     };
-    rt.block_on(async {
-        let producer: FutureProducer = kafka_config().create().unwrap_or_else(|e| panic!("{e}"));
-        for payload in [
-            methane(base, 0.3),
-            methane(base + 5_000, 1.6),
-            methane(base + 40_000, 0.5),
-            methane(base + 45_000, 0.4),
-        ] {
-            let record = FutureRecord::to(&topics.readings)
-                .key("k")
-                .payload(payload.as_str());
-            producer
-                .send(record, Duration::from_secs(10))
-                .await
-                .unwrap_or_else(|(e, _)| panic!("{e}"));
-        }
-    });
+    produce(&topics.events, vec![notice]);
+
+    // Both are kept in the store; then Argus restarts.
+    let store =
+        argus_store::SqliteStore::open(&dir.join("argus.sqlite")).unwrap_or_else(|e| panic!("{e}"));
+    wait_for(
+        "the silence and the notice stored",
+        Duration::from_secs(30),
+        || {
+            rt.block_on(store.notices_until_after(argus_model::Timestamp(0)))
+                .is_ok_and(|n| n.len() == 2)
+        },
+    );
+    stop(argus);
+    let argus = start();
+
+    // Methane over the power-cut level at both mines, in event time after the restart.
+    let base = now + 1_000;
+    let methane = |source: &str, t: i64, v: f64| {
+        format!("{{\"source\":\"{source}\",\"ts\":{t},\"values\":{{\"mine_ch4\":{v}}}}}")
+    };
+    let mut readings = Vec::new();
+    for source in ["MINE02-CH4-WF1", "MINE01-CH4-WF1"] {
+        readings.extend([
+            methane(source, base, 0.3),
+            methane(source, base + 5_000, 1.6),
+            methane(source, base + 40_000, 0.5),
+            methane(source, base + 45_000, 0.4),
+        ]);
+    }
+    produce(&topics.readings, readings);
     let fired = "argus_alert_transitions_total{kind=\"power_cut_failure\",transition=\"resolved\"}";
     wait_for("the alerts", Duration::from_secs(120), || {
-        http_get(metrics_port, "/metrics").is_some_and(|m| sample(&m, fired) == 1)
+        http_get(metrics_port, "/metrics").is_some_and(|m| sample(&m, fired) == 2)
     });
 
     // Muted alerts are still there to acknowledge.
-    let store =
-        argus_store::SqliteStore::open(&dir.join("argus.sqlite")).unwrap_or_else(|e| panic!("{e}"));
     let mut alerts = Vec::new();
     wait_for("three stored alerts", Duration::from_secs(10), || {
         alerts = rt
@@ -670,25 +707,29 @@ fn a_silence_set_by_staff_mutes_alerts_which_are_recorded_without_tickets() {
     .unwrap_or_else(|| panic!("no answer"));
     assert_eq!(status, 200, "{body}");
 
-    let pid = argus.0.id().to_string();
-    let _ = Command::new("kill").args(["-TERM", &pid]).status();
-    let status = argus.0.wait().unwrap_or_else(|e| panic!("{e}"));
-    assert!(status.success(), "argus exited with {status:?}");
+    stop(argus);
 
     // Recorded in the embedded store, muted, and no ticket.
     rt.block_on(async {
-        let alerts = store
-            .enterprise_alerts("E009")
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        let muted: Vec<(u8, &str)> = alerts
-            .iter()
-            .map(|a| (a.muted, a.status.as_str()))
-            .collect();
-        assert_eq!(muted, [(1, "resolved"); 3], "three alerts, all muted");
+        for enterprise in ["E009", "E008"] {
+            let alerts = store
+                .enterprise_alerts(enterprise)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            let muted: Vec<(u8, &str)> = alerts
+                .iter()
+                .map(|a| (a.muted, a.status.as_str()))
+                .collect();
+            assert_eq!(
+                muted,
+                [(1, "resolved"); 3],
+                "{enterprise}: three alerts, all muted"
+            );
+        }
+        let alerts = store.enterprise_alerts("E009").await.unwrap_or_default();
         assert_eq!(alerts[0].acknowledged_by, "Operator Liu");
         let counts = store.counts().await.unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!((counts.readings, counts.ticket_events), (4, 0));
+        assert_eq!((counts.readings, counts.ticket_events), (8, 0));
     });
     topics.delete(&rt);
     let _ = std::fs::remove_dir_all(dir);

@@ -94,6 +94,7 @@ contract!(an_acknowledgement_is_recorded_once_and_survives_later_transitions);
 contract!(open_tickets_and_their_record_are_read_back_as_written);
 contract!(retention_drops_the_readings_of_old_months_only);
 contract!(the_sink_acknowledges_inputs_once_their_rows_are_stored);
+contract!(maintenance_notices_and_silences_are_kept_and_read_back_by_window);
 
 async fn write<S: Store>(store: &S, mut batch: RowBatch) {
     ok(store.insert_batch(&mut batch).await);
@@ -504,6 +505,7 @@ async fn the_sink_acknowledges_inputs_once_their_rows_are_stored<S: Store>(store
                 .map(|m| reading("15010201000101", n * 100 + m, 1.0, DataFlag::N))
                 .collect(),
             rejected: Vec::new(),
+            events: Vec::new(),
             ack: Ack::new(move || {
                 counter.fetch_add(1, Ordering::SeqCst);
             }),
@@ -728,6 +730,7 @@ fn clickhouse_unreachable_without_a_spool_nothing_is_acknowledged() {
                     .map(|m| reading("15010201000101", n * 100 + m, 1.0, DataFlag::N))
                     .collect(),
                 rejected: Vec::new(),
+                events: Vec::new(),
                 ack: Ack::new(move || {
                     acked.fetch_add(1, Ordering::SeqCst);
                 }),
@@ -802,6 +805,7 @@ fn clickhouse_unreachable_rows_are_spooled_acknowledged_and_written_later_in_ord
                     .map(|m| reading("15010201000101", n * 100 + m, n as f64, DataFlag::N))
                     .collect(),
                 rejected: Vec::new(),
+                events: Vec::new(),
                 ack: Ack::new(move || {
                     acked.fetch_add(1, Ordering::SeqCst);
                 }),
@@ -884,4 +888,47 @@ fn clickhouse_unreachable_rows_are_spooled_acknowledged_and_written_later_in_ord
             .unwrap_or_else(|e| panic!("{e}"));
         let _ = std::fs::remove_dir_all(spool_dir);
     });
+}
+
+async fn maintenance_notices_and_silences_are_kept_and_read_back_by_window<S: Store>(store: S) {
+    use argus_model::{Event, EventKind};
+    use argus_store::rows::EventRow;
+    ok(store.prepare().await);
+    let event = |minute: i64, kind: EventKind| Event {
+        enterprise_id: Some("E009".to_owned()),
+        source: None,
+        event_time: Timestamp(T0 + minute * 60_000),
+        receive_time: Timestamp(T0 + minute * 60_000),
+        kind,
+    };
+    let notice = |from: i64, to: i64, reason: &str| EventKind::MaintenanceNotice {
+        from: Timestamp(T0 + from * 60_000),
+        to: Timestamp(T0 + to * 60_000),
+        points: vec![SourceId::from("MINE02-CH4-WF1")],
+        reason: reason.to_owned(),
+    };
+    let ended = event(0, notice(0, 60, "over before"));
+    let silence = event(
+        10,
+        notice(30, 240, "silence by Operator Liu: ventilation works"),
+    );
+    let state = event(20, EventKind::ProductionState { running: true });
+    let batch = RowBatch {
+        events: vec![
+            EventRow::new(&ended, "kafka"),
+            EventRow::new(&silence, "api"),
+            EventRow::new(&state, "kafka"),
+        ],
+        ..RowBatch::default()
+    };
+    write(&store, batch).await;
+    let rows = ok(store
+        .notices_until_after(Timestamp(T0 + 120 * 60_000))
+        .await);
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0].transport, "api");
+    assert_eq!(rows[0].to_event(), Some(silence));
+    let all = ok(store.notices_until_after(Timestamp(0)).await);
+    assert_eq!(all.len(), 2, "production states are no notices: {all:?}");
+    assert_eq!(all[0].to_event(), Some(ended));
 }

@@ -1,8 +1,8 @@
 //! The hand-off from the sources to the streaming layer: one bounded channel of envelopes in
 //! (backpressure: a full channel makes the sources wait), dead letters published to the
-//! dead-letter topic, records handed to the detection dataflow, and each envelope acknowledged
-//! once what it carried is safe, so the sources may advance (Kafka offsets, MQTT PUBACKs, HJ 212
-//! replies).
+//! dead-letter topic when Kafka is on, readings, events and dead letters to the store's sink,
+//! records handed to the detection dataflow, and each envelope acknowledged once what it carried
+//! is durable, so the sources may advance (Kafka offsets, MQTT PUBACKs, HJ 212 replies).
 
 use std::time::{Duration, Instant};
 
@@ -11,6 +11,7 @@ use argus_kafka::DeadLetterSink;
 use tokio::sync::{mpsc, watch};
 
 use argus_ingest::Record;
+use argus_store::rows::EventRow;
 use argus_store::sink::Item;
 
 use crate::detect::Detection;
@@ -47,17 +48,18 @@ pub async fn run(
         records += envelope.records.len() as u64;
         letters += envelope.dead_letters.len() as u64;
         envelopes += 1;
-        let readings = envelope
-            .records
-            .iter()
-            .filter_map(|r| match r {
-                Record::Reading(r) => Some(r.clone()),
-                Record::Event(_) => None,
-            })
-            .collect();
+        let transport = envelope.transport.as_str();
+        let (mut readings, mut events) = (Vec::new(), Vec::new());
+        for record in &envelope.records {
+            match record {
+                Record::Reading(r) => readings.push(r.clone()),
+                Record::Event(e) => events.push(EventRow::new(e, transport)),
+            }
+        }
         let item = Item::Input {
             readings,
             rejected: envelope.dead_letters,
+            events,
             ack: envelope.ack,
         };
         sink.send(item)

@@ -67,6 +67,67 @@ async fn retention(
     }
 }
 
+/// How long the service tries to read the maintenance calendar of an earlier run before it
+/// starts without it (the store unreachable).
+const RESTORE_FOR: Duration = Duration::from_secs(30);
+
+/// Milliseconds of a duration, saturating.
+fn ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// The maintenance notices and silences stored by earlier runs whose window ends after
+/// `since`, as records for detection, stamped as received now (they are not late: their
+/// windows, not their arrival, decide what they mute). Prepares the schema first.
+async fn restore_notices(
+    store: &Backend,
+    since: argus_model::Timestamp,
+) -> Vec<argus_ingest::Record> {
+    let deadline = tokio::time::Instant::now() + RESTORE_FOR;
+    loop {
+        let read = async {
+            store.prepare().await?;
+            store.notices_until_after(since).await
+        };
+        match read.await {
+            Ok(rows) => {
+                let now = argus_model::Timestamp::from_system_time(SystemTime::now());
+                let mut unreadable = 0;
+                let notices = rows
+                    .iter()
+                    .filter_map(|row| {
+                        let event = row.to_event();
+                        unreadable += usize::from(event.is_none());
+                        event
+                    })
+                    .map(|mut event| {
+                        event.event_time = now;
+                        event.receive_time = now;
+                        argus_ingest::Record::Event(event)
+                    })
+                    .collect();
+                if unreadable > 0 {
+                    tracing::error!(
+                        unreadable,
+                        "stored notices Argus cannot read were not taken back"
+                    );
+                }
+                return notices;
+            }
+            Err(e) if e.is_transient() && tokio::time::Instant::now() < deadline => {
+                tracing::warn!("cannot read the maintenance calendar yet: {e}");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(e) => {
+                tracing::error!(
+                    "starting without the maintenance calendar of the earlier run: {e}"
+                );
+                return Vec::new();
+            }
+        }
+    }
+}
+
 /// What the service is built from, all validated before anything starts.
 #[derive(Debug)]
 pub struct Parts {
@@ -255,6 +316,20 @@ pub async fn run(
         sink_tx.clone(),
         fired_tx,
     )?;
+
+    // The maintenance calendar of the earlier run (notices and staff silences), before any
+    // new input: detection mutes by window, whenever the notice arrived.
+    let now = argus_model::Timestamp::from_system_time(SystemTime::now());
+    let lookback = ms(settings.rules.max_delay).saturating_add(ms(settings.rules.allowed_lateness));
+    let since = argus_model::Timestamp(now.as_millis().saturating_sub(lookback));
+    let notices = restore_notices(&api_store, since).await;
+    if !notices.is_empty() {
+        tracing::info!(
+            notices = notices.len(),
+            "maintenance calendar taken back from the store"
+        );
+        detection.send(notices).await?;
+    }
 
     let mut tasks = JoinSet::new();
     supervise(&mut tasks, "store sink", sink);

@@ -9,8 +9,8 @@ use clickhouse::Client;
 
 use crate::migrations::{sql, MIGRATIONS, MIGRATIONS_TABLE};
 use crate::rows::{
-    AlertAckRow, AlertEventRow, AlertRow, ReadingRow, RejectedRow, TicketEventRow, TicketRow,
-    COLUMNS,
+    AlertAckRow, AlertEventRow, AlertRow, EventRow, ReadingRow, RejectedRow, TicketEventRow,
+    TicketRow, COLUMNS,
 };
 use crate::spool::RowBatch;
 use crate::{life_order, same_columns, Acknowledgement, Counts, Store, StoreError};
@@ -208,6 +208,8 @@ impl Store for ClickHouseStore {
         batch.tickets.clear();
         self.insert("rejected", &batch.rejected).await?;
         batch.rejected.clear();
+        self.insert("events", &batch.events).await?;
+        batch.events.clear();
         self.insert("ticket_events", &batch.ticket_events).await?;
         batch.ticket_events.clear();
         Ok(())
@@ -391,6 +393,17 @@ impl Store for ClickHouseStore {
             .await
             .map_err(query_error("read a ticket"))?;
         Ok(rows.into_iter().next())
+    }
+
+    async fn notices_until_after(&self, after: Timestamp) -> Result<Vec<EventRow>, StoreError> {
+        self.query(
+            "SELECT ?fields FROM events WHERE kind = 'maintenance_notice' AND until_ms > ? \
+             ORDER BY event_ms",
+        )
+        .bind(after.as_millis())
+        .fetch_all()
+        .await
+        .map_err(query_error("read maintenance notices"))
     }
 
     async fn rejected(&self, limit: u32) -> Result<Vec<RejectedRow>, StoreError> {

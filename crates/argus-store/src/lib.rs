@@ -21,7 +21,9 @@ pub use crate::clickhouse::ClickHouseStore;
 pub use crate::labels::Labels;
 pub use crate::sqlite::SqliteStore;
 
-use crate::rows::{AlertEventRow, AlertRow, ReadingRow, RejectedRow, TicketEventRow, TicketRow};
+use crate::rows::{
+    AlertEventRow, AlertRow, EventRow, ReadingRow, RejectedRow, TicketEventRow, TicketRow,
+};
 use crate::spool::RowBatch;
 
 /// What can go wrong talking to the store.
@@ -218,6 +220,13 @@ pub trait Store: Clone + Send + Sync + 'static {
         ticket_id: &str,
     ) -> impl Future<Output = Result<Option<TicketRow>, StoreError>> + Send;
 
+    /// The maintenance notices and staff silences whose window ends after `after`, oldest
+    /// first: what detection's calendar is rebuilt from at start.
+    fn notices_until_after(
+        &self,
+        after: Timestamp,
+    ) -> impl Future<Output = Result<Vec<EventRow>, StoreError>> + Send;
+
     /// The newest dead letters, newest first.
     fn rejected(
         &self,
@@ -326,6 +335,9 @@ impl Store for Backend {
     }
     async fn ticket(&self, ticket_id: &str) -> Result<Option<TicketRow>, StoreError> {
         delegate!(self, s => s.ticket(ticket_id).await)
+    }
+    async fn notices_until_after(&self, after: Timestamp) -> Result<Vec<EventRow>, StoreError> {
+        delegate!(self, s => s.notices_until_after(after).await)
     }
     async fn rejected(&self, limit: u32) -> Result<Vec<RejectedRow>, StoreError> {
         delegate!(self, s => s.rejected(limit).await)

@@ -161,6 +161,20 @@ pub const MIGRATIONS: &[Migration] = &[
             FROM {db}.alerts FINAL",
         ],
     },
+    Migration {
+        version: 8,
+        name: "enterprise events and silences",
+        statements: &[
+            // Every enterprise event and staff silence as received, append only: detection's
+            // maintenance calendar is rebuilt from it at start.
+            "CREATE TABLE IF NOT EXISTS {db}.events (\
+                enterprise_id String, source String, kind String, event_time DateTime, \
+                event_ms Int64, receive_ms Int64, until_ms Int64, transport String, body String\
+            ) ENGINE = MergeTree \
+            PARTITION BY toYYYYMM(event_time) \
+            ORDER BY (enterprise_id, event_ms)",
+        ],
+    },
 ];
 
 /// A statement with the database filled in.

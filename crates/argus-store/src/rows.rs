@@ -3,7 +3,7 @@
 //! against the server's at startup, because the ClickHouse client cannot check them on 18.16.
 
 use argus_ingest::DeadLetter;
-use argus_model::{Reading, Ticket, TicketOutcome, TicketState, Timestamp};
+use argus_model::{Event, EventKind, Reading, Ticket, TicketOutcome, TicketState, Timestamp};
 use argus_rules::AlertTransition;
 use argus_rules::Transition;
 use argus_tickets::TicketEvent;
@@ -130,6 +130,20 @@ pub const COLUMNS: &[(&str, &[(&str, &str)])] = &[
             ("received_at", "DateTime"),
             ("received_ms", "Int64"),
             ("transport", "String"),
+        ],
+    ),
+    (
+        "events",
+        &[
+            ("body", "String"),
+            ("enterprise_id", "String"),
+            ("event_ms", "Int64"),
+            ("event_time", "DateTime"),
+            ("kind", "String"),
+            ("receive_ms", "Int64"),
+            ("source", "String"),
+            ("transport", "String"),
+            ("until_ms", "Int64"),
         ],
     ),
 ];
@@ -668,5 +682,61 @@ impl AlertEventRow {
             acknowledged_at: None,
             transition: Some(self.transition.clone()),
         }
+    }
+}
+
+/// A row of `events`: an enterprise event (production state, power-cut feedback, maintenance
+/// notice) or a staff silence, as received (append only). `body` is the event as JSON, so it
+/// can be taken back whole; `until_ms` is a notice's window end (else the event time).
+#[derive(Debug, Clone, PartialEq, Row, Serialize, Deserialize)]
+pub struct EventRow {
+    /// The enterprise (empty if the event names none).
+    pub enterprise_id: String,
+    /// The source it concerns (empty for enterprise-wide events).
+    pub source: String,
+    /// `production_state`, `power_cut_feedback`, `maintenance_notice`.
+    pub kind: String,
+    /// Event time, seconds (partitioning).
+    pub event_time: u32,
+    /// Event time, ms.
+    pub event_ms: i64,
+    /// When Argus received it, ms.
+    pub receive_ms: i64,
+    /// A notice's window end, ms (else the event time).
+    pub until_ms: i64,
+    /// How it came (`kafka`, `mqtt`, `api` for a staff silence).
+    pub transport: String,
+    /// The event as JSON.
+    pub body: String,
+}
+
+impl EventRow {
+    /// The row of an event that came by `transport`.
+    pub fn new(e: &Event, transport: &str) -> Self {
+        let (kind, until) = match &e.kind {
+            EventKind::ProductionState { .. } => ("production_state", e.event_time),
+            EventKind::PowerCutFeedback { .. } => ("power_cut_feedback", e.event_time),
+            EventKind::MaintenanceNotice { to, .. } => ("maintenance_notice", *to),
+        };
+        Self {
+            enterprise_id: e.enterprise_id.clone().unwrap_or_default(),
+            source: e
+                .source
+                .as_ref()
+                .map(|s| s.as_str().to_owned())
+                .unwrap_or_default(),
+            kind: kind.to_owned(),
+            event_time: seconds(e.event_time),
+            event_ms: e.event_time.as_millis(),
+            receive_ms: e.receive_time.as_millis(),
+            until_ms: until.as_millis(),
+            transport: transport.to_owned(),
+            body: serde_json::to_string(e).unwrap_or_default(),
+        }
+    }
+
+    /// The event a row holds, if it is a row Argus wrote.
+    pub fn to_event(&self) -> Option<Event> {
+        serde_json::from_str(&self.body).ok()
     }
 }

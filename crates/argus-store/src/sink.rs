@@ -16,7 +16,7 @@ use argus_telemetry::Telemetry;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
-use crate::rows::{RejectedRow, TicketEventRow, TicketRow};
+use crate::rows::{EventRow, RejectedRow, TicketEventRow, TicketRow};
 use crate::spool::{RowBatch, Spool, SpoolError};
 use crate::{Labels, Store, StoreError};
 
@@ -29,6 +29,8 @@ pub enum Item {
         readings: Vec<Reading>,
         /// Dead letters to store.
         rejected: Vec<DeadLetter>,
+        /// Enterprise events and staff silences to store, with their transport.
+        events: Vec<EventRow>,
         /// The envelope's acknowledgement.
         ack: Ack,
     },
@@ -69,6 +71,7 @@ pub struct SinkOptions {
 struct Batch {
     readings: Vec<Reading>,
     rejected: Vec<DeadLetter>,
+    events: Vec<EventRow>,
     transitions: Vec<AlertTransition>,
     ticket_events: Vec<TicketEventRow>,
     tickets: Vec<TicketRow>,
@@ -79,6 +82,7 @@ impl Batch {
     fn rows(&self) -> usize {
         self.readings.len()
             + self.rejected.len()
+            + self.events.len()
             + self.transitions.len()
             + self.ticket_events.len()
     }
@@ -92,10 +96,12 @@ impl Batch {
             Item::Input {
                 readings,
                 rejected,
+                events,
                 ack,
             } => {
                 self.readings.extend(readings);
                 self.rejected.extend(rejected);
+                self.events.extend(events);
                 self.acks.push(ack);
             }
             Item::Transitions(t) => self.transitions.extend(t),
@@ -228,6 +234,7 @@ impl<S: Store> Sink<S> {
         let Batch {
             readings,
             rejected,
+            events,
             transitions,
             ticket_events,
             tickets,
@@ -242,6 +249,7 @@ impl<S: Store> Sink<S> {
             alerts,
             ticket_events,
             tickets,
+            events,
         };
         let total = rows.len();
         loop {

@@ -12,7 +12,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::rows::{AlertEventRow, AlertRow, ReadingRow, RejectedRow, TicketEventRow, TicketRow};
+use crate::rows::{
+    AlertEventRow, AlertRow, EventRow, ReadingRow, RejectedRow, TicketEventRow, TicketRow,
+};
 
 /// The rows of one batch, for every table Argus writes.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -29,6 +31,9 @@ pub struct RowBatch {
     pub ticket_events: Vec<TicketEventRow>,
     /// `tickets` rows.
     pub tickets: Vec<TicketRow>,
+    /// `events` rows (absent from batches spooled before they were stored).
+    #[serde(default)]
+    pub events: Vec<EventRow>,
 }
 
 impl RowBatch {
@@ -40,6 +45,7 @@ impl RowBatch {
             + self.alerts.len()
             + self.ticket_events.len()
             + self.tickets.len()
+            + self.events.len()
     }
 
     /// Whether it has no rows.

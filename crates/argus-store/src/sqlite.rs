@@ -13,8 +13,8 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use crate::migrations::Migration;
 use crate::rows::{
-    AlertAckRow, AlertEventRow, AlertRow, ReadingRow, RejectedRow, TicketEventRow, TicketRow,
-    COLUMNS,
+    AlertAckRow, AlertEventRow, AlertRow, EventRow, ReadingRow, RejectedRow, TicketEventRow,
+    TicketRow, COLUMNS,
 };
 use crate::spool::RowBatch;
 use crate::{life_order, same_columns, Acknowledgement, Counts, Store, StoreError};
@@ -121,6 +121,24 @@ const MIGRATIONS: &[Migration] = &[
                     ELSE datetime(acknowledged_ms / 1000, 'unixepoch') END AS acknowledged_at \
             FROM alerts"],
     },
+    Migration {
+        version: 8,
+        name: "enterprise events and silences",
+        statements: &[
+            "CREATE TABLE IF NOT EXISTS events (\
+                enterprise_id TEXT NOT NULL, source TEXT NOT NULL, kind TEXT NOT NULL, \
+                event_time INTEGER NOT NULL, event_ms INTEGER NOT NULL, \
+                receive_ms INTEGER NOT NULL, until_ms INTEGER NOT NULL, \
+                transport TEXT NOT NULL, body TEXT NOT NULL) STRICT",
+            "CREATE INDEX IF NOT EXISTS events_by_kind ON events (kind, until_ms)",
+            "CREATE TRIGGER IF NOT EXISTS events_append_only_update \
+                BEFORE UPDATE ON events \
+                BEGIN SELECT RAISE(ABORT, 'events is append only'); END",
+            "CREATE TRIGGER IF NOT EXISTS events_append_only_delete \
+                BEFORE DELETE ON events \
+                BEGIN SELECT RAISE(ABORT, 'events is append only'); END",
+        ],
+    },
 ];
 
 /// The SQLite type of a column Argus writes, from its ClickHouse type.
@@ -140,6 +158,8 @@ const ALERT_EVENTS: &str = "alert_id, transition, rule_id, kind, severity, enter
 const ALERTS: &str = "alert_id, rule_id, kind, severity, status, enterprise_id, town, source, \
     metric, standard, started_at, started_ms, ended_ms, value, peak, mean, limit_value, muted, \
     acknowledged_by, acknowledged_ms, version";
+const EVENTS: &str = "enterprise_id, source, kind, event_time, event_ms, receive_ms, until_ms, \
+    transport, body";
 const REJECTED: &str = "received_at, received_ms, transport, origin, reason, detail, raw, raw_len";
 const TICKET_EVENTS: &str = "ticket_id, seq, at, at_ms, actor, role, event, from_state, \
     to_state, note, alert_ids, outcome";
@@ -421,6 +441,22 @@ fn write_batch(tx: &Transaction<'_>, batch: &RowBatch) -> rusqlite::Result<()> {
             r.raw_len
         ])?;
     }
+    let mut stmt = tx.prepare_cached(&format!(
+        "INSERT INTO events ({EVENTS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+    ))?;
+    for e in &batch.events {
+        stmt.execute(params![
+            e.enterprise_id,
+            e.source,
+            e.kind,
+            e.event_time,
+            e.event_ms,
+            e.receive_ms,
+            e.until_ms,
+            e.transport,
+            e.body
+        ])?;
+    }
     // The legal record: an event already recorded (same ticket and seq) stays as it was.
     let mut stmt = tx.prepare_cached(&format!(
         "INSERT OR IGNORE INTO ticket_events ({TICKET_EVENTS}) VALUES \
@@ -505,6 +541,20 @@ fn alert_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AlertRow> {
         acknowledged_by: r.get(18)?,
         acknowledged_ms: r.get(19)?,
         version: r.get(20)?,
+    })
+}
+
+fn event_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<EventRow> {
+    Ok(EventRow {
+        enterprise_id: r.get(0)?,
+        source: r.get(1)?,
+        kind: r.get(2)?,
+        event_time: r.get(3)?,
+        event_ms: r.get(4)?,
+        receive_ms: r.get(5)?,
+        until_ms: r.get(6)?,
+        transport: r.get(7)?,
+        body: r.get(8)?,
     })
 }
 
@@ -825,6 +875,18 @@ impl Store for SqliteStore {
             })
             .await?;
         Ok(rows.into_iter().next())
+    }
+
+    async fn notices_until_after(&self, after: Timestamp) -> Result<Vec<EventRow>, StoreError> {
+        let after = after.as_millis();
+        self.with(move |c| {
+            let sql = format!(
+                "SELECT {EVENTS} FROM events WHERE kind = 'maintenance_notice' AND until_ms > ?1 \
+                 ORDER BY event_ms, rowid"
+            );
+            select(c, "read maintenance notices", &sql, [after], event_row)
+        })
+        .await
     }
 
     async fn rejected(&self, limit: u32) -> Result<Vec<RejectedRow>, StoreError> {
