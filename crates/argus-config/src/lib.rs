@@ -847,6 +847,29 @@ mod tests {
     }
 
     #[test]
+    fn sources_are_switched_by_config_and_the_embedded_broker_is_checked() {
+        let base = "[registry]\npath = \"r.toml\"\n";
+        let s = load(base).unwrap_or_else(|e| panic!("{e}"));
+        assert!(s.kafka.enabled && s.mqtt.enabled && s.hj212.enabled && !s.mqtt.embedded);
+        let off = format!("{base}[kafka]\nenabled = false\n[hj212]\nenabled = false\n");
+        let s = load(&off).unwrap_or_else(|e| panic!("{e}"));
+        assert!(!s.kafka.enabled && !s.hj212.enabled && s.mqtt.enabled);
+        let embedded =
+            format!("{base}[mqtt]\nembedded = true\nusername = \"u\"\npassword = \"p\"\n");
+        assert!(load(&embedded).is_ok_and(|s| s.mqtt.embedded));
+        let anonymous = format!("{base}[mqtt]\nembedded = true\n");
+        assert!(
+            error(&anonymous).contains("mqtt.username"),
+            "{}",
+            error(&anonymous)
+        );
+        let remote = embedded.replace("embedded = true", "embedded = true\nhost = \"10.0.0.5\"");
+        assert!(error(&remote).contains("loopback"), "{}", error(&remote));
+        let switched_off = format!("{base}[mqtt]\nenabled = false\nembedded = true\n");
+        assert!(load(&switched_off).is_ok_and(|s| !s.mqtt.embedded));
+    }
+
+    #[test]
     fn secrets_come_from_the_environment_and_never_show_in_debug() {
         let text =
             "[registry]\npath = \"r.toml\"\n[mqtt]\nusername = \"argus\"\npassword = \"in-file\"\n";
