@@ -124,6 +124,8 @@ pub struct MqttSettings {
     pub readings_topic: String,
     /// Topic filter of raw HJ 212 packets (`argus/v1/hj212/{source}`).
     pub hj212_topic: String,
+    /// Topic filter of enterprise events as JSON (`argus/v1/events/{enterprise}`).
+    pub events_topic: String,
     /// Shared-subscription group (`$share/<group>/<filter>`) so Argus processes split the load;
     /// `None` subscribes plainly.
     pub shared_group: Option<String>,
@@ -450,6 +452,7 @@ fn validate(raw: RawConfig, origin: &str, base_dir: &Path) -> Result<Settings, C
     }
     let readings_topic = topic_filter("mqtt.readings_topic", &m.readings_topic)?;
     let hj212_topic = topic_filter("mqtt.hj212_topic", &m.hj212_topic)?;
+    let events_topic = topic_filter("mqtt.events_topic", &m.events_topic)?;
     let shared_group = match m.shared_group.as_str() {
         "" => None,
         group
@@ -732,6 +735,7 @@ fn validate(raw: RawConfig, origin: &str, base_dir: &Path) -> Result<Settings, C
             tls_ca_file,
             readings_topic,
             hj212_topic,
+            events_topic,
             shared_group,
             max_inflight,
         },

@@ -177,6 +177,7 @@ pub(crate) struct RawMqtt {
     pub tls_ca_file: String,
     pub readings_topic: String,
     pub hj212_topic: String,
+    pub events_topic: String,
     pub shared_group: String,
     pub max_inflight: u64,
 }
@@ -195,6 +196,7 @@ impl Default for RawMqtt {
             tls_ca_file: String::new(),
             readings_topic: "argus/v1/readings/+/+".to_owned(),
             hj212_topic: "argus/v1/hj212/+".to_owned(),
+            events_topic: "argus/v1/events/+".to_owned(),
             shared_group: "argus".to_owned(),
             max_inflight: 100,
         }

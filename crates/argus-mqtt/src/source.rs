@@ -64,7 +64,7 @@ pub struct MqttSource {
 }
 
 impl MqttSource {
-    /// A source configured by `settings`: readings and HJ 212 topics, persistent session,
+    /// A source configured by `settings`: readings, HJ 212 and events topics, persistent session,
     /// manual acknowledgements.
     pub fn new(
         settings: &MqttSettings,
@@ -79,6 +79,10 @@ impl MqttSource {
             Subscription {
                 filter: settings.hj212_topic.clone(),
                 kind: PayloadKind::Hj212,
+            },
+            Subscription {
+                filter: settings.events_topic.clone(),
+                kind: PayloadKind::Events,
             },
         ];
         Self::with_subscriptions(settings, subscriptions, decoder, telemetry)
