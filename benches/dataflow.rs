@@ -7,10 +7,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use argus_dataflow::sample::{recorded_day, shuffle_within_lateness, Rng, LATENESS_MS};
 use argus_dataflow::{run_batch, state_bytes_per_instance, BatchOptions};
 use argus_model::Registry;
 use argus_rules::RuleSet;
+use argus_sim::sample::{recorded_day, shuffle_within_lateness, Rng, LATENESS_MS};
 
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");

@@ -12,8 +12,10 @@ pub fn init(settings: &LogSettings) -> anyhow::Result<()> {
         }
         _ => EnvFilter::try_new(&settings.filter).context("invalid log.filter in config")?,
     };
+    use std::io::IsTerminal;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     let result = match settings.format {
         LogFormat::Text => builder.try_init(),

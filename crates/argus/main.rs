@@ -2,10 +2,13 @@
 //! and wires the adapters together. All logic lives in the library crates; this stays thin.
 
 mod cli;
+mod demo;
 mod hj212;
 mod logging;
 mod replay;
 mod signal;
+mod simulate;
+mod verify;
 
 use std::process::ExitCode;
 
@@ -75,6 +78,72 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 argus_service::run(parts, listeners, signal::shutdown()).await
             })?;
         }
+        Command::Demo {
+            state,
+            fresh,
+            http,
+            mqtt,
+            hj212,
+            speed,
+            hours_back,
+            seed,
+            workers,
+        } => {
+            if !(speed.is_finite() && speed >= 1.0) {
+                anyhow::bail!("--speed must be at least 1, got {speed}");
+            }
+            demo::run(demo::DemoOptions {
+                state,
+                fresh,
+                http,
+                mqtt,
+                hj212,
+                speed,
+                hours_back,
+                seed,
+                workers,
+            })?;
+        }
+        Command::Simulate {
+            seed,
+            start,
+            hours,
+            speed,
+            as_fast: _,
+            scale,
+            write_registry,
+            truth,
+            hj212,
+            mqtt,
+            mqtt_user,
+            mqtt_password,
+            mqtt_topic_prefix,
+            kafka,
+        } => {
+            let settings = Settings::load(&cli.config)?;
+            let options = simulate::Options {
+                seed,
+                start,
+                hours,
+                speed,
+                scale,
+                write_registry,
+                truth,
+                hj212,
+                mqtt,
+                mqtt_user,
+                mqtt_password,
+                mqtt_topic_prefix,
+                kafka,
+            };
+            return simulate::command(&settings, options);
+        }
+        Command::Verify { truth, json } => {
+            let settings = Settings::load(&cli.config)?;
+            let runtime =
+                tokio::runtime::Runtime::new().context("cannot start the tokio runtime")?;
+            return runtime.block_on(verify::run(&settings, &truth, json));
+        }
         Command::Config {
             command: ConfigCommand::Check,
         } => {
@@ -118,7 +187,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 /// Read and validate the registry file.
-fn load_registry(path: &std::path::Path) -> anyhow::Result<Registry> {
+pub(crate) fn load_registry(path: &std::path::Path) -> anyhow::Result<Registry> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read registry {}", path.display()))?;
     Ok(Registry::from_toml_str(&text, &path.display().to_string())?)
@@ -139,7 +208,7 @@ pub(crate) fn load_rules(
 }
 
 /// Read the ticket policy and check it against the registry.
-fn load_ticket_policy(
+pub(crate) fn load_ticket_policy(
     path: &std::path::Path,
     registry: &Registry,
 ) -> anyhow::Result<argus_tickets::Policy> {

@@ -15,7 +15,6 @@
 
 pub mod live;
 mod operator;
-pub mod sample;
 mod watermark;
 
 use std::sync::{Arc, Mutex, PoisonError};

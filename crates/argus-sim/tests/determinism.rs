@@ -4,10 +4,10 @@
 
 use std::sync::Arc;
 
-use argus_dataflow::sample::{recorded_day, shuffle_within_lateness, Rng, LATENESS_MS};
 use argus_dataflow::{run_batch, AlertTransition, BatchOptions, Input};
 use argus_model::Registry;
 use argus_rules::{RuleSet, Transition};
+use argus_sim::sample::{recorded_day, shuffle_within_lateness, Rng, LATENESS_MS};
 
 fn canonical(mut transitions: Vec<AlertTransition>) -> Vec<String> {
     transitions.sort_by_key(|t| t.alert_id);

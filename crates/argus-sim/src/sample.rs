@@ -1,4 +1,5 @@
-//! Synthetic recorded input for tests and benchmarks: a day of minute data of a county's flue
+//! Synthetic recorded input for tests and benchmarks (the detection dataflow's determinism test,
+//! `benches/dataflow.rs`): a day of minute data of a county's flue
 //! gas stacks, methane sensors, power feeds, gas detectors and power meters, with enterprise
 //! events, and an arrival order shuffled within an allowed lateness. Every rule kind of the
 //! shipped rules has something to find in it. Deterministic for a given seed.
@@ -8,7 +9,7 @@ use argus_model::{
     DataFlag, Event, EventKind, Metric, MetricCode, Reading, Registry, SourceId, Timestamp,
 };
 
-use crate::Input;
+use argus_dataflow::Input;
 
 /// One minute in milliseconds.
 pub const MIN: i64 = 60_000;
