@@ -18,17 +18,8 @@ use rumqttc::{AsyncClient, MqttOptions, QoS};
 
 use crate::util::{
     argus_config, client_id, free_port, http_get, http_post, repo_path, runtime, sample, settings,
-    unique, write_config, Running, Topics,
+    unique, wait_for, write_config, Running, Topics,
 };
-
-/// Poll until `f` holds or `limit` passes.
-fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 #[test]
 fn bad_inputs_on_every_transport_reach_the_dead_letter_topic() {

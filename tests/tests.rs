@@ -7,6 +7,7 @@
 mod architecture;
 mod cli;
 mod clickhouse;
+mod demo;
 mod end_to_end;
 mod gateway;
 mod kafka;

@@ -208,6 +208,7 @@ username = "{user}"
 password = "{password}"
 readings_topic = "{mqtt_prefix}/readings/+/+"
 hj212_topic = "{mqtt_prefix}/hj212/+"
+events_topic = "{mqtt_prefix}/events/+"
 shared_group = ""
 [kafka]
 bootstrap_servers = "{bootstrap}"
@@ -268,4 +269,29 @@ pub fn sample(metrics: &str, series: &str) -> u64 {
         .lines()
         .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
         .unwrap_or(0)
+}
+
+/// Poll until `f` holds or `limit` passes.
+pub fn wait_for(what: &str, limit: std::time::Duration, mut f: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + limit;
+    while !f() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// The body of an HTTP response read by [`http_get`].
+pub fn body(response: &str) -> &str {
+    response.split_once("\r\n\r\n").map_or("", |(_, b)| b)
+}
+
+/// Write a line to the test's real stderr, past libtest's capture: what a test reports even
+/// when it passes (a results table).
+pub fn report(text: &str) {
+    use std::io::Write;
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(err, "{text}");
 }

@@ -142,9 +142,14 @@ pub fn run(options: DemoOptions) -> anyhow::Result<()> {
             },
         };
         let service_stop = wait_for(stopping.clone());
+        let http_addr = listeners
+            .http
+            .local_addr()
+            .context("cannot read the api's address")?;
         let service = tokio::spawn(argus_service::run(parts, listeners, service_stop));
-        // The broker and gateway listen once `run` has started them; the simulator retries
-        // its connections until they do.
+        // The simulator starts once Argus has subscribed to its topics: what the broker
+        // receives before that reaches nobody.
+        subscribed(http_addr, &service).await?;
         let summary = registry.summary();
         let simulation = crate::simulate::Simulation {
             registry: Arc::new(registry),
@@ -222,6 +227,49 @@ pub fn run(options: DemoOptions) -> anyhow::Result<()> {
         );
         Ok(())
     })
+}
+
+/// How long the service may take to subscribe to its MQTT topics.
+const SUBSCRIBED_WITHIN: Duration = Duration::from_secs(30);
+
+/// Wait until the service's MQTT source has its three topic filters acknowledged (its own
+/// metrics say so), or fail if the service stops first.
+async fn subscribed(
+    http: SocketAddr,
+    service: &tokio::task::JoinHandle<Result<(), argus_service::ServiceError>>,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + SUBSCRIBED_WITHIN;
+    let series = "argus_mqtt_connections_total{event=\"subscribed\"}";
+    loop {
+        if service.is_finished() {
+            anyhow::bail!("argus stopped while starting (see the log above)");
+        }
+        let subscriptions = metrics(http).await.and_then(|text| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(series)?.trim().parse::<f64>().ok())
+        });
+        if subscriptions.is_some_and(|n| n >= 3.0) {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            anyhow::bail!(
+                "argus has not subscribed to its mqtt topics after {} s",
+                SUBSCRIBED_WITHIN.as_secs()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The text of `GET /metrics` on `addr`, if it answers.
+async fn metrics(addr: SocketAddr) -> Option<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
+    let request = "GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+    stream.write_all(request.as_bytes()).await.ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.ok()?;
+    Some(response)
 }
 
 /// Resolves once `stop` is set.

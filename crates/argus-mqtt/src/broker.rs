@@ -81,15 +81,66 @@ pub fn start_embedded(
         })
         .map_err(|e| MqttError::Broker(format!("cannot start its thread: {e}")))?;
     let deadline = Instant::now() + START_WITHIN;
-    while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-        if Instant::now() > deadline {
-            return Err(MqttError::Broker(format!(
-                "not listening on {addr} after {} s",
-                START_WITHIN.as_secs()
-            )));
+    loop {
+        match probe(addr, settings) {
+            Ok(0) => break,
+            Ok(code) => {
+                return Err(MqttError::Broker(format!(
+                    "refused its own user (CONNACK return code {code})"
+                )))
+            }
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) => {
+                return Err(MqttError::Broker(format!(
+                    "not answering on {addr} after {} s: {e}",
+                    START_WITHIN.as_secs()
+                )))
+            }
         }
-        std::thread::sleep(Duration::from_millis(20));
     }
     tracing::info!(%addr, "embedded mqtt broker listening");
     Ok(addr)
+}
+
+/// Connect to the broker as a proper MQTT 3.1.1 client with the configured user, then
+/// disconnect: the CONNACK's return code (0: accepted). Proves it listens and knows the user.
+fn probe(addr: SocketAddr, settings: &MqttSettings) -> std::io::Result<u8> {
+    use std::io::{Read, Write};
+    fn string(out: &mut Vec<u8>, s: &str) {
+        let len = u16::try_from(s.len()).unwrap_or(u16::MAX);
+        out.extend_from_slice(&len.to_be_bytes());
+        out.extend_from_slice(&s.as_bytes()[..usize::from(len)]);
+    }
+    let mut rest = Vec::new();
+    string(&mut rest, "MQTT");
+    rest.push(4); // protocol level 3.1.1
+    let credentials = settings.credentials.as_ref();
+    rest.push(if credentials.is_some() { 0xC2 } else { 0x02 }); // user, password, clean session
+    rest.extend_from_slice(&10_u16.to_be_bytes()); // keep alive
+    string(&mut rest, "argus-broker-probe");
+    if let Some(c) = credentials {
+        string(&mut rest, &c.username);
+        string(&mut rest, &c.password);
+    }
+    let mut packet = vec![0x10];
+    let mut len = rest.len();
+    loop {
+        let byte = u8::try_from(len % 128).unwrap_or(0);
+        len /= 128;
+        packet.push(if len > 0 { byte | 0x80 } else { byte });
+        if len == 0 {
+            break;
+        }
+    }
+    packet.extend_from_slice(&rest);
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(200))?;
+    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+    stream.write_all(&packet)?;
+    let mut connack = [0_u8; 4];
+    stream.read_exact(&mut connack)?;
+    if connack[0] != 0x20 {
+        return Err(std::io::Error::other("no CONNACK"));
+    }
+    stream.write_all(&[0xE0, 0x00])?; // DISCONNECT
+    Ok(connack[3])
 }

@@ -184,6 +184,10 @@ impl MqttSource {
                         self.decode(&mut batch, publish);
                         batch.len() >= MAX_BATCH
                     }
+                    Ok(Event::Incoming(Packet::SubAck(_))) => {
+                        self.telemetry.mqtt.connections.with_label_values(&["subscribed"]).inc();
+                        false
+                    }
                     Ok(_) => false,
                     Err(e) => {
                         self.telemetry.mqtt.connections.with_label_values(&["error"]).inc();

@@ -31,7 +31,7 @@ pub mod names {
     pub const KAFKA_COMMITS_TOTAL: &str = "argus_kafka_commits_total";
     /// Counter: Kafka partition assignments and revocations, by `event` (assign, revoke).
     pub const KAFKA_REBALANCES_TOTAL: &str = "argus_kafka_rebalances_total";
-    /// Counter: MQTT connection events, by `event` (connected, error).
+    /// Counter: MQTT connection events, by `event` (connected, error, subscribed: a topic filter acknowledged by the broker).
     pub const MQTT_CONNECTIONS_TOTAL: &str = "argus_mqtt_connections_total";
     /// Gauge: open HJ 212 data-logger connections.
     pub const GATEWAY_CONNECTIONS: &str = "argus_gateway_connections";
@@ -196,7 +196,7 @@ pub struct KafkaMetrics {
 /// MQTT counters.
 #[derive(Debug, Clone)]
 pub struct MqttMetrics {
-    /// Connection events (`connected`, `error`).
+    /// Connection events (`connected`, `error`, `subscribed`).
     pub connections: IntCounterVec,
 }
 
