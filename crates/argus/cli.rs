@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 /// Argus: big-data monitoring hub for environmental and safety enforcement supervision.
 ///
@@ -34,85 +34,14 @@ pub enum Command {
     /// MQTT and TCP: the last day at --speed times the clock, then in real time. Prints where to
     /// look and a summary every few seconds. Ctrl-C stops; a second run resumes from the state
     /// folder. Ignores --config: it writes its own (config/demo.toml) into the state folder.
-    Demo {
-        /// State folder: configuration, store, ground truth, progress.
-        #[arg(long, default_value = ".state/demo")]
-        state: PathBuf,
-        /// Remove the state folder first and start afresh.
-        #[arg(long)]
-        fresh: bool,
-        /// Address of the HTTP API.
-        #[arg(long, default_value = "127.0.0.1:9898")]
-        http: std::net::SocketAddr,
-        /// Address of the embedded MQTT broker (loopback).
-        #[arg(long, default_value = "127.0.0.1:1884")]
-        mqtt: std::net::SocketAddr,
-        /// Address of the HJ 212 gateway.
-        #[arg(long, default_value = "127.0.0.1:9212")]
-        hj212: std::net::SocketAddr,
-        /// Simulated seconds per second until the simulation catches up with the clock.
-        #[arg(long, default_value_t = 60.0)]
-        speed: f64,
-        /// Hours back from now the simulated day starts.
-        #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(u32).range(1..=168))]
-        hours_back: u32,
-        /// The simulator's seed: the same seed gives the same feeds.
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-        /// Detection worker threads.
-        #[arg(short = 'w', long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
-        workers: u16,
-    },
+    Demo(DemoArgs),
     /// Feed a running Argus with a simulated county over the real protocols, and write the
     /// ground truth of the alerts it must raise.
     ///
     /// The registry is the configuration's (or, with --scale K, K copies of it under new ids:
     /// write the matching registry with --write-registry and give it to Argus). Violations of
     /// every rule kind and look-alikes are injected at known times. Progress on stderr.
-    Simulate {
-        /// Seed: the same seed and options give the same bytes.
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-        /// Simulated start (RFC 3339); default 2026-11-26T00:00:00+08:00.
-        #[arg(long)]
-        start: Option<String>,
-        /// Simulated hours to run.
-        #[arg(long, default_value_t = 24.0)]
-        hours: f64,
-        /// Simulated seconds per second (1 = real time, 60 = an hour a minute).
-        #[arg(long, conflicts_with = "as_fast")]
-        speed: Option<f64>,
-        /// As fast as the receiver takes it (the default unless --speed is given).
-        #[arg(long)]
-        as_fast: bool,
-        /// Repeat the county this many times under new ids (a province).
-        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
-        scale: u32,
-        /// Write the registry of the scaled county here (and exit unless targets are given).
-        #[arg(long)]
-        write_registry: Option<PathBuf>,
-        /// Where to write the ground truth (JSON lines).
-        #[arg(long, default_value = "truth.jsonl")]
-        truth: PathBuf,
-        /// HJ 212 gateway to connect the data loggers to.
-        #[arg(long)]
-        hj212: Option<std::net::SocketAddr>,
-        /// MQTT broker (host:port).
-        #[arg(long)]
-        mqtt: Option<std::net::SocketAddr>,
-        /// MQTT user.
-        #[arg(long, requires = "mqtt")]
-        mqtt_user: Option<String>,
-        /// MQTT password (or ARGUS_SIM_MQTT_PASSWORD).
-        #[arg(long, env = "ARGUS_SIM_MQTT_PASSWORD", hide_env_values = true)]
-        mqtt_password: Option<String>,
-        /// What MQTT topics start with instead of `argus/v1` (match Argus's [mqtt] topics).
-        #[arg(long, default_value = "argus/v1")]
-        mqtt_topic_prefix: String,
-        /// Kafka bootstrap servers.
-        #[arg(long)]
-        kafka: Option<String>,
-    },
+    Simulate(SimulateArgs),
     /// Compare the alerts in the store with a simulator's ground truth: per rule kind true
     /// positives, false positives, misses and detection delay. Exit 1 if anything falls short.
     Verify {
@@ -200,4 +129,83 @@ pub enum RegistryCommand {
         /// Registry file; defaults to the one named by the configuration.
         file: Option<PathBuf>,
     },
+}
+
+/// The options of `argus demo`.
+#[derive(Debug, Clone, Args)]
+pub struct DemoArgs {
+    /// State folder: configuration, store, ground truth, progress.
+    #[arg(long, default_value = ".state/demo")]
+    pub state: PathBuf,
+    /// Remove the state folder first and start afresh.
+    #[arg(long)]
+    pub fresh: bool,
+    /// Address of the HTTP API.
+    #[arg(long, default_value = "127.0.0.1:9898")]
+    pub http: std::net::SocketAddr,
+    /// Address of the embedded MQTT broker (loopback).
+    #[arg(long, default_value = "127.0.0.1:1884")]
+    pub mqtt: std::net::SocketAddr,
+    /// Address of the HJ 212 gateway.
+    #[arg(long, default_value = "127.0.0.1:9212")]
+    pub hj212: std::net::SocketAddr,
+    /// Simulated seconds per second until the simulation catches up with the clock.
+    #[arg(long, default_value_t = 60.0)]
+    pub speed: f64,
+    /// Hours back from now the simulated day starts.
+    #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(u32).range(1..=168))]
+    pub hours_back: u32,
+    /// The simulator's seed: the same seed gives the same feeds.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Detection worker threads.
+    #[arg(short = 'w', long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub workers: u16,
+}
+
+/// The options of `argus simulate`.
+#[derive(Debug, Clone, Args)]
+pub struct SimulateArgs {
+    /// Seed: the same seed and options give the same bytes.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Simulated start (RFC 3339); default 2026-11-26T00:00:00+08:00.
+    #[arg(long)]
+    pub start: Option<String>,
+    /// Simulated hours to run.
+    #[arg(long, default_value_t = 24.0)]
+    pub hours: f64,
+    /// Simulated seconds per second (1 = real time, 60 = an hour a minute).
+    #[arg(long, conflicts_with = "as_fast")]
+    pub speed: Option<f64>,
+    /// As fast as the receiver takes it (the default unless --speed is given).
+    #[arg(long)]
+    pub as_fast: bool,
+    /// Repeat the county this many times under new ids (a province).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub scale: u32,
+    /// Write the registry of the scaled county here (and exit unless targets are given).
+    #[arg(long)]
+    pub write_registry: Option<PathBuf>,
+    /// Where to write the ground truth (JSON lines).
+    #[arg(long, default_value = "truth.jsonl")]
+    pub truth: PathBuf,
+    /// HJ 212 gateway to connect the data loggers to.
+    #[arg(long)]
+    pub hj212: Option<std::net::SocketAddr>,
+    /// MQTT broker (host:port).
+    #[arg(long)]
+    pub mqtt: Option<std::net::SocketAddr>,
+    /// MQTT user.
+    #[arg(long, requires = "mqtt")]
+    pub mqtt_user: Option<String>,
+    /// MQTT password (or ARGUS_SIM_MQTT_PASSWORD).
+    #[arg(long, env = "ARGUS_SIM_MQTT_PASSWORD", hide_env_values = true)]
+    pub mqtt_password: Option<String>,
+    /// What MQTT topics start with instead of `argus/v1` (match Argus's [mqtt] topics).
+    #[arg(long, default_value = "argus/v1")]
+    pub mqtt_topic_prefix: String,
+    /// Kafka bootstrap servers.
+    #[arg(long)]
+    pub kafka: Option<String>,
 }

@@ -15,6 +15,8 @@ use argus_model::Timestamp;
 use argus_store::{SqliteStore, Store};
 use tokio::sync::watch;
 
+use crate::cli::DemoArgs;
+
 /// The demo's configuration, built in (config/demo.toml).
 const CONFIG: &str = include_str!("../../config/demo.toml");
 /// The example county, its rules and ticket policy, built in.
@@ -25,29 +27,6 @@ const FILES: &[(&str, &str)] = &[
 ];
 /// How often the summary line is printed.
 const SUMMARY_EVERY: Duration = Duration::from_secs(5);
-
-/// What the command line says.
-#[derive(Debug, Clone)]
-pub struct DemoOptions {
-    /// The state folder.
-    pub state: PathBuf,
-    /// Start afresh: remove the state folder first.
-    pub fresh: bool,
-    /// The HTTP API's address.
-    pub http: SocketAddr,
-    /// The embedded MQTT broker's address.
-    pub mqtt: SocketAddr,
-    /// The HJ 212 gateway's address.
-    pub hj212: SocketAddr,
-    /// Simulated seconds per second while catching up with the clock.
-    pub speed: f64,
-    /// How far back the simulated day starts, in hours.
-    pub hours_back: u32,
-    /// The simulator's seed.
-    pub seed: u64,
-    /// Detection worker threads.
-    pub workers: u16,
-}
 
 /// The demo's progress kept in the state folder, so a second run resumes.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
@@ -60,7 +39,7 @@ struct Resume {
 
 /// Write the demo's files into the state folder (the county's files only if missing, so edits
 /// survive) and load its configuration.
-fn prepare(options: &DemoOptions) -> anyhow::Result<Settings> {
+fn prepare(options: &DemoArgs) -> anyhow::Result<Settings> {
     if options.fresh && options.state.exists() {
         std::fs::remove_dir_all(&options.state)
             .with_context(|| format!("cannot remove {}", options.state.display()))?;
@@ -104,7 +83,7 @@ fn write_resume(state: &Path, seed: u64, reached_ms: i64) -> anyhow::Result<()> 
 }
 
 /// Run the demo until Ctrl-C.
-pub fn run(options: DemoOptions) -> anyhow::Result<()> {
+pub fn run(options: DemoArgs) -> anyhow::Result<()> {
     let settings = prepare(&options)?;
     crate::logging::init(&settings.log)?;
     let state = &options.state;
@@ -132,7 +111,7 @@ pub fn run(options: DemoOptions) -> anyhow::Result<()> {
         let parts = argus_service::Parts {
             settings: settings.clone(),
             registry: registry.clone(),
-            rules: crate::load_rules(&settings.rules.path, &registry)?,
+            rules: rules.clone(),
             policy,
             cluster: argus_service::Cluster {
                 workers: usize::from(options.workers),

@@ -78,65 +78,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 argus_service::run(parts, listeners, signal::shutdown()).await
             })?;
         }
-        Command::Demo {
-            state,
-            fresh,
-            http,
-            mqtt,
-            hj212,
-            speed,
-            hours_back,
-            seed,
-            workers,
-        } => {
-            if !(speed.is_finite() && speed >= 1.0) {
-                anyhow::bail!("--speed must be at least 1, got {speed}");
+        Command::Demo(args) => {
+            if !(args.speed.is_finite() && args.speed >= 1.0) {
+                anyhow::bail!("--speed must be at least 1, got {}", args.speed);
             }
-            demo::run(demo::DemoOptions {
-                state,
-                fresh,
-                http,
-                mqtt,
-                hj212,
-                speed,
-                hours_back,
-                seed,
-                workers,
-            })?;
+            demo::run(args)?;
         }
-        Command::Simulate {
-            seed,
-            start,
-            hours,
-            speed,
-            as_fast: _,
-            scale,
-            write_registry,
-            truth,
-            hj212,
-            mqtt,
-            mqtt_user,
-            mqtt_password,
-            mqtt_topic_prefix,
-            kafka,
-        } => {
+        Command::Simulate(args) => {
             let settings = Settings::load(&cli.config)?;
-            let options = simulate::Options {
-                seed,
-                start,
-                hours,
-                speed,
-                scale,
-                write_registry,
-                truth,
-                hj212,
-                mqtt,
-                mqtt_user,
-                mqtt_password,
-                mqtt_topic_prefix,
-                kafka,
-            };
-            return simulate::command(&settings, options);
+            return simulate::command(&settings, args);
         }
         Command::Verify { truth, json } => {
             let settings = Settings::load(&cli.config)?;

@@ -14,6 +14,8 @@ use argus_rules::RuleSet;
 use argus_sim::send::{self, KafkaTarget, MqttTarget as SimMqtt, Pacing, SendOptions, Targets};
 use argus_sim::{Generator, RuleParams, Scenario, TruthWriter};
 
+use crate::cli::SimulateArgs;
+
 /// An MQTT broker to publish to.
 #[derive(Debug, Clone)]
 pub struct MqttTarget {
@@ -119,27 +121,8 @@ pub async fn run(
     Ok(stats.feed_end)
 }
 
-/// What `argus simulate` was given (the command line's flags of the same names).
-#[derive(Debug)]
-#[allow(missing_docs)]
-pub struct Options {
-    pub seed: u64,
-    pub start: Option<String>,
-    pub hours: f64,
-    pub speed: Option<f64>,
-    pub scale: u32,
-    pub write_registry: Option<PathBuf>,
-    pub truth: PathBuf,
-    pub hj212: Option<SocketAddr>,
-    pub mqtt: Option<SocketAddr>,
-    pub mqtt_user: Option<String>,
-    pub mqtt_password: Option<String>,
-    pub mqtt_topic_prefix: String,
-    pub kafka: Option<String>,
-}
-
 /// `argus simulate`.
-pub fn command(settings: &Settings, o: Options) -> anyhow::Result<ExitCode> {
+pub fn command(settings: &Settings, o: SimulateArgs) -> anyhow::Result<ExitCode> {
     let county = crate::load_registry(&settings.registry_path)?;
     let (registry_text, registry) =
         argus_sim::province::province(&county, o.scale).context("cannot scale the registry")?;

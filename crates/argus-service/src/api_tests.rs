@@ -32,6 +32,8 @@ struct Fixture {
     store: Backend,
     alert_id: String,
     pipeline: mpsc::Receiver<Envelope>,
+    /// Held so the ticket book runs as long as the test.
+    _fired: mpsc::Sender<Vec<FiredAlert>>,
     _dir: TempDir,
 }
 
@@ -118,7 +120,6 @@ async fn fixture(name: &str) -> Fixture {
         muted: false,
     };
     fired_tx.send(vec![fired]).await.unwrap();
-    std::mem::forget(fired_tx); // the book runs as long as the test
     let (pipeline_tx, pipeline) = mpsc::channel(4);
     let records = LiveRecords::new(store.clone(), commands_tx, pipeline_tx, telemetry.clone());
     let app = argus_api::router(ApiState {
@@ -140,6 +141,7 @@ async fn fixture(name: &str) -> Fixture {
         store,
         alert_id,
         pipeline,
+        _fired: fired_tx,
         _dir: dir,
     }
 }
