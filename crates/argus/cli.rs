@@ -208,4 +208,9 @@ pub struct SimulateArgs {
     /// Kafka bootstrap servers.
     #[arg(long)]
     pub kafka: Option<String>,
+    /// Data loggers also send their own minute and hourly averages (HJ 212 CN 2051/2061 with
+    /// Avg, ZsAvg, Min, Max, Cou). Argus today judges those averages like real-time values of
+    /// the same series, so the ground truth is exact only without them.
+    #[arg(long)]
+    pub logger_averages: bool,
 }

@@ -150,6 +150,7 @@ pub fn run(options: DemoArgs) -> anyhow::Result<()> {
             truth: truth_path.clone(),
             append_truth: resumed,
             progress: false,
+            logger_averages: false,
         };
         let simulator = tokio::spawn(crate::simulate::run(simulation, wait_for(stopping.clone())));
 

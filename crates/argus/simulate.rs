@@ -56,6 +56,8 @@ pub struct Simulation {
     pub append_truth: bool,
     /// Print progress lines (`argus simulate`), or keep quiet (the demo prints its own).
     pub progress: bool,
+    /// Loggers also send their minute and hourly averages (CN 2051/2061).
+    pub logger_averages: bool,
 }
 
 /// Run a simulation until its end or `stop`; returns the simulated time the feed reached.
@@ -81,7 +83,7 @@ pub async fn run(
         end: sim.end,
         transports: targets.transports(),
         violations: true,
-        logger_averages: false,
+        logger_averages: sim.logger_averages,
         params: RuleParams::from_rules_toml(&sim.rules_text),
     };
     let generator = Generator::new(sim.registry, sim.rules, scenario)?;
@@ -186,6 +188,7 @@ pub fn command(settings: &Settings, o: SimulateArgs) -> anyhow::Result<ExitCode>
         truth: o.truth.clone(),
         append_truth: false,
         progress: true,
+        logger_averages: o.logger_averages,
     };
     let runtime = tokio::runtime::Runtime::new().context("cannot start the tokio runtime")?;
     let reached = runtime.block_on(run(simulation, crate::signal::shutdown()))?;
