@@ -112,12 +112,20 @@ pub async fn run(
     .await?;
     truth.flush()?;
     if print {
+        let p = &stats.progress;
+        let secs = p.elapsed.as_secs_f64().max(0.001);
         eprintln!(
-            "argus simulate: {} ({} replies, {} reconnections){}",
-            stats.progress,
+            "argus simulate: {} in {secs:.1} s: delivered hj212 {} ({:.0}/s, {} replies), mqtt {} ({:.0}/s), kafka {} ({:.0}/s), failed {}, {} reconnections",
+            if stats.stopped { "stopped" } else { "done" },
+            p.delivered[0],
+            p.delivered[0] as f64 / secs,
             stats.replies,
+            p.delivered[1],
+            p.delivered[1] as f64 / secs,
+            p.delivered[2],
+            p.delivered[2] as f64 / secs,
+            p.failed,
             stats.reconnects,
-            if stats.stopped { ", stopped" } else { "" }
         );
     }
     Ok(stats.feed_end)

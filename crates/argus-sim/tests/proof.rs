@@ -214,7 +214,6 @@ fn the_truth_is_what_the_rules_find_in_the_first_hours() {
 /// The default scenario, a whole day, and one more hour so that the day's averages close.
 /// Slow without optimisations: run with `cargo test --release -p argus-sim`.
 #[test]
-#[cfg_attr(debug_assertions, ignore = "a day of the county: run in release")]
 fn the_truth_is_what_the_rules_find_in_the_default_scenario() {
     let (truth, report) = prove(county(), Scenario::default_day());
     check(&truth, &report);
@@ -230,7 +229,6 @@ fn the_truth_is_what_the_rules_find_in_the_default_scenario() {
 
 /// A province of three counties (ids rewritten, violations per county): the truth holds too.
 #[test]
-#[cfg_attr(debug_assertions, ignore = "three counties: run in release")]
 fn the_truth_is_what_the_rules_find_in_a_province() {
     let (_, registry) = argus_sim::province::province(&county(), 3).unwrap();
     let (truth, report) = prove(registry, Scenario::default_day().with_hours(8.0));
@@ -266,7 +264,6 @@ fn a_stopped_run_is_true_too() {
 /// A start off the hour and second (the demo starts at now - 24 h), over TCP and MQTT: the
 /// partial first windows are in the truth.
 #[test]
-#[cfg_attr(debug_assertions, ignore = "run in release")]
 fn an_unaligned_start_is_true_too() {
     let start = argus_sim::DEFAULT_START.plus_millis(37 * 60_000 + 12_345);
     let scenario = Scenario {
