@@ -725,3 +725,115 @@ fn a_silence_and_a_notice_set_before_a_restart_mute_alerts_recorded_without_tick
     topics.delete(&rt);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// Regression (issue 11, item 1): a dead letter the broker refuses (here: a dead-letter topic
+/// that takes no message of its size) held every transport's good input back forever, retried
+/// every 30 s. Now it is given up on for the topic after a few attempts, kept in the store's
+/// `rejected` once, and the good input behind it is stored; the huge field name's detail is
+/// bounded.
+#[test]
+fn a_dead_letter_the_broker_refuses_does_not_hold_back_the_inputs_behind_it() {
+    use argus_store::Store;
+    let s = settings();
+    let id = unique("e2e_refused");
+    let topics = Topics::named(&id);
+    let (metrics_port, gateway_port) = (free_port(), free_port());
+    let rules = "allowed_lateness_secs = 1\nmax_delay_secs = 60\nadvance_every_ms = 100\n";
+    let (dir, config) = write_config(&id, metrics_port, gateway_port, &topics, rules);
+    let text = std::fs::read_to_string(&config).unwrap_or_else(|e| panic!("{e}"));
+    let embedded = "backend = \"sqlite\"\nsqlite_path = \"argus.sqlite\"";
+    std::fs::write(&config, text.replace("backend = \"clickhouse\"", embedded))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let rt = runtime();
+    let kafka_config = || {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", &s.kafka.bootstrap_servers);
+        c
+    };
+    rt.block_on(async {
+        let admin: AdminClient<DefaultClientContext> =
+            kafka_config().create().unwrap_or_else(|e| panic!("{e}"));
+        let mut new: Vec<NewTopic> = [&topics.readings, &topics.hj212, &topics.events]
+            .iter()
+            .map(|t| NewTopic::new(t, 1, TopicReplication::Fixed(1)))
+            .collect();
+        new.push(
+            NewTopic::new(&topics.dlq, 1, TopicReplication::Fixed(1))
+                .set("max.message.bytes", "100"),
+        );
+        let created = admin
+            .create_topics(&new, &AdminOptions::new())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(created.iter().all(Result::is_ok), "{created:?}");
+    });
+    let child = Command::new(env!("CARGO_BIN_EXE_argus"))
+        .args(["--config", &config.display().to_string(), "run"])
+        .env("RUST_LOG", "warn")
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn argus: {e}"));
+    let mut argus = Running(child);
+    wait_for("argus to serve", Duration::from_secs(30), || {
+        http_get(metrics_port, "/metrics").is_some_and(|m| m.contains("argus_detect_inputs_total"))
+    });
+
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(0))
+        .unwrap_or(0);
+    let huge = format!("{{\"{}\": 1}}", "K".repeat(990_000));
+    let good = |n: i64| {
+        format!(
+            "{{\"source\":\"15010201000101\",\"ts\":{},\"values\":{{\"a21026\":{n}}}}}",
+            now - 60_000 + n * 1_000
+        )
+    };
+    rt.block_on(async {
+        let producer: FutureProducer = kafka_config()
+            .set("message.max.bytes", "2000000")
+            .create()
+            .unwrap_or_else(|e| panic!("{e}"));
+        for payload in std::iter::once(huge).chain((1..=5).map(good)) {
+            let record = FutureRecord::to(&topics.readings)
+                .key("k")
+                .payload(payload.as_str());
+            producer
+                .send(record, Duration::from_secs(10))
+                .await
+                .unwrap_or_else(|(e, _)| panic!("{e}"));
+        }
+    });
+
+    let store =
+        argus_store::SqliteStore::open(&dir.join("argus.sqlite")).unwrap_or_else(|e| panic!("{e}"));
+    wait_for("the good readings stored", Duration::from_secs(60), || {
+        rt.block_on(store.counts())
+            .is_ok_and(|c| c.readings == 5 && c.rejected == 1)
+    });
+    let metrics = http_get(metrics_port, "/metrics").unwrap_or_default();
+    assert_eq!(
+        sample(&metrics, "argus_dlq_unpublished_total"),
+        1,
+        "{metrics}"
+    );
+    let rejected = rt
+        .block_on(store.rejected(10))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(rejected.len(), 1);
+    assert_eq!(rejected[0].reason, "bad_schema");
+    assert!(
+        rejected[0].detail.len() <= argus_ingest::MAX_DETAIL_BYTES
+            && rejected[0].detail.contains("unknown field"),
+        "{}",
+        &rejected[0].detail[..rejected[0].detail.len().min(200)]
+    );
+    assert_eq!(rejected[0].raw_len, 990_000 + 7);
+
+    let pid = argus.0.id().to_string();
+    let _ = Command::new("kill").args(["-TERM", &pid]).status();
+    let status = argus.0.wait().unwrap_or_else(|e| panic!("{e}"));
+    assert!(status.success(), "argus exited with {status:?}");
+    topics.delete(&rt);
+    let _ = std::fs::remove_dir_all(dir);
+}

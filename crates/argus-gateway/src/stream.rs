@@ -73,15 +73,15 @@ impl Discarded {
 
     fn into_dead_letter(self, origin: &str) -> DeadLetter {
         let detail = format!("{}; {} bytes discarded", self.detail, self.len);
-        DeadLetter {
-            transport: Transport::Hj212Tcp,
-            origin: origin.to_owned(),
-            reason: self.reason,
-            detail,
-            received_at: self.received_at,
-            raw: self.raw,
-            raw_len: self.len,
-        }
+        DeadLetter::gathered(
+            Transport::Hj212Tcp,
+            origin,
+            self.reason,
+            &detail,
+            self.received_at,
+            self.raw,
+            self.len,
+        )
     }
 }
 

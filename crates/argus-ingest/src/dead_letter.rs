@@ -9,6 +9,26 @@ use crate::Transport;
 
 /// At most this many bytes of a bad input are kept; `raw_len` tells the original size.
 pub const MAX_RAW_BYTES: usize = 16 * 1024;
+/// A dead letter's detail is cut to this many bytes (with a marker saying how much was cut):
+/// the decoder's message can quote the input, and the input can be huge.
+pub const MAX_DETAIL_BYTES: usize = 1024;
+/// A dead letter's origin (a topic, a peer) is cut to this many bytes.
+pub const MAX_ORIGIN_BYTES: usize = 512;
+
+/// `text` cut to at most `max` bytes on a character boundary, with a marker naming the bytes
+/// cut: what every text taken from input is bounded with before it is stored, published or
+/// logged.
+pub fn bounded(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let marker = format!("... ({} bytes cut)", text.len());
+    let mut end = max.saturating_sub(marker.len());
+    while end > 0 && !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{marker}", &text[..end])
+}
 
 /// Why an input was refused. A bounded set: used as a metric label and a stored code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -105,7 +125,9 @@ pub struct DeadLetter {
 }
 
 impl DeadLetter {
-    /// Build a dead letter, keeping at most [`MAX_RAW_BYTES`] of `raw`.
+    /// Build a dead letter, keeping at most [`MAX_RAW_BYTES`] of `raw`, [`MAX_DETAIL_BYTES`] of
+    /// the detail and [`MAX_ORIGIN_BYTES`] of the origin: every dead letter fits a Kafka message
+    /// of the default size limit, whatever the input.
     pub fn new(
         transport: Transport,
         origin: String,
@@ -117,12 +139,35 @@ impl DeadLetter {
         let kept = &raw[..raw.len().min(MAX_RAW_BYTES)];
         Self {
             transport,
-            origin,
+            origin: bounded(&origin, MAX_ORIGIN_BYTES),
             reason,
-            detail,
+            detail: bounded(&detail, MAX_DETAIL_BYTES),
             received_at,
             raw: kept.to_vec(),
             raw_len: raw.len(),
+        }
+    }
+
+    /// A dead letter of bytes gathered elsewhere (at most [`MAX_RAW_BYTES`] of them kept) from
+    /// an input of `raw_len` bytes, its texts bounded like [`DeadLetter::new`]'s.
+    pub fn gathered(
+        transport: Transport,
+        origin: &str,
+        reason: Reason,
+        detail: &str,
+        received_at: Timestamp,
+        mut raw: Vec<u8>,
+        raw_len: usize,
+    ) -> Self {
+        raw.truncate(MAX_RAW_BYTES);
+        Self {
+            transport,
+            origin: bounded(origin, MAX_ORIGIN_BYTES),
+            reason,
+            detail: bounded(detail, MAX_DETAIL_BYTES),
+            received_at,
+            raw,
+            raw_len,
         }
     }
 
@@ -153,6 +198,57 @@ pub fn count_by_reason(letters: &[DeadLetter]) -> Vec<(Reason, u64)> {
         }
     }
     counts
+}
+
+#[cfg(test)]
+mod bounded_tests {
+    use super::*;
+
+    /// Regression (issue 11, item 1): a ~990 KB unknown field name made a dead letter whose
+    /// detail header Kafka refused, and the pipeline retried it forever.
+    #[test]
+    fn a_huge_field_name_gives_a_dead_letter_that_fits_a_kafka_message() {
+        let name = "\u{1}".repeat(340_000) + &"K".repeat(650_000);
+        let detail = format!("unknown field {name:?} (expected source, ts, values)");
+        let raw = format!("{{{name:?}: 1}}");
+        let letter = DeadLetter::new(
+            Transport::Kafka,
+            "kafka:".to_owned() + &"t".repeat(100_000),
+            Reason::BadSchema,
+            detail,
+            Timestamp(0),
+            raw.as_bytes(),
+        );
+        assert!(
+            letter.detail.len() <= MAX_DETAIL_BYTES,
+            "{}",
+            letter.detail.len()
+        );
+        assert!(
+            letter.detail.starts_with("unknown field \"\\u{1}"),
+            "{}",
+            &letter.detail[..40]
+        );
+        assert!(letter.detail.ends_with("bytes cut)"), "{}", letter.detail);
+        assert!(letter.origin.len() <= MAX_ORIGIN_BYTES);
+        let headers: usize = letter
+            .headers()
+            .iter()
+            .map(|(k, v)| k.len() + v.len())
+            .sum();
+        assert!(headers + letter.raw.len() < 20 * 1024, "{headers}");
+        assert_eq!(letter.raw_len, raw.len());
+    }
+
+    #[test]
+    fn bounded_cuts_on_a_character_boundary_and_keeps_short_text() {
+        assert_eq!(bounded("short", 10), "short");
+        let cut = bounded(&"排放".repeat(1000), 100);
+        assert!(
+            cut.len() <= 100 && cut.ends_with("(6000 bytes cut)"),
+            "{cut}"
+        );
+    }
 }
 
 #[cfg(test)]

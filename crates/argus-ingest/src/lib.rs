@@ -12,6 +12,8 @@ pub mod envelope;
 pub mod events;
 pub mod json;
 
-pub use dead_letter::{count_by_reason, DeadLetter, Reason, MAX_RAW_BYTES};
+pub use dead_letter::{
+    bounded, count_by_reason, DeadLetter, Reason, MAX_DETAIL_BYTES, MAX_ORIGIN_BYTES, MAX_RAW_BYTES,
+};
 pub use decode::{DecodeOptions, Decoder, IngestError, PayloadKind, TimeWindow};
 pub use envelope::{Ack, Envelope, Record, Transport};

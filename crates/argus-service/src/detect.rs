@@ -16,6 +16,7 @@ use argus_telemetry::Telemetry;
 use argus_tickets::FiredAlert;
 use tokio::sync::mpsc;
 
+use crate::ratelimit::{RateLimited, LOG_EVERY};
 use crate::ServiceError;
 
 /// Parts waiting for a worker, per worker: small, so a slow dataflow slows the sources down.
@@ -98,6 +99,7 @@ impl Detection {
         let local_workers = cluster.workers;
         let observer: Arc<dyn Observer> = Arc::new(Report {
             telemetry,
+            late_log: Mutex::new(RateLimited::new(LOG_EVERY)),
             sink,
             fired,
         });
@@ -201,6 +203,8 @@ impl Feed for ChannelFeed {
 /// Logs and metrics of the workers' reports; transitions go to the store's sink.
 struct Report {
     telemetry: Telemetry,
+    /// Late inputs, logged at most once per interval.
+    late_log: Mutex<RateLimited>,
     sink: mpsc::Sender<Item>,
     fired: mpsc::Sender<Vec<FiredAlert>>,
 }
@@ -302,13 +306,19 @@ impl Observer for Report {
 
     fn late(&self, worker: usize, inputs: Vec<Input>) {
         self.telemetry.detect.late.inc_by(inputs.len() as u64);
-        // Kept by storage once it exists; until then the log names them.
-        for input in &inputs {
+        // Stored as received (readings are); the log says so once per interval, with a count.
+        let due = self
+            .late_log
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .note(inputs.len() as u64, std::time::Instant::now());
+        if let (Some(count), Some(example)) = (due, inputs.first()) {
             tracing::warn!(
                 worker,
-                source = input.source().map_or("", |s| s.as_str()),
-                event_time = %input.event_time().to_rfc3339(),
-                "input later than the allowed lateness: not judged"
+                count,
+                example_source = example.source().map_or("", |s| s.as_str()),
+                example_event_time = %example.event_time().to_rfc3339(),
+                "inputs later than the allowed lateness since the last such line: stored, not judged"
             );
         }
     }

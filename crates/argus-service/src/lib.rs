@@ -7,6 +7,7 @@
 mod detect;
 mod error;
 mod pipeline;
+mod ratelimit;
 mod records;
 mod service;
 mod tickets;

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use argus_ingest::{DeadLetter, Envelope};
 use argus_kafka::DeadLetterSink;
+use argus_telemetry::Telemetry;
 use tokio::sync::{mpsc, watch};
 
 use argus_ingest::Record;
@@ -21,14 +22,15 @@ use crate::ServiceError;
 const PROGRESS_EVERY: Duration = Duration::from_secs(30);
 
 /// Drain `rx` until every source has hung up, then let the dataflow drain. Dead letters are
-/// published (retried with backoff while the broker is unreachable); an envelope whose dead
-/// letters could not be published by shutdown is not acknowledged, so its input is delivered
-/// again after a restart. Readings and dead letters go to the store's sink with the envelope's
-/// acknowledgement (it runs once they are written); records go to the detection dataflow.
-/// Fails if the sink or the dataflow stops.
+/// published when Kafka is on (a few attempts, then kept in the store only, see [`publish`]);
+/// an envelope whose dead letters were still being retried at shutdown is not acknowledged, so
+/// its input is delivered again after a restart. Readings, events and dead letters go to the
+/// store's sink with the envelope's acknowledgement (it runs once they are written); records go
+/// to the detection dataflow. Fails if the sink or the dataflow stops.
 pub async fn run(
     mut rx: mpsc::Receiver<Envelope>,
     dlq: Option<DeadLetterSink>,
+    telemetry: Telemetry,
     sink: mpsc::Sender<Item>,
     detection: Detection,
     mut shutdown: watch::Receiver<bool>,
@@ -38,7 +40,7 @@ pub async fn run(
     while let Some(envelope) = rx.recv().await {
         let published = match &dlq {
             Some(dlq) if !envelope.dead_letters.is_empty() => {
-                publish(dlq, &envelope.dead_letters, &mut shutdown).await
+                publish(dlq, &envelope.dead_letters, &telemetry, &mut shutdown).await
             }
             _ => true,
         };
@@ -87,27 +89,50 @@ pub async fn run(
     Ok(())
 }
 
+/// Attempts at publishing one envelope's dead letters before they are kept in the store only.
+const PUBLISH_ATTEMPTS: u32 = 5;
+
+/// Publish an envelope's dead letters, retrying with backoff a few times ([`PUBLISH_ATTEMPTS`],
+/// about 6 s): then they are given up on for the topic (counted, logged) and kept in the
+/// store's `rejected` table only, so one letter the broker refuses never holds back the inputs
+/// behind it. Returns false only when shutdown interrupts the retries (the envelope is then not
+/// acknowledged and its input comes again after a restart).
 async fn publish(
     dlq: &DeadLetterSink,
     letters: &[DeadLetter],
+    telemetry: &Telemetry,
     shutdown: &mut watch::Receiver<bool>,
 ) -> bool {
     let mut backoff = Duration::from_millis(200);
-    loop {
-        match dlq.publish(letters).await {
+    for attempt in 1..=PUBLISH_ATTEMPTS {
+        let error = match dlq.publish(letters).await {
             Ok(()) => return true,
-            Err(e) => {
-                tracing::warn!(retry_in = ?backoff, count = letters.len(), "cannot publish dead letters: {e}");
-                if *shutdown.borrow() {
-                    tracing::warn!("shutting down: dead letters left unacknowledged, their inputs will be redelivered");
-                    return false;
-                }
-                tokio::select! {
-                    _ = shutdown.changed() => {}
-                    () = tokio::time::sleep(backoff) => {}
-                }
-                backoff = (backoff * 2).min(Duration::from_secs(30));
-            }
+            Err(e) => e,
+        };
+        if attempt == PUBLISH_ATTEMPTS {
+            telemetry
+                .ingest
+                .dlq_unpublished
+                .inc_by(letters.len() as u64);
+            tracing::error!(
+                count = letters.len(),
+                attempts = PUBLISH_ATTEMPTS,
+                "dead letters not published, kept in the store's rejected table only: {error}"
+            );
+            return true;
         }
+        tracing::warn!(retry_in = ?backoff, count = letters.len(), "cannot publish dead letters: {error}");
+        if *shutdown.borrow() {
+            tracing::warn!(
+                "shutting down: dead letters left unacknowledged, their inputs will be redelivered"
+            );
+            return false;
+        }
+        tokio::select! {
+            _ = shutdown.changed() => {}
+            () = tokio::time::sleep(backoff) => {}
+        }
+        backoff *= 2;
     }
+    true
 }

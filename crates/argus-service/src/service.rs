@@ -363,7 +363,14 @@ pub async fn run(
     supervise(
         &mut tasks,
         "pipeline",
-        crate::pipeline::run(rx, dlq, sink_tx, detection, stopping.clone()),
+        crate::pipeline::run(
+            rx,
+            dlq,
+            telemetry.clone(),
+            sink_tx,
+            detection,
+            stopping.clone(),
+        ),
     );
 
     let http_addr = listeners

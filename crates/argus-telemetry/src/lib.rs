@@ -27,6 +27,9 @@ pub mod names {
     pub const INGEST_DEAD_LETTERS_TOTAL: &str = "argus_ingest_dead_letters_total";
     /// Counter: dead letters published to the dead-letter topic.
     pub const DLQ_PUBLISHED_TOTAL: &str = "argus_dlq_published_total";
+    /// Counter: dead letters given up on for the dead-letter topic after bounded retries (kept
+    /// in the store's `rejected` table only).
+    pub const DLQ_UNPUBLISHED_TOTAL: &str = "argus_dlq_unpublished_total";
     /// Counter: Kafka offset commits, by `result` (ok, error).
     pub const KAFKA_COMMITS_TOTAL: &str = "argus_kafka_commits_total";
     /// Counter: Kafka partition assignments and revocations, by `event` (assign, revoke).
@@ -74,6 +77,7 @@ pub mod names {
         INGEST_RECORDS_TOTAL,
         INGEST_DEAD_LETTERS_TOTAL,
         DLQ_PUBLISHED_TOTAL,
+        DLQ_UNPUBLISHED_TOTAL,
         KAFKA_COMMITS_TOTAL,
         KAFKA_REBALANCES_TOTAL,
         MQTT_CONNECTIONS_TOTAL,
@@ -164,6 +168,8 @@ pub struct IngestMetrics {
     dead_letters: IntCounterVec,
     /// Dead letters published to the dead-letter topic.
     pub dlq_published: IntCounter,
+    /// Dead letters given up on for the dead-letter topic (kept in the store only).
+    pub dlq_unpublished: IntCounter,
 }
 
 impl IngestMetrics {
@@ -294,6 +300,10 @@ impl Telemetry {
             dlq_published: counter(
                 names::DLQ_PUBLISHED_TOTAL,
                 "Dead letters published to the dead-letter topic",
+            )?,
+            dlq_unpublished: counter(
+                names::DLQ_UNPUBLISHED_TOTAL,
+                "Dead letters given up on for the dead-letter topic after bounded retries, kept in the store only",
             )?,
         };
         let kafka = KafkaMetrics {
