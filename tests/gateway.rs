@@ -52,6 +52,7 @@ fn settings(max_connections: usize, idle_timeout: Duration) -> Hj212Settings {
         enabled: true,
         listen_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
         max_connections,
+        max_connections_per_peer: max_connections,
         idle_timeout,
         max_data_bytes: 4096,
     }
@@ -773,5 +774,85 @@ fn connections_over_the_limit_are_refused() {
             .collect();
         sources.sort_unstable();
         assert_eq!(sources, ["GWLIM01", "GWLIM02", "GWLIM04"]);
+    });
+}
+
+/// Issue 11, item 3: 2,000 idle sockets from one address locked every data logger out. Now one
+/// peer holding its limit of idle sockets does not keep a second peer out.
+#[test]
+fn one_peer_at_its_limit_does_not_keep_another_peer_out() {
+    util::runtime().block_on(async {
+        let mut s = settings(10, Duration::from_secs(30));
+        s.max_connections_per_peer = 3;
+        let harness = Harness::start(&s, Limits::default()).await;
+        // The first peer (127.0.0.1) holds three idle sockets; its fourth is closed at once.
+        let mut idle = Vec::new();
+        for _ in 0..3 {
+            idle.push(connect(harness.addr).await);
+        }
+        within(Duration::from_secs(5), "three open", async {
+            while harness.telemetry.gateway.connections.get() < 3 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await;
+        let mut fourth = connect(harness.addr).await;
+        let rest = within(
+            Duration::from_secs(5),
+            "refusal",
+            read_to_close(&mut fourth),
+        )
+        .await;
+        assert!(rest.is_empty());
+        assert_eq!(harness.closed_eventually("peer_limit", 1).await, 1);
+
+        // A second peer (127.0.0.2, loopback too) is served.
+        let socket = tokio::net::TcpSocket::new_v4().unwrap_or_else(|e| panic!("{e}"));
+        socket
+            .bind(SocketAddr::from(([127, 0, 0, 2], 0)))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut other = socket
+            .connect(harness.addr)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let time = now().china_hour_start();
+        let packet = data_packet(
+            "20260101000000001",
+            "1",
+            "GWPEER01",
+            5,
+            time,
+            &[("a21026", "1.5".to_owned())],
+        );
+        other
+            .write_all(&packet)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        within(Duration::from_secs(5), "reply", read_replies(&mut other, 1)).await;
+
+        // A socket of the first peer closed is a slot for it again.
+        drop(idle.pop());
+        within(Duration::from_secs(5), "slot freed", async {
+            while harness.telemetry.gateway.connections.get() > 3 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await;
+        let mut again = connect(harness.addr).await;
+        let packet = data_packet(
+            "20260101000000002",
+            "1",
+            "GWPEER02",
+            5,
+            time,
+            &[("a21026", "1.5".to_owned())],
+        );
+        again
+            .write_all(&packet)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        within(Duration::from_secs(5), "reply", read_replies(&mut again, 1)).await;
+        let (collected, _) = harness.stop().await;
+        assert_eq!(collected.readings.len(), 2);
     });
 }

@@ -155,6 +155,9 @@ pub struct Hj212Settings {
     pub listen_addr: SocketAddr,
     /// Connections served at once; more are refused.
     pub max_connections: usize,
+    /// Connections served at once from one peer address (at most `max_connections`), so that
+    /// one address cannot lock the other data loggers out.
+    pub max_connections_per_peer: usize,
     /// A connection silent this long is closed.
     pub idle_timeout: Duration,
     /// Largest HJ 212 data segment accepted, in bytes.
@@ -646,6 +649,14 @@ fn validate(raw: RawConfig, origin: &str, base_dir: &Path) -> Result<Settings, C
             "connections",
         )?)
         .unwrap_or(2_000),
+        max_connections_per_peer: usize::try_from(in_range(
+            "hj212.max_connections_per_peer",
+            h.max_connections_per_peer,
+            1,
+            h.max_connections,
+            "connections (at most hj212.max_connections)",
+        )?)
+        .unwrap_or(100),
         idle_timeout: Duration::from_secs(in_range(
             "hj212.idle_timeout_secs",
             h.idle_timeout_secs,

@@ -111,6 +111,7 @@ pub(crate) struct RawHj212 {
     pub enabled: bool,
     pub listen_addr: String,
     pub max_connections: u64,
+    pub max_connections_per_peer: u64,
     pub idle_timeout_secs: u64,
     pub max_data_bytes: u64,
 }
@@ -121,6 +122,7 @@ impl Default for RawHj212 {
             enabled: true,
             listen_addr: "127.0.0.1:9212".to_owned(),
             max_connections: 2_000,
+            max_connections_per_peer: 100,
             idle_timeout_secs: 600,
             max_data_bytes: 4_096,
         }

@@ -36,6 +36,8 @@ pub(crate) enum Cause {
     Garbage,
     /// Refused at the connection limit.
     Limit,
+    /// Refused at the limit of connections from one peer address.
+    PeerLimit,
     /// The gateway shut down.
     Shutdown,
 }
@@ -49,6 +51,7 @@ impl Cause {
             Cause::Error => "error",
             Cause::Garbage => "garbage",
             Cause::Limit => "limit",
+            Cause::PeerLimit => "peer_limit",
             Cause::Shutdown => "shutdown",
         }
     }

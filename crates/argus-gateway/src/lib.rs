@@ -19,7 +19,7 @@ mod stream;
 
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -103,6 +103,7 @@ pub struct Gateway {
     listener: TcpListener,
     local_addr: SocketAddr,
     max_connections: usize,
+    max_per_peer: usize,
     shared: Shared,
 }
 
@@ -136,6 +137,7 @@ impl Gateway {
             listener,
             local_addr,
             max_connections: settings.max_connections.max(1),
+            max_per_peer: settings.max_connections_per_peer.max(1),
             shared: Shared {
                 decoder,
                 telemetry,
@@ -173,11 +175,13 @@ impl Gateway {
             listener,
             local_addr,
             max_connections,
+            max_per_peer,
             shared,
         } = self;
         info!(
             addr = %local_addr,
             max_connections,
+            max_connections_per_peer = max_per_peer,
             idle_timeout_secs = shared.idle_timeout.as_secs_f64(),
             max_data_bytes = shared.max_data_bytes,
             "hj 212 gateway listening"
@@ -188,6 +192,7 @@ impl Gateway {
             listener: &listener,
             semaphore: Arc::new(Semaphore::new(max_connections)),
             max_connections,
+            peers: Peers::new(max_per_peer),
             shared,
             tx: &tx,
             notify_shutdown: &notify_shutdown,
@@ -219,6 +224,7 @@ struct Acceptor<'a> {
     listener: &'a TcpListener,
     semaphore: Arc<Semaphore>,
     max_connections: usize,
+    peers: Peers,
     shared: Shared,
     tx: &'a mpsc::Sender<Envelope>,
     notify_shutdown: &'a broadcast::Sender<()>,
@@ -252,8 +258,20 @@ impl Acceptor<'_> {
         }
     }
 
-    /// Serve `stream` in its own task, or close it at once if the limit is reached.
+    /// Serve `stream` in its own task, or close it at once if its peer's limit or the global
+    /// one is reached.
     fn serve(&mut self, stream: TcpStream, peer: SocketAddr) {
+        let Some(peer_slot) = self.peers.take(peer.ip()) else {
+            self.shared
+                .telemetry
+                .gateway
+                .closed
+                .with_label_values(&[Cause::PeerLimit.as_str()])
+                .inc();
+            self.refusals.refused_peer(peer, self.peers.max_per_peer);
+            drop(stream);
+            return;
+        };
         let Ok(permit) = Arc::clone(&self.semaphore).try_acquire_owned() else {
             self.shared
                 .telemetry
@@ -281,6 +299,7 @@ impl Acceptor<'_> {
             debug!(%peer, "hj 212 connection opened");
             let cause = connection.serve(stream).await;
             // Release the slot before the gauge drops, so a gauge below the limit means a free slot.
+            drop(peer_slot);
             drop(permit);
             drop(open);
             telemetry
@@ -310,6 +329,61 @@ impl Drop for OpenGauge<'_> {
     }
 }
 
+/// Connections open per peer address: bounded by the connections open (each holds a slot).
+#[derive(Debug, Clone)]
+struct Peers {
+    open: Arc<std::sync::Mutex<std::collections::HashMap<IpAddr, usize>>>,
+    max_per_peer: usize,
+}
+
+impl Peers {
+    fn new(max_per_peer: usize) -> Self {
+        Self {
+            open: Arc::default(),
+            max_per_peer,
+        }
+    }
+
+    /// A slot for one more connection from `ip`, if it has fewer than its limit open.
+    fn take(&self, ip: IpAddr) -> Option<PeerSlot> {
+        let mut open = self
+            .open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let n = open.entry(ip).or_insert(0);
+        if *n >= self.max_per_peer {
+            return None;
+        }
+        *n += 1;
+        Some(PeerSlot {
+            peers: self.clone(),
+            ip,
+        })
+    }
+}
+
+/// One connection's place in its peer's count; given back when dropped.
+struct PeerSlot {
+    peers: Peers,
+    ip: IpAddr,
+}
+
+impl Drop for PeerSlot {
+    fn drop(&mut self) {
+        let mut open = self
+            .peers
+            .open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(n) = open.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.ip);
+            }
+        }
+    }
+}
+
 /// Rate-limits the warning about refused connections.
 #[derive(Debug, Default)]
 struct Refusals {
@@ -318,22 +392,40 @@ struct Refusals {
 }
 
 impl Refusals {
-    fn refused(&mut self, peer: SocketAddr, max_connections: usize) {
+    /// Count a refusal; the refusals not warned about yet, when a warning is due.
+    fn due(&mut self) -> Option<u64> {
         let now = Instant::now();
         if self
             .last_warning
             .is_none_or(|at| now.duration_since(at) >= LIMIT_WARN_INTERVAL)
         {
+            self.last_warning = Some(now);
+            Some(std::mem::take(&mut self.suppressed))
+        } else {
+            self.suppressed += 1;
+            None
+        }
+    }
+
+    fn refused(&mut self, peer: SocketAddr, max_connections: usize) {
+        if let Some(suppressed) = self.due() {
             warn!(
                 %peer,
                 max_connections,
-                refused_since_last_warning = self.suppressed,
+                refused_since_last_warning = suppressed,
                 "hj 212 connection limit reached; refusing data logger"
             );
-            self.last_warning = Some(now);
-            self.suppressed = 0;
-        } else {
-            self.suppressed += 1;
+        }
+    }
+
+    fn refused_peer(&mut self, peer: SocketAddr, max_per_peer: usize) {
+        if let Some(suppressed) = self.due() {
+            warn!(
+                %peer,
+                max_connections_per_peer = max_per_peer,
+                refused_since_last_warning = suppressed,
+                "hj 212 connection limit of one peer reached; refusing its further connections"
+            );
         }
     }
 }

@@ -38,7 +38,7 @@ pub mod names {
     pub const MQTT_CONNECTIONS_TOTAL: &str = "argus_mqtt_connections_total";
     /// Gauge: open HJ 212 data-logger connections.
     pub const GATEWAY_CONNECTIONS: &str = "argus_gateway_connections";
-    /// Counter: HJ 212 connections closed, by `cause` (eof, idle, error, garbage, limit, shutdown).
+    /// Counter: HJ 212 connections closed, by `cause` (eof, idle, error, garbage, limit, peer_limit, shutdown).
     pub const GATEWAY_CLOSED_TOTAL: &str = "argus_gateway_connections_closed_total";
     /// Counter: HJ 212 replies sent to data loggers.
     pub const GATEWAY_REPLIES_TOTAL: &str = "argus_gateway_replies_total";
@@ -420,7 +420,7 @@ impl Telemetry {
         for event in ["connected", "error"] {
             mqtt.connections.with_label_values(&[event]).inc_by(0);
         }
-        for cause in ["eof", "idle", "error", "garbage", "limit", "shutdown"] {
+        for cause in ["eof", "idle", "error", "garbage", "limit", "peer_limit", "shutdown"] {
             gateway.closed.with_label_values(&[cause]).inc_by(0);
         }
         ingest.dead_letters("mqtt", "bad_json", 0);
