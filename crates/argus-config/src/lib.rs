@@ -250,6 +250,9 @@ pub struct RulesSettings {
     /// are silent (missing-data rules fire); readings further behind are late. More than
     /// `allowed_lateness`.
     pub max_delay: Duration,
+    /// A reading's event time counts for event time only up to its arrival plus this: a logger
+    /// whose clock runs fast is judged, but cannot make every other source late.
+    pub max_clock_skew: Duration,
     /// How often the live dataflow's watermark is advanced (and idle sources let go).
     pub advance_every: Duration,
 }
@@ -707,6 +710,13 @@ fn validate(raw: RawConfig, origin: &str, base_dir: &Path) -> Result<Settings, C
             raw.rules.max_delay_secs,
             60,
             7 * 86_400,
+            "seconds",
+        )?),
+        max_clock_skew: Duration::from_secs(in_range(
+            "rules.max_clock_skew_secs",
+            raw.rules.max_clock_skew_secs,
+            0,
+            86_400,
             "seconds",
         )?),
         advance_every: Duration::from_millis(in_range(

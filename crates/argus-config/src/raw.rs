@@ -70,6 +70,7 @@ pub(crate) struct RawRulesSection {
     pub allowed_lateness_secs: u64,
     pub idle_source_after_secs: u64,
     pub max_delay_secs: u64,
+    pub max_clock_skew_secs: u64,
     pub advance_every_ms: u64,
 }
 
@@ -80,6 +81,7 @@ impl Default for RawRulesSection {
             allowed_lateness_secs: 300,
             idle_source_after_secs: 600,
             max_delay_secs: 900,
+            max_clock_skew_secs: 300,
             advance_every_ms: 1_000,
         }
     }

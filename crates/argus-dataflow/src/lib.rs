@@ -93,6 +93,7 @@ impl BatchOptions {
                 allowed_lateness_ms,
                 idle_after_ms: 600_000,
                 max_delay_ms: None,
+                max_skew_ms: None,
             },
             advance_every: 4_096,
         }

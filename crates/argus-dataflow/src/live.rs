@@ -47,6 +47,9 @@ pub struct Progress {
     pub readings: u64,
     /// Events that entered since the last report.
     pub events: u64,
+    /// Inputs since the last report whose event time was ahead of the clock by more than the
+    /// allowed skew (judged; not moving event time past the clock plus the skew).
+    pub ahead: u64,
 }
 
 /// How the live dataflow follows the clock.
@@ -126,6 +129,7 @@ where
                     active_sources: watermarks.active_sources(),
                     readings: std::mem::take(&mut readings),
                     events: std::mem::take(&mut events),
+                    ahead: watermarks.take_ahead(),
                 };
                 observer.progress(index, progress);
                 last_advance = Instant::now();

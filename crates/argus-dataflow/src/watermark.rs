@@ -25,6 +25,11 @@ pub struct WatermarkParams {
     /// record further behind the clock is late. Live service only; a replay of recorded data has
     /// no such clock.
     pub max_delay_ms: Option<i64>,
+    /// When set, a record's event time counts for its source's watermark only up to its arrival
+    /// plus this skew: a reading from the future (a logger's clock an hour fast) is judged, but
+    /// cannot drag event time ahead of the clock and make every other source late. Live service
+    /// only, like `max_delay_ms`.
+    pub max_skew_ms: Option<i64>,
 }
 
 /// What a source has shown.
@@ -41,6 +46,7 @@ pub struct Watermarks {
     sources: FnvHashMap<SourceId, Seen>,
     watermark_ms: i64,
     now_ms: i64,
+    ahead: u64,
 }
 
 impl Watermarks {
@@ -51,7 +57,14 @@ impl Watermarks {
             sources: FnvHashMap::default(),
             watermark_ms: i64::MIN,
             now_ms: i64::MIN,
+            ahead: 0,
         }
+    }
+
+    /// Records seen since the last call whose event time was further ahead of their arrival
+    /// than `max_skew_ms` (judged, but not moving the watermark past arrival plus the skew).
+    pub fn take_ahead(&mut self) -> u64 {
+        std::mem::take(&mut self.ahead)
     }
 
     /// The current watermark: every record with an earlier event time is late.
@@ -77,7 +90,14 @@ impl Watermarks {
         self.now_ms = self.now_ms.max(arrival_ms);
         let on_time = event_ms >= self.watermark_ms;
         if let Some(source) = source {
-            let newest_event_ms = if on_time { event_ms } else { i64::MIN };
+            let counted_ms = match self.params.max_skew_ms {
+                Some(skew) if event_ms > arrival_ms.saturating_add(skew) => {
+                    self.ahead += 1;
+                    arrival_ms.saturating_add(skew)
+                }
+                _ => event_ms,
+            };
+            let newest_event_ms = if on_time { counted_ms } else { i64::MIN };
             match self.sources.get_mut(source) {
                 Some(seen) => {
                     seen.newest_event_ms = seen.newest_event_ms.max(newest_event_ms);
@@ -136,6 +156,7 @@ mod tests {
             allowed_lateness_ms: 5 * MIN,
             idle_after_ms: 10 * MIN,
             max_delay_ms,
+            max_skew_ms: None,
         }
     }
 
@@ -233,5 +254,43 @@ mod tests {
         w.admit(Some(&source("S")), at(60), at(60));
         assert_eq!(w.advance(at(60)), at(55));
         assert!(!w.admit(None, at(54), at(60)));
+    }
+
+    /// Regression (issue 11, item 2): one reading 58 minutes ahead, from a source nobody knew,
+    /// moved event time ahead and made every other source's readings late for an hour.
+    #[test]
+    fn a_reading_from_the_future_does_not_drag_event_time_ahead_of_the_clock() {
+        let mut p = params(Some(900_000));
+        p.max_skew_ms = Some(300_000);
+        let mut w = Watermarks::new(p);
+        let now = 1_795_622_400_000_i64;
+        let (a, future) = (SourceId::from("A"), SourceId::from("FUTURE"));
+        assert!(w.admit(Some(&a), Timestamp(now - 1_000), Timestamp(now)));
+        // Source A falls idle; a clock-skewed logger sends a reading 58 minutes ahead.
+        let later = now + 700_000;
+        assert!(w.admit(
+            Some(&future),
+            Timestamp(later + 58 * 60_000),
+            Timestamp(later)
+        ));
+        assert_eq!(w.take_ahead(), 1);
+        let watermark = w.advance(Timestamp(later)).as_millis();
+        assert!(
+            watermark <= later + 300_000 - p.allowed_lateness_ms,
+            "watermark {} ms ahead of the clock",
+            watermark - later
+        );
+        // A's next reading, stamped by a right clock as it arrives, is judged.
+        assert!(w.admit(Some(&a), Timestamp(later + 1_000), Timestamp(later + 1_000)));
+        // Without the guard, the same input makes it late.
+        let mut unguarded = Watermarks::new(params(Some(900_000)));
+        unguarded.admit(Some(&a), Timestamp(now - 1_000), Timestamp(now));
+        unguarded.admit(
+            Some(&future),
+            Timestamp(later + 58 * 60_000),
+            Timestamp(later),
+        );
+        unguarded.advance(Timestamp(later));
+        assert!(!unguarded.admit(Some(&a), Timestamp(later + 1_000), Timestamp(later + 1_000)));
     }
 }

@@ -253,7 +253,7 @@ impl State {
                     self.bad_frames = 0;
                     self.garbage_bytes = 0;
                 }
-                debug!(origin = %self.origin, reason = %e.reason, detail = %e.detail, "hj 212 packet refused");
+                debug!(origin = %self.origin, reason = %e.reason, detail = ?e.detail, "hj 212 packet refused");
                 batch.dead_letters.push(DeadLetter::new(
                     Transport::Hj212Tcp,
                     self.origin.clone(),

@@ -85,6 +85,7 @@ impl Detection {
                 allowed_lateness_ms: ms(settings.rules.allowed_lateness),
                 idle_after_ms: ms(settings.rules.idle_source_after),
                 max_delay_ms: Some(ms(settings.rules.max_delay)),
+                max_skew_ms: Some(ms(settings.rules.max_clock_skew)),
             },
             advance_every: settings.rules.advance_every,
         };
@@ -332,6 +333,7 @@ impl Observer for Report {
         d.inputs
             .with_label_values(&["event"])
             .inc_by(progress.events);
+        d.ahead.inc_by(progress.ahead);
         let lag_ms = progress
             .now
             .as_millis()

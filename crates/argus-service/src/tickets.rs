@@ -140,7 +140,7 @@ async fn record(
                 event = e.kind.as_str(),
                 to = e.to.as_str(),
                 team = book.team(e.ticket_id).unwrap_or(""),
-                note = %e.note,
+                note = ?e.note,
                 "ticket"
             );
         }

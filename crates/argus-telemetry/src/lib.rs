@@ -47,6 +47,9 @@ pub mod names {
     pub const DETECT_INPUTS_TOTAL: &str = "argus_detect_inputs_total";
     /// Counter: inputs later than the allowed lateness: not judged, kept.
     pub const DETECT_LATE_TOTAL: &str = "argus_detect_late_total";
+    /// Counter: inputs whose event time was ahead of the clock by more than the allowed skew:
+    /// judged, but not moving event time past the clock plus the skew.
+    pub const DETECT_AHEAD_TOTAL: &str = "argus_detect_ahead_total";
     /// Gauge: how far event time (a worker's watermark) is behind the wall clock, by `worker`.
     pub const DETECT_WATERMARK_LAG_SECONDS: &str = "argus_detect_watermark_lag_seconds";
     /// Gauge: sources holding a worker's watermark (not idle), by `worker`.
@@ -86,6 +89,7 @@ pub mod names {
         GATEWAY_REPLIES_TOTAL,
         DETECT_INPUTS_TOTAL,
         DETECT_LATE_TOTAL,
+        DETECT_AHEAD_TOTAL,
         DETECT_WATERMARK_LAG_SECONDS,
         DETECT_ACTIVE_SOURCES,
         ALERT_TRANSITIONS_TOTAL,
@@ -151,6 +155,8 @@ pub struct DetectMetrics {
     pub inputs: IntCounterVec,
     /// Inputs later than the allowed lateness.
     pub late: IntCounter,
+    /// Inputs ahead of the clock by more than the allowed skew.
+    pub ahead: IntCounter,
     /// Watermark lag behind the wall clock, seconds, by worker index.
     pub watermark_lag_seconds: IntGaugeVec,
     /// Active sources by worker index.
@@ -360,6 +366,10 @@ impl Telemetry {
                 names::DETECT_LATE_TOTAL,
                 "Inputs later than the allowed lateness, not judged",
             )?,
+            ahead: counter(
+                names::DETECT_AHEAD_TOTAL,
+                "Inputs ahead of the clock by more than the allowed skew, judged without moving event time past it",
+            )?,
             watermark_lag_seconds: gauge_vec(
                 names::DETECT_WATERMARK_LAG_SECONDS,
                 "How far a worker's event time is behind the wall clock",
@@ -417,10 +427,18 @@ impl Telemetry {
         for event in ["assign", "revoke"] {
             kafka.rebalances.with_label_values(&[event]).inc_by(0);
         }
-        for event in ["connected", "error"] {
+        for event in ["connected", "error", "subscribed"] {
             mqtt.connections.with_label_values(&[event]).inc_by(0);
         }
-        for cause in ["eof", "idle", "error", "garbage", "limit", "peer_limit", "shutdown"] {
+        for cause in [
+            "eof",
+            "idle",
+            "error",
+            "garbage",
+            "limit",
+            "peer_limit",
+            "shutdown",
+        ] {
             gateway.closed.with_label_values(&[cause]).inc_by(0);
         }
         ingest.dead_letters("mqtt", "bad_json", 0);
