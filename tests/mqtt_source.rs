@@ -99,10 +99,15 @@ async fn wait_until_subscribed(
         "{{\"source\":\"PROBE\",\"ts\":{},\"values\":{{\"a21026\":0}}}}",
         now_ms()
     );
+    // On the topic of the probe's own source (the topic's names must be the payload's).
+    let topic = match topic.rsplit_once('/') {
+        Some((dir, _)) => format!("{dir}/PROBE"),
+        None => "PROBE".to_owned(),
+    };
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         client
-            .publish(topic, QoS::AtLeastOnce, false, probe.clone())
+            .publish(&topic, QoS::AtLeastOnce, false, probe.clone())
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         if let Ok(Some(envelope)) =
@@ -146,7 +151,12 @@ fn hundred_thousand_readings_arrive_exactly_once() {
                     i
                 );
                 sender
-                    .publish(&topic_for_task, QoS::AtLeastOnce, false, payload)
+                    .publish(
+                        format!("{topic_for_task}{:03}", i % 100),
+                        QoS::AtLeastOnce,
+                        false,
+                        payload,
+                    )
                     .await
                     .unwrap_or_else(|e| panic!("{e}"));
             }

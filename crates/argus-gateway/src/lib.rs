@@ -261,17 +261,6 @@ impl Acceptor<'_> {
     /// Serve `stream` in its own task, or close it at once if its peer's limit or the global
     /// one is reached.
     fn serve(&mut self, stream: TcpStream, peer: SocketAddr) {
-        let Some(peer_slot) = self.peers.take(peer.ip()) else {
-            self.shared
-                .telemetry
-                .gateway
-                .closed
-                .with_label_values(&[Cause::PeerLimit.as_str()])
-                .inc();
-            self.refusals.refused_peer(peer, self.peers.max_per_peer);
-            drop(stream);
-            return;
-        };
         let Ok(permit) = Arc::clone(&self.semaphore).try_acquire_owned() else {
             self.shared
                 .telemetry
@@ -280,6 +269,17 @@ impl Acceptor<'_> {
                 .with_label_values(&[Cause::Limit.as_str()])
                 .inc();
             self.refusals.refused(peer, self.max_connections);
+            drop(stream);
+            return;
+        };
+        let Some(peer_slot) = self.peers.take(peer.ip()) else {
+            self.shared
+                .telemetry
+                .gateway
+                .closed
+                .with_label_values(&[Cause::PeerLimit.as_str()])
+                .inc();
+            self.refusals.refused_peer(peer, self.peers.max_per_peer);
             drop(stream);
             return;
         };

@@ -59,11 +59,13 @@ pub enum Reason {
     BadPassword,
     /// Payload larger than the transport allows.
     Oversize,
+    /// The payload names another enterprise or source than the topic it was published on.
+    TopicMismatch,
 }
 
 impl Reason {
     /// Every reason, for metrics initialisation and documentation.
-    pub const ALL: [Reason; 13] = [
+    pub const ALL: [Reason; 14] = [
         Reason::BadJson,
         Reason::BadSchema,
         Reason::NonFinite,
@@ -77,6 +79,7 @@ impl Reason {
         Reason::BadValue,
         Reason::BadPassword,
         Reason::Oversize,
+        Reason::TopicMismatch,
     ];
 
     /// snake_case code.
@@ -95,6 +98,7 @@ impl Reason {
             Reason::BadValue => "bad_value",
             Reason::BadPassword => "bad_password",
             Reason::Oversize => "oversize",
+            Reason::TopicMismatch => "topic_mismatch",
         }
     }
 }

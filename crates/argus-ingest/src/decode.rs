@@ -205,6 +205,60 @@ impl Decoder {
         Ok(readings)
     }
 
+    /// Check decoded records against the names of the topic they came on (MQTT
+    /// `argus/v1/readings/{enterprise}/{source}`, `argus/v1/hj212/{source}`,
+    /// `argus/v1/events/{enterprise}`): every reading must be of `source` when the topic names
+    /// one, and of a point of `enterprise` (when the registry knows the point); every event
+    /// must be of `enterprise`. A feed allowed to publish on one enterprise's topics cannot
+    /// write another's data.
+    pub fn check_topic(
+        &self,
+        records: &[Record],
+        enterprise: Option<&str>,
+        source: Option<&str>,
+    ) -> Result<(), IngestError> {
+        let mismatch = |what: &str, named: &str, topic: &str| {
+            IngestError::new(
+                Reason::TopicMismatch,
+                format!(
+                    "the payload names {what} {:?}, its topic {:?}",
+                    crate::bounded(named, 64),
+                    crate::bounded(topic, 64)
+                ),
+            )
+        };
+        for record in records {
+            let (record_source, record_enterprise) = match record {
+                Record::Reading(r) => (Some(r.source.as_str()), None),
+                Record::Event(e) => (
+                    e.source.as_ref().map(|s| s.as_str()),
+                    e.enterprise_id.as_deref(),
+                ),
+            };
+            if let (Some(topic), Some(named)) = (source, record_source) {
+                if topic != named {
+                    return Err(mismatch("source", named, topic));
+                }
+            }
+            let Some(topic) = enterprise else { continue };
+            if let Some(named) = record_enterprise.filter(|e| *e != topic) {
+                return Err(mismatch("enterprise", named, topic));
+            }
+            let owner = record_source
+                .and_then(|s| self.registry.point(s))
+                .map(|p| p.enterprise_id.as_str());
+            if let Some(owner) = owner.filter(|e| *e != topic) {
+                let point = record_source.unwrap_or_default();
+                return Err(mismatch(
+                    "a point of enterprise",
+                    &format!("{owner} ({point})"),
+                    topic,
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Decode a payload into `records`, or record it in `dead_letters` with its origin. The
     /// origin is built only for a dead letter, so the happy path formats nothing.
     #[allow(clippy::too_many_arguments)] // the two outputs are the sources' batch buffers

@@ -12,4 +12,4 @@ mod topic;
 
 pub use broker::start_embedded;
 pub use source::{MqttError, MqttSource, Subscription};
-pub use topic::matches;
+pub use topic::{matches, wildcard_levels};

@@ -7,13 +7,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use argus_config::MqttSettings;
-use argus_ingest::{count_by_reason, Ack, Decoder, Envelope, PayloadKind, Transport};
+use argus_ingest::{count_by_reason, Ack, DeadLetter, Decoder, Envelope, PayloadKind, Transport};
 use argus_model::Timestamp;
 use argus_telemetry::Telemetry;
 use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, Publish, QoS, TlsConfiguration};
 use tokio::sync::mpsc;
 
-use crate::topic::matches;
+use crate::topic::{matches, wildcard_levels};
 
 /// Messages gathered into one envelope at most.
 const MAX_BATCH: usize = 500;
@@ -232,21 +232,39 @@ impl MqttSource {
         batch.payloads += 1;
         batch.bytes += publish.payload.len() as u64;
         let topic = publish.topic.as_str();
-        let kind = self
+        let subscription = self
             .subscriptions
             .iter()
-            .find(|s| matches(&s.filter, topic))
-            .map(|s| s.kind);
-        match kind {
-            Some(kind) => self.decoder.decode_into(
-                Transport::Mqtt,
-                || format!("mqtt:{topic}"),
-                kind,
-                &publish.payload,
-                receive_time,
-                &mut batch.records,
-                &mut batch.dead_letters,
-            ),
+            .find(|s| matches(&s.filter, topic));
+        match subscription {
+            Some(s) => {
+                // The names the topic gives (its `+` levels) must be the payload's.
+                let names = wildcard_levels(&s.filter, topic);
+                let (enterprise, source) = match (s.kind, names.as_slice()) {
+                    (PayloadKind::JsonReadings, [.., e, m]) => (Some(*e), Some(*m)),
+                    (PayloadKind::JsonReadings | PayloadKind::Hj212, [.., m]) => (None, Some(*m)),
+                    (PayloadKind::Events, [.., e]) => (Some(*e), None),
+                    _ => (None, None),
+                };
+                let decoded = self
+                    .decoder
+                    .decode(s.kind, &publish.payload, receive_time)
+                    .and_then(|records| {
+                        self.decoder.check_topic(&records, enterprise, source)?;
+                        Ok(records)
+                    });
+                match decoded {
+                    Ok(records) => batch.records.extend(records),
+                    Err(e) => batch.dead_letters.push(DeadLetter::new(
+                        Transport::Mqtt,
+                        format!("mqtt:{topic}"),
+                        e.reason,
+                        e.detail,
+                        receive_time,
+                        &publish.payload,
+                    )),
+                }
+            }
             None => {
                 tracing::warn!(%topic, "message on a topic no subscription covers; acknowledged and ignored")
             }

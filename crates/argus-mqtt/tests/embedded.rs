@@ -104,3 +104,103 @@ async fn the_embedded_broker_takes_its_user_and_hands_readings_to_the_source() {
     let _ = stop.send(());
     running.await.unwrap().unwrap();
 }
+
+/// Regression (issue 11, item 7): a reading for E002's source published on E001's topic was
+/// stored under E002's source, as JSON and as HJ 212. Now the topic's names must be the
+/// payload's: a mismatch is a dead letter of its own reason.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_payload_naming_another_enterprise_or_source_than_its_topic_is_a_dead_letter() {
+    let port = free_port();
+    let s = settings(port);
+    argus_mqtt::start_embedded(&s.mqtt, 1 << 20).unwrap();
+    let registry = Arc::new(Registry::from_toml_str(REGISTRY, "registry.toml").unwrap());
+    let decoder = Arc::new(Decoder::new(registry, DecodeOptions::default()));
+    let telemetry = Telemetry::new("test", 0).unwrap();
+    let source = argus_mqtt::MqttSource::new(&s.mqtt, decoder, telemetry).unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(source.run(tx, async {
+        let _ = stopped.await;
+    }));
+    let mut options = MqttOptions::new("publisher", "127.0.0.1", port);
+    options.set_credentials("argus", "right");
+    let (client, mut eventloop) = AsyncClient::new(options, 10);
+    tokio::spawn(async move { while eventloop.poll().await.is_ok() {} });
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    let reading =
+        |mn: &str| format!(r#"{{"source": "{mn}", "ts": {now_ms}, "values": {{"a21026": 21.4}}}}"#);
+    let cases = [
+        // (topic, payload, accepted)
+        (
+            "argus/v1/readings/E001/15010201000101",
+            reading("15010201000101"),
+            true,
+        ),
+        (
+            "argus/v1/readings/E001/15010201000201",
+            reading("15010201000201"),
+            false,
+        ),
+        (
+            "argus/v1/readings/E001/15010201000101",
+            reading("15010201000201"),
+            false,
+        ),
+        (
+            "argus/v1/readings/E002/15010201000201",
+            reading("15010201000201"),
+            true,
+        ),
+    ];
+    // Publish the first until the source is subscribed, then the others once.
+    let mut envelopes = Vec::new();
+    loop {
+        client
+            .publish(cases[0].0, QoS::AtLeastOnce, false, cases[0].1.clone())
+            .await
+            .unwrap();
+        if let Ok(Some(e)) = tokio::time::timeout(Duration::from_millis(500), rx.recv()).await {
+            envelopes.push(e);
+            break;
+        }
+    }
+    for (topic, payload, _) in &cases[1..] {
+        client
+            .publish(*topic, QoS::AtLeastOnce, false, payload.clone())
+            .await
+            .unwrap();
+    }
+    let (mut records, mut letters) = (0, Vec::new());
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while records + letters.len() < cases.len() - 1 && std::time::Instant::now() < deadline {
+        if let Ok(Some(e)) = tokio::time::timeout(Duration::from_millis(200), rx.recv()).await {
+            envelopes.push(e);
+        }
+        records = envelopes.iter().skip(1).map(|e| e.records.len()).sum();
+        letters = envelopes
+            .iter()
+            .skip(1)
+            .flat_map(|e| e.dead_letters.iter())
+            .map(|d| (d.reason.as_str(), d.detail.clone(), d.origin.clone()))
+            .collect();
+    }
+    assert_eq!(records, 1, "{letters:?}");
+    assert_eq!(letters.len(), 2, "{letters:?}");
+    assert!(letters
+        .iter()
+        .all(|(reason, _, _)| *reason == "topic_mismatch"));
+    assert!(
+        letters[0].1.contains("a point of enterprise \"E002"),
+        "{letters:?}"
+    );
+    assert!(
+        letters[1].1.contains("source \"15010201000201\""),
+        "{letters:?}"
+    );
+    drop(envelopes);
+    let _ = stop.send(());
+    running.await.unwrap().unwrap();
+}
