@@ -547,48 +547,67 @@ fn readings_and_events_through_kafka_raise_and_resolve_alerts_on_two_workers() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// The config of a single-node Argus on the embedded store (SQLite in its folder), with quick
+/// event time: the folder and the file.
+fn embedded_store_config(
+    id: &str,
+    metrics_port: u16,
+    gateway_port: u16,
+    topics: &Topics,
+) -> (std::path::PathBuf, std::path::PathBuf) {
+    let rules = "allowed_lateness_secs = 1\nmax_delay_secs = 60\nadvance_every_ms = 100\n";
+    let (dir, config) = write_config(id, metrics_port, gateway_port, topics, rules);
+    let text = std::fs::read_to_string(&config).unwrap_or_else(|e| panic!("{e}"));
+    let embedded = "backend = \"sqlite\"\nsqlite_path = \"argus.sqlite\"";
+    std::fs::write(&config, text.replace("backend = \"clickhouse\"", embedded))
+        .unwrap_or_else(|e| panic!("{e}"));
+    (dir, config)
+}
+
+/// `argus run` on `config`, once it serves its metrics.
+fn start_argus(config: &std::path::Path, metrics_port: u16) -> Running {
+    let child = Command::new(env!("CARGO_BIN_EXE_argus"))
+        .args(["--config", &config.display().to_string(), "run"])
+        .env("RUST_LOG", "warn")
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn argus: {e}"));
+    let argus = Running(child);
+    wait_for("argus to serve", Duration::from_secs(30), || {
+        http_get(metrics_port, "/metrics").is_some_and(|m| m.contains("argus_detect_inputs_total"))
+    });
+    argus
+}
+
+/// SIGTERM, and a clean exit.
+fn stop_argus(mut argus: Running) {
+    let pid = argus.0.id().to_string();
+    let _ = Command::new("kill").args(["-TERM", &pid]).status();
+    let status = argus.0.wait().unwrap_or_else(|e| panic!("{e}"));
+    assert!(status.success(), "argus exited with {status:?}");
+}
+
+/// A Kafka client config for the local stack.
+fn kafka_client() -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &settings().kafka.bootstrap_servers);
+    c
+}
+
 /// On a single node with the embedded store (SQLite) instead of ClickHouse: a staff silence and
 /// an enterprise's maintenance notice, both set before a restart, still mute after it.
 #[test]
 fn a_silence_and_a_notice_set_before_a_restart_mute_alerts_recorded_without_tickets() {
     use argus_store::Store;
-    let s = settings();
     let id = unique("e2e_silence");
     let topics = Topics::named(&id);
     let (metrics_port, gateway_port) = (free_port(), free_port());
-    let rules = "allowed_lateness_secs = 1\nmax_delay_secs = 60\nadvance_every_ms = 100\n";
-    let (dir, config) = write_config(&id, metrics_port, gateway_port, &topics, rules);
-    let text = std::fs::read_to_string(&config).unwrap_or_else(|e| panic!("{e}"));
-    let embedded = "backend = \"sqlite\"\nsqlite_path = \"argus.sqlite\"";
-    let text = text.replace("backend = \"clickhouse\"", embedded);
-    std::fs::write(&config, text).unwrap_or_else(|e| panic!("{e}"));
+    let (dir, config) = embedded_store_config(&id, metrics_port, gateway_port, &topics);
     let rt = runtime();
-    let kafka_config = || {
-        let mut c = ClientConfig::new();
-        c.set("bootstrap.servers", &s.kafka.bootstrap_servers);
-        c
-    };
+    let kafka_config = kafka_client;
     topics.create(&rt, 1);
-    let start = || {
-        let child = Command::new(env!("CARGO_BIN_EXE_argus"))
-            .args(["--config", &config.display().to_string(), "run"])
-            .env("RUST_LOG", "warn")
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn argus: {e}"));
-        let argus = Running(child);
-        wait_for("argus to serve", Duration::from_secs(30), || {
-            http_get(metrics_port, "/metrics")
-                .is_some_and(|m| m.contains("argus_detect_inputs_total"))
-        });
-        argus
-    };
-    let stop = |mut argus: Running| {
-        let pid = argus.0.id().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
-        let status = argus.0.wait().unwrap_or_else(|e| panic!("{e}"));
-        assert!(status.success(), "argus exited with {status:?}");
-    };
+    let start = || start_argus(&config, metrics_port);
+    let stop = stop_argus;
     let argus = start();
 
     // Staff silence the mine for two hours around now; refused requests say why.
@@ -734,22 +753,12 @@ fn a_silence_and_a_notice_set_before_a_restart_mute_alerts_recorded_without_tick
 #[test]
 fn a_dead_letter_the_broker_refuses_does_not_hold_back_the_inputs_behind_it() {
     use argus_store::Store;
-    let s = settings();
     let id = unique("e2e_refused");
     let topics = Topics::named(&id);
     let (metrics_port, gateway_port) = (free_port(), free_port());
-    let rules = "allowed_lateness_secs = 1\nmax_delay_secs = 60\nadvance_every_ms = 100\n";
-    let (dir, config) = write_config(&id, metrics_port, gateway_port, &topics, rules);
-    let text = std::fs::read_to_string(&config).unwrap_or_else(|e| panic!("{e}"));
-    let embedded = "backend = \"sqlite\"\nsqlite_path = \"argus.sqlite\"";
-    std::fs::write(&config, text.replace("backend = \"clickhouse\"", embedded))
-        .unwrap_or_else(|e| panic!("{e}"));
+    let (dir, config) = embedded_store_config(&id, metrics_port, gateway_port, &topics);
     let rt = runtime();
-    let kafka_config = || {
-        let mut c = ClientConfig::new();
-        c.set("bootstrap.servers", &s.kafka.bootstrap_servers);
-        c
-    };
+    let kafka_config = kafka_client;
     rt.block_on(async {
         let admin: AdminClient<DefaultClientContext> =
             kafka_config().create().unwrap_or_else(|e| panic!("{e}"));
@@ -767,16 +776,7 @@ fn a_dead_letter_the_broker_refuses_does_not_hold_back_the_inputs_behind_it() {
             .unwrap_or_else(|e| panic!("{e}"));
         assert!(created.iter().all(Result::is_ok), "{created:?}");
     });
-    let child = Command::new(env!("CARGO_BIN_EXE_argus"))
-        .args(["--config", &config.display().to_string(), "run"])
-        .env("RUST_LOG", "warn")
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawn argus: {e}"));
-    let mut argus = Running(child);
-    wait_for("argus to serve", Duration::from_secs(30), || {
-        http_get(metrics_port, "/metrics").is_some_and(|m| m.contains("argus_detect_inputs_total"))
-    });
+    let argus = start_argus(&config, metrics_port);
 
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -829,11 +829,7 @@ fn a_dead_letter_the_broker_refuses_does_not_hold_back_the_inputs_behind_it() {
         &rejected[0].detail[..rejected[0].detail.len().min(200)]
     );
     assert_eq!(rejected[0].raw_len, 990_000 + 7);
-
-    let pid = argus.0.id().to_string();
-    let _ = Command::new("kill").args(["-TERM", &pid]).status();
-    let status = argus.0.wait().unwrap_or_else(|e| panic!("{e}"));
-    assert!(status.success(), "argus exited with {status:?}");
+    stop_argus(argus);
     topics.delete(&rt);
     let _ = std::fs::remove_dir_all(dir);
 }

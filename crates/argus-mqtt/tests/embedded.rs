@@ -46,6 +46,35 @@ async fn connack(port: u16, password: &str) -> Result<ConnectReturnCode, String>
     }
 }
 
+/// The real MQTT source of `s` on its broker: its envelopes, its stop, its task.
+fn start_source(
+    s: &Settings,
+) -> (
+    tokio::sync::mpsc::Receiver<argus_ingest::Envelope>,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<Result<(), argus_mqtt::MqttError>>,
+) {
+    let registry = Arc::new(Registry::from_toml_str(REGISTRY, "registry.toml").unwrap());
+    let decoder = Arc::new(Decoder::new(registry, DecodeOptions::default()));
+    let telemetry = Telemetry::new("test", 0).unwrap();
+    let source = argus_mqtt::MqttSource::new(&s.mqtt, decoder, telemetry).unwrap();
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(source.run(tx, async {
+        let _ = stopped.await;
+    }));
+    (rx, stop, running)
+}
+
+/// A publisher with the broker's user.
+fn publisher(port: u16) -> AsyncClient {
+    let mut options = MqttOptions::new("publisher", "127.0.0.1", port);
+    options.set_credentials("argus", "right");
+    let (client, mut eventloop) = AsyncClient::new(options, 10);
+    tokio::spawn(async move { while eventloop.poll().await.is_ok() {} });
+    client
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_embedded_broker_takes_its_user_and_hands_readings_to_the_source() {
     let port = free_port();
@@ -58,20 +87,8 @@ async fn the_embedded_broker_takes_its_user_and_hands_readings_to_the_source() {
     let wrong = connack(port, "wrong").await;
     assert!(wrong != Ok(ConnectReturnCode::Success), "{wrong:?}");
 
-    let registry = Arc::new(Registry::from_toml_str(REGISTRY, "registry.toml").unwrap());
-    let decoder = Arc::new(Decoder::new(registry, DecodeOptions::default()));
-    let telemetry = Telemetry::new("test", 0).unwrap();
-    let source = argus_mqtt::MqttSource::new(&s.mqtt, decoder, telemetry).unwrap();
-    let (tx, mut rx) = tokio::sync::mpsc::channel(8);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = tokio::spawn(source.run(tx, async {
-        let _ = stopped.await;
-    }));
-
-    let mut options = MqttOptions::new("publisher", "127.0.0.1", port);
-    options.set_credentials("argus", "right");
-    let (client, mut eventloop) = AsyncClient::new(options, 10);
-    tokio::spawn(async move { while eventloop.poll().await.is_ok() {} });
+    let (mut rx, stop, running) = start_source(&s);
+    let client = publisher(port);
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -113,19 +130,8 @@ async fn a_payload_naming_another_enterprise_or_source_than_its_topic_is_a_dead_
     let port = free_port();
     let s = settings(port);
     argus_mqtt::start_embedded(&s.mqtt, 1 << 20).unwrap();
-    let registry = Arc::new(Registry::from_toml_str(REGISTRY, "registry.toml").unwrap());
-    let decoder = Arc::new(Decoder::new(registry, DecodeOptions::default()));
-    let telemetry = Telemetry::new("test", 0).unwrap();
-    let source = argus_mqtt::MqttSource::new(&s.mqtt, decoder, telemetry).unwrap();
-    let (tx, mut rx) = tokio::sync::mpsc::channel(64);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = tokio::spawn(source.run(tx, async {
-        let _ = stopped.await;
-    }));
-    let mut options = MqttOptions::new("publisher", "127.0.0.1", port);
-    options.set_credentials("argus", "right");
-    let (client, mut eventloop) = AsyncClient::new(options, 10);
-    tokio::spawn(async move { while eventloop.poll().await.is_ok() {} });
+    let (mut rx, stop, running) = start_source(&s);
+    let client = publisher(port);
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
