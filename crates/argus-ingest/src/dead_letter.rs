@@ -61,11 +61,13 @@ pub enum Reason {
     Oversize,
     /// The payload names another enterprise or source than the topic it was published on.
     TopicMismatch,
+    /// An event names an enterprise or source the registry does not know.
+    Unregistered,
 }
 
 impl Reason {
     /// Every reason, for metrics initialisation and documentation.
-    pub const ALL: [Reason; 14] = [
+    pub const ALL: [Reason; 15] = [
         Reason::BadJson,
         Reason::BadSchema,
         Reason::NonFinite,
@@ -80,6 +82,7 @@ impl Reason {
         Reason::BadPassword,
         Reason::Oversize,
         Reason::TopicMismatch,
+        Reason::Unregistered,
     ];
 
     /// snake_case code.
@@ -99,6 +102,7 @@ impl Reason {
             Reason::BadPassword => "bad_password",
             Reason::Oversize => "oversize",
             Reason::TopicMismatch => "topic_mismatch",
+            Reason::Unregistered => "unregistered",
         }
     }
 }

@@ -142,7 +142,11 @@ impl Decoder {
                 let readings = json::decode_readings(bytes, receive_time, &self.options.window)?;
                 Ok(readings.into_iter().map(Record::Reading).collect())
             }
-            PayloadKind::Events => events::decode_events(bytes, receive_time, &self.options.window),
+            PayloadKind::Events => {
+                let records = events::decode_events(bytes, receive_time, &self.options.window)?;
+                self.check_registered(&records)?;
+                Ok(records)
+            }
             PayloadKind::Hj212 => {
                 let packet = self.decode_hj212_packet(bytes)?;
                 let readings = self.hj212_readings(&packet, receive_time)?;
@@ -203,6 +207,40 @@ impl Decoder {
                 })?;
         }
         Ok(readings)
+    }
+
+    /// Refuse events that name an enterprise or a source the registry does not know, or
+    /// neither: detection could not place them, so they would vanish.
+    fn check_registered(&self, records: &[Record]) -> Result<(), IngestError> {
+        for record in records {
+            let Record::Event(e) = record else { continue };
+            let unknown = |what: &str, name: &str| {
+                IngestError::new(
+                    Reason::Unregistered,
+                    format!(
+                        "the event names {what} {:?}, which the registry does not know",
+                        crate::bounded(name, 64)
+                    ),
+                )
+            };
+            if let Some(enterprise) = &e.enterprise_id {
+                if self.registry.enterprise(enterprise).is_none() {
+                    return Err(unknown("enterprise", enterprise));
+                }
+            }
+            if let Some(source) = &e.source {
+                if self.registry.point(source.as_str()).is_none() {
+                    return Err(unknown("source", source.as_str()));
+                }
+            }
+            if e.enterprise_id.is_none() && e.source.is_none() {
+                return Err(IngestError::new(
+                    Reason::Unregistered,
+                    "the event names neither an enterprise nor a source".to_owned(),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Check decoded records against the names of the topic they came on (MQTT
@@ -324,6 +362,34 @@ limits = [{ metric = "a21026", basis = "hourly_avg", max = 200.0, standard = "s"
 
     /// A packet of the conformance set (MN Y80110010000010, PW 123456, DataTime 2019-10-12).
     const PACKET: &str = "##0317QN=20191012133710130;ST=22;CN=2011;PW=123456;MN=Y80110010000010;Flag=4;CP=&&DataTime=20191012133710;a21005-Rtd=0.00,a21005-Flag=N;a21004-Rtd=0.00,a21004-Flag=N;a21007-Rtd=0.033,a21007-Flag=N;a21006-Rtd=0.036,a21006-Flag=N;a21001-Rtd=25.40,a21001-Flag=N;a21003-Rtd=101.94,a21003-Flag=N;a21002-Rtd=49.20,a21002-Flag=N&&cc01\r\n";
+
+    /// Regression (issue 11, item 8): events for an unknown enterprise were accepted and then
+    /// vanished (neither stored nor dead-lettered).
+    #[test]
+    fn events_naming_what_the_registry_does_not_know_are_refused() {
+        let d = decoder(REGISTRY);
+        let at = Timestamp(1_795_622_400_000);
+        let event = |body: &str| d.decode(PayloadKind::Events, body.as_bytes(), at);
+        let known = r#"{"type": "maintenance_notice", "enterprise": "E", "from": "2026-11-26T00:00:00Z", "to": "2026-11-26T08:00:00Z", "reason": "overhaul", "ts": 1795622400000}"#;
+        assert!(event(known).is_ok(), "{:?}", event(known));
+        let state = r#"{"type": "production_state", "source": "Y80110010000010", "ts": 1795622400000, "running": true}"#;
+        assert!(event(state).is_ok(), "{:?}", event(state));
+        for (body, says) in [
+            (known.replace("\"E\"", "\"E999\""), "enterprise \"E999\""),
+            (
+                r#"{"type": "power_cut_feedback", "source": "NOBODY", "ts": 1795622400000, "powered": true}"#.to_owned(),
+                "source \"NOBODY\"",
+            ),
+        ] {
+            match event(&body) {
+                Err(e) => {
+                    assert_eq!(e.reason, Reason::Unregistered, "{body}");
+                    assert!(e.detail.contains(says), "{}", e.detail);
+                }
+                Ok(r) => panic!("{body} accepted: {r:?}"),
+            }
+        }
+    }
 
     fn decoder(registry: &str) -> Decoder {
         let registry =

@@ -12,6 +12,9 @@ use crate::Reason;
 
 /// Longest source id accepted.
 pub const MAX_SOURCE_LEN: usize = 64;
+/// Longest metric code accepted (HJ 212 codes have 6 or 7 characters, Argus's own names fewer
+/// than 20).
+pub const MAX_METRIC_LEN: usize = 32;
 
 /// Decode canonical JSON readings received at `receive_time`.
 pub fn decode_readings(
@@ -90,6 +93,15 @@ fn decode_object(
         None => return Err(schema(path, "missing field \"values\"".to_owned())),
     };
     for (code, entry) in values {
+        if code.is_empty() || code.len() > MAX_METRIC_LEN || code.chars().any(char::is_control) {
+            return Err(schema(
+                path,
+                format!(
+                    "values: a metric code of {} bytes (1 to {MAX_METRIC_LEN} characters without control characters)",
+                    code.len()
+                ),
+            ));
+        }
         let at = || format!("values.{code}");
         let (value, flag) = match entry {
             Value::Number(n) => (number(path, &at(), n)?, DataFlag::N),
@@ -337,6 +349,15 @@ mod tests {
                 r#"[{"source":"MN1","ts":"2026-11-26T06:00:00Z","values":{}}]"#,
                 Reason::BadSchema,
                 "[0].values: must hold",
+            ),
+            // Regression (issue 11, item 8): a 200 KB metric code was accepted and stored.
+            (
+                &format!(
+                    r#"{{"source":"MN1","ts":"2026-11-26T06:00:00Z","values":{{"{}":1}}}}"#,
+                    "m".repeat(200_000)
+                ),
+                Reason::BadSchema,
+                "a metric code of 200000 bytes",
             ),
         ];
         for (input, reason, detail) in cases {
