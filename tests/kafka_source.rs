@@ -470,12 +470,12 @@ fn mixed_good_and_bad_inputs() {
             (
                 &events,
                 PayloadKind::Events,
-                format!(r#"{{"type":"production_state","source":"MIX-L1","ts":{},"running":false,"enterprise":"E001"}}"#, now - 30_000).into_bytes(),
+                format!(r#"{{"type":"production_state","source":"15010201000102","ts":{},"running":false,"enterprise":"E001"}}"#, now - 30_000).into_bytes(),
             ),
             (
                 &events,
                 PayloadKind::Events,
-                format!(r#"[{{"type":"power_cut_feedback","source":"MIX-L2","ts":{now},"powered":true}},{{"type":"power","source":"MIX-M1","ts":{now},"kw":412.5}}]"#).into_bytes(),
+                format!(r#"[{{"type":"power_cut_feedback","source":"MINE01-PWR-WF1","ts":{now},"powered":true}},{{"type":"power","source":"15010201000103","ts":{now},"kw":412.5}}]"#).into_bytes(),
             ),
             (&hj212, PayloadKind::Hj212, conformance_line("valid.txt", 0)),
             (&hj212, PayloadKind::Hj212, {
@@ -508,6 +508,11 @@ fn mixed_good_and_bad_inputs() {
                 &events,
                 Some(format!(r#"{{"type":"explosion","source":"MIX-L9","ts":{now}}}"#).into_bytes()),
                 "bad_schema",
+            ),
+            (
+                &events,
+                Some(format!(r#"{{"type":"power_cut_feedback","source":"MIX-L2","ts":{now},"powered":true}}"#).into_bytes()),
+                "unregistered",
             ),
             (&hj212, Some(conformance_line("bad-crc.txt", 0)), "bad_crc"),
         ];
