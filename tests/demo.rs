@@ -245,19 +245,7 @@ advance_every_ms = 100
     let out = verify(&config, &truth);
     assert!(out.status.success(), "detection fell short of the truth");
     let table = String::from_utf8_lossy(&out.stdout);
-    for kind in [
-        "threshold",
-        "average",
-        "constant_value",
-        "zero_while_operating",
-        "out_of_range",
-        "sudden_jump",
-        "flag_duration",
-        "missing_data",
-        "treatment_stopped",
-        "power_cut_failure",
-        "unregistered_source",
-    ] {
+    for kind in argus_sim::RULE_KINDS {
         let row = table
             .lines()
             .find(|l| l.split_whitespace().next() == Some(kind))

@@ -32,6 +32,22 @@ pub use truth::{
 pub use verify::{verify, Observed, Report, Row, VerifyOptions};
 pub use wire::{Message, PayloadKind, Route, Transport};
 
+/// Every rule kind of the rules file, each of which the default scenario injects at least five
+/// times a day: what the proof and the quality test demand precision and recall of.
+pub const RULE_KINDS: [&str; 11] = [
+    "threshold",
+    "average",
+    "constant_value",
+    "zero_while_operating",
+    "out_of_range",
+    "sudden_jump",
+    "flag_duration",
+    "missing_data",
+    "treatment_stopped",
+    "power_cut_failure",
+    "unregistered_source",
+];
+
 /// What can go wrong in the simulator.
 #[derive(Debug, thiserror::Error)]
 pub enum SimError {

@@ -14,27 +14,13 @@ use argus_model::{Registry, Timestamp};
 use argus_rules::{RuleSet, Transition};
 use argus_sim::{
     verify, Cause, Generator, Observed, PayloadKind, Report, Scenario, Truth, TruthRecord,
-    VerifyOptions,
+    VerifyOptions, RULE_KINDS,
 };
 
 const REGISTRY: &str = include_str!("../../../config/registry.toml");
 const RULES: &str = include_str!("../../../config/rules.toml");
 /// `[rules] allowed_lateness_secs` of config/argus.toml.
 const LATENESS_MS: i64 = 300_000;
-
-const RULE_KINDS: [&str; 11] = [
-    "threshold",
-    "average",
-    "constant_value",
-    "zero_while_operating",
-    "out_of_range",
-    "sudden_jump",
-    "flag_duration",
-    "missing_data",
-    "treatment_stopped",
-    "power_cut_failure",
-    "unregistered_source",
-];
 
 /// Generate `scenario`, decode it as Argus does, detect, verify.
 fn prove(registry: Registry, scenario: Scenario) -> (Truth, Report) {
