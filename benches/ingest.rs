@@ -5,7 +5,7 @@
 use std::hint::black_box;
 
 use argus_ingest::json::decode_readings;
-use argus_ingest::TimeWindow;
+use argus_ingest::{TimeWindow, TopicNames};
 use argus_model::Timestamp;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
@@ -28,11 +28,27 @@ fn json_decode(c: &mut Criterion) {
     let mut group = c.benchmark_group("json_reading_decode");
     group.throughput(Throughput::Bytes(single.len() as u64));
     group.bench_function("one_object_3_values", |b| {
-        b.iter(|| decode_readings(black_box(single.as_bytes()), NOW, &window).map(|r| r.len()))
+        b.iter(|| {
+            decode_readings(
+                black_box(single.as_bytes()),
+                NOW,
+                &window,
+                TopicNames::default(),
+            )
+            .map(|r| r.len())
+        })
     });
     group.throughput(Throughput::Bytes(batch.len() as u64));
     group.bench_function("array_of_10_objects_30_values", |b| {
-        b.iter(|| decode_readings(black_box(batch.as_bytes()), NOW, &window).map(|r| r.len()))
+        b.iter(|| {
+            decode_readings(
+                black_box(batch.as_bytes()),
+                NOW,
+                &window,
+                TopicNames::default(),
+            )
+            .map(|r| r.len())
+        })
     });
     group.finish();
 }

@@ -12,7 +12,7 @@ use argus_config::Settings;
 use argus_dataflow::{run_batch, AlertTransition, BatchOptions, Input};
 use argus_ingest::events::decode_events;
 use argus_ingest::json::decode_readings;
-use argus_ingest::{Record, TimeWindow};
+use argus_ingest::{Record, TimeWindow, TopicNames};
 use argus_model::{Registry, Timestamp};
 
 /// Run the replay; prints transitions on stdout and a summary on stderr.
@@ -70,17 +70,19 @@ fn read_input(path: &Path) -> anyhow::Result<Vec<Input>> {
             continue;
         }
         let decoded = if is_event(&line) {
-            decode_events(line.as_bytes(), received, &window).map(|records| {
-                records
-                    .into_iter()
-                    .map(|record| match record {
-                        Record::Reading(r) => Input::Reading(r),
-                        Record::Event(e) => Input::Event(Box::new(e)),
-                    })
-                    .collect::<Vec<_>>()
-            })
+            decode_events(line.as_bytes(), received, &window, TopicNames::default()).map(
+                |records| {
+                    records
+                        .into_iter()
+                        .map(|record| match record {
+                            Record::Reading(r) => Input::Reading(r),
+                            Record::Event(e) => Input::Event(Box::new(e)),
+                        })
+                        .collect::<Vec<_>>()
+                },
+            )
         } else {
-            decode_readings(line.as_bytes(), received, &window)
+            decode_readings(line.as_bytes(), received, &window, TopicNames::default())
                 .map(|readings| readings.into_iter().map(Input::Reading).collect())
         };
         match decoded {

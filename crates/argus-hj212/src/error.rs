@@ -135,6 +135,15 @@ pub enum ReadingError {
         /// The value as sent.
         value: String,
     },
+    /// A factor gives the same field twice (`a21026-Rtd=1;a21026-Rtd=2`): which one the logger
+    /// meant would be a guess.
+    #[error("factor {code}: field {field} given twice")]
+    RepeatedField {
+        /// The factor code as sent.
+        code: String,
+        /// The field suffix as sent.
+        field: String,
+    },
     /// A `-Flag` value is not one of the HJ 212 data flags.
     #[error("factor {code}: unknown data flag {flag:?}")]
     BadFlag {
@@ -146,12 +155,13 @@ pub enum ReadingError {
 }
 
 impl ReadingError {
-    /// A bounded label for metrics and dead letters: `missing_data_time`, `bad_value` or
-    /// `bad_flag`.
+    /// A bounded label for metrics and dead letters: `missing_data_time`, `bad_value`,
+    /// `repeated_field` or `bad_flag`.
     pub fn reason_code(&self) -> &'static str {
         match self {
             ReadingError::MissingDataTime { .. } => "missing_data_time",
             ReadingError::BadValue { .. } => "bad_value",
+            ReadingError::RepeatedField { .. } => "repeated_field",
             ReadingError::BadFlag { .. } => "bad_flag",
         }
     }

@@ -23,7 +23,7 @@ const DATA_CNS: [&str; 4] = ["2011", "2051", "2061", "2031"];
 ///   ([`argus_model::MetricCode::Unknown`]).
 ///
 /// A data packet (CN 2011/2051/2061/2031) without `DataTime` is an error, and so is any packet
-/// with values but no `DataTime`. A packet without values (a reply, a command) gives no readings.
+/// with values but no `DataTime`, and a factor that gives one field twice. A packet without values (a reply, a command) gives no readings.
 pub fn readings(
     packet: &Packet<'_>,
     receive_time: Timestamp,
@@ -45,6 +45,15 @@ pub fn readings(
     let mut out = Vec::with_capacity(packet.factors.len());
     let mut source: Option<SourceId> = None;
     for factor in packet.factors() {
+        let fields = factor.fields();
+        if let Some(i) =
+            (1..fields.len()).find(|&i| fields[..i].iter().any(|f| f.kind == fields[i].kind))
+        {
+            return Err(ReadingError::RepeatedField {
+                code: quote(factor.code()),
+                field: quote(fields[i].kind.as_str()),
+            });
+        }
         let Some((kind, text)) = select.value(&factor) else {
             continue;
         };
@@ -260,6 +269,17 @@ mod tests {
                 "a21026-Rtd=1,a21026-Flag=",
                 "factor a21026: unknown data flag \"\"",
                 "bad_flag",
+            ),
+            // Regression (issue 11, item 8): the first of a repeated field won silently.
+            (
+                "a21026-Rtd=1;a21002-Rtd=4;a21026-Rtd=1000",
+                "factor a21026: field Rtd given twice",
+                "repeated_field",
+            ),
+            (
+                "a21026-Rtd=1,a21026-Flag=N,a21026-Flag=D",
+                "factor a21026: field Flag given twice",
+                "repeated_field",
             ),
         ];
         for (cp, message, code) in cases {

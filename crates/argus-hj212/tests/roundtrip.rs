@@ -195,9 +195,15 @@ proptest! {
         }
         // Re-encoding the decoded packet gives the same bytes.
         prop_assert_eq!(p.encode().unwrap_or_else(|e| panic!("{e}")), frame.clone());
-        // Readings never panic; with a DataTime and only generated values they succeed.
+        // Readings never panic.
         let r = readings(&p, Timestamp(0));
-        if g.data_time.is_some() {
+        // A field given twice in one factor is refused; otherwise, with a DataTime, they succeed.
+        let repeated = g.factors.iter().any(|f| {
+            f.fields.iter().enumerate().any(|(i, (k, _))| f.fields[..i].iter().any(|(j, _)| j == k))
+        });
+        if g.data_time.is_some() && repeated {
+            prop_assert_eq!(r.err().map(|e| e.reason_code()), Some("repeated_field"));
+        } else if g.data_time.is_some() {
             prop_assert!(r.is_ok(), "{:?}", r);
         }
     }

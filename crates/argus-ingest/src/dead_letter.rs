@@ -63,11 +63,14 @@ pub enum Reason {
     TopicMismatch,
     /// An event names an enterprise or source the registry does not know.
     Unregistered,
+    /// A JSON object names a key twice, or an HJ 212 factor gives a field twice: which one
+    /// counts would be a guess.
+    DuplicateKey,
 }
 
 impl Reason {
     /// Every reason, for metrics initialisation and documentation.
-    pub const ALL: [Reason; 15] = [
+    pub const ALL: [Reason; 16] = [
         Reason::BadJson,
         Reason::BadSchema,
         Reason::NonFinite,
@@ -83,6 +86,7 @@ impl Reason {
         Reason::Oversize,
         Reason::TopicMismatch,
         Reason::Unregistered,
+        Reason::DuplicateKey,
     ];
 
     /// snake_case code.
@@ -103,6 +107,7 @@ impl Reason {
             Reason::Oversize => "oversize",
             Reason::TopicMismatch => "topic_mismatch",
             Reason::Unregistered => "unregistered",
+            Reason::DuplicateKey => "duplicate_key",
         }
     }
 }

@@ -75,6 +75,17 @@ pub enum PayloadKind {
     Hj212,
 }
 
+/// The names a payload's topic gives (MQTT `argus/v1/readings/{enterprise}/{source}`,
+/// `argus/v1/hj212/{source}`, `argus/v1/events/{enterprise}`): a payload may omit them and take
+/// the topic's, and must not name others ([`Reason::TopicMismatch`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TopicNames<'a> {
+    /// The enterprise the topic names.
+    pub enterprise: Option<&'a str>,
+    /// The source (MN) the topic names.
+    pub source: Option<&'a str>,
+}
+
 /// Limits applied while decoding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DecodeOptions {
@@ -122,12 +133,39 @@ impl Decoder {
         &self.registry
     }
 
-    /// Decode one payload received at `receive_time`.
+    /// Decode one payload received at `receive_time` on a topic that names nothing (Kafka).
     pub fn decode(
         &self,
         kind: PayloadKind,
         bytes: &[u8],
         receive_time: Timestamp,
+    ) -> Result<Vec<Record>, IngestError> {
+        self.decode_on_topic(kind, bytes, receive_time, TopicNames::default())
+    }
+
+    /// Decode one payload received at `receive_time` on a topic naming `topic`: what the
+    /// payload omits it takes from the topic, and what it names must be the topic's
+    /// ([`Decoder::check_topic`]).
+    pub fn decode_on_topic(
+        &self,
+        kind: PayloadKind,
+        bytes: &[u8],
+        receive_time: Timestamp,
+        topic: TopicNames<'_>,
+    ) -> Result<Vec<Record>, IngestError> {
+        let records = self.decode_payload(kind, bytes, receive_time, topic)?;
+        if topic != TopicNames::default() {
+            self.check_topic(&records, topic.enterprise, topic.source)?;
+        }
+        Ok(records)
+    }
+
+    fn decode_payload(
+        &self,
+        kind: PayloadKind,
+        bytes: &[u8],
+        receive_time: Timestamp,
+        topic: TopicNames<'_>,
     ) -> Result<Vec<Record>, IngestError> {
         if bytes.len() > self.options.max_payload_bytes {
             let detail = format!(
@@ -139,11 +177,13 @@ impl Decoder {
         }
         match kind {
             PayloadKind::JsonReadings => {
-                let readings = json::decode_readings(bytes, receive_time, &self.options.window)?;
+                let window = &self.options.window;
+                let readings = json::decode_readings(bytes, receive_time, window, topic)?;
                 Ok(readings.into_iter().map(Record::Reading).collect())
             }
             PayloadKind::Events => {
-                let records = events::decode_events(bytes, receive_time, &self.options.window)?;
+                let window = &self.options.window;
+                let records = events::decode_events(bytes, receive_time, window, topic)?;
                 self.check_registered(&records)?;
                 Ok(records)
             }
@@ -191,10 +231,10 @@ impl Decoder {
         receive_time: Timestamp,
     ) -> Result<Vec<Reading>, IngestError> {
         let readings = argus_hj212::readings(packet, receive_time).map_err(|e| {
-            let reason = if e.reason_code() == "missing_data_time" {
-                Reason::BadTimestamp
-            } else {
-                Reason::BadValue
+            let reason = match e.reason_code() {
+                "missing_data_time" => Reason::BadTimestamp,
+                "repeated_field" => Reason::DuplicateKey,
+                _ => Reason::BadValue,
             };
             IngestError::new(reason, e.to_string())
         })?;
@@ -389,6 +429,62 @@ limits = [{ metric = "a21026", basis = "hourly_avg", max = 200.0, standard = "s"
                 Ok(r) => panic!("{body} accepted: {r:?}"),
             }
         }
+    }
+
+    /// Issue 11, item 7: a payload on a topic that names its enterprise and source may omit
+    /// them; naming others is a mismatch.
+    #[test]
+    fn a_payload_takes_the_names_its_topic_gives() {
+        let d = decoder(REGISTRY);
+        let at = Timestamp(1_795_622_400_000);
+        let topic = TopicNames {
+            enterprise: Some("E"),
+            source: Some("Y80110010000010"),
+        };
+        let reading = br#"{"ts": 1795622400000, "values": {"a21026": 12}}"#;
+        let records = d
+            .decode_on_topic(PayloadKind::JsonReadings, reading, at, topic)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            matches!(records.as_slice(), [Record::Reading(r)] if r.source.as_str() == "Y80110010000010"),
+            "{records:?}"
+        );
+        // Without a topic the source is required.
+        let bare = d.decode(PayloadKind::JsonReadings, reading, at);
+        assert_eq!(bare.map_err(|e| e.reason), Err(Reason::BadSchema));
+        let notice = br#"{"type": "maintenance_notice", "from": "2026-11-26T00:00:00Z", "to": "2026-11-26T08:00:00Z", "reason": "overhaul"}"#;
+        let events = TopicNames {
+            enterprise: Some("E"),
+            source: None,
+        };
+        let records = d
+            .decode_on_topic(PayloadKind::Events, notice, at, events)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            matches!(records.as_slice(), [Record::Event(e)] if e.enterprise_id.as_deref() == Some("E")),
+            "{records:?}"
+        );
+        let other = br#"{"source": "OTHER", "ts": 1795622400000, "values": {"a21026": 12}}"#;
+        let mismatch = d.decode_on_topic(PayloadKind::JsonReadings, other, at, topic);
+        assert_eq!(mismatch.map_err(|e| e.reason), Err(Reason::TopicMismatch));
+    }
+
+    #[test]
+    fn duplicate_keys_and_repeated_factor_fields_are_refused() {
+        let d = decoder(&REGISTRY.replace("654321", "123456"));
+        let at = Timestamp(1_570_858_630_000);
+        let json =
+            br#"{"source": "A", "ts": 1570858630000, "values": {"a21026": 1, "a21026": 1000}}"#;
+        let got = d.decode(PayloadKind::JsonReadings, json, at);
+        assert_eq!(got.map_err(|e| e.reason), Err(Reason::DuplicateKey));
+        let event = br#"{"type": "production_state", "source": "Y80110010000010", "source": "X", "ts": 1570858630000, "running": true}"#;
+        let got = d.decode(PayloadKind::Events, event, at);
+        assert_eq!(got.map_err(|e| e.reason), Err(Reason::DuplicateKey));
+        let data = "QN=20191012133710130;ST=22;CN=2011;PW=123456;MN=Y80110010000010;Flag=4;CP=&&DataTime=20191012133710;a21026-Rtd=1.0;a21026-Rtd=1000.0&&";
+        let crc = argus_hj212::crc::crc16(data.as_bytes());
+        let packet = format!("##{:04}{data}{crc:04X}\r\n", data.len());
+        let got = d.decode(PayloadKind::Hj212, packet.as_bytes(), at);
+        assert_eq!(got.map_err(|e| e.reason), Err(Reason::DuplicateKey));
     }
 
     fn decoder(registry: &str) -> Decoder {

@@ -8,21 +8,22 @@
 use argus_model::{DataFlag, Event, EventKind, Metric, MetricCode, Reading, Timestamp};
 use serde_json::{Map, Value};
 
-use crate::decode::{IngestError, TimeWindow};
+use crate::decode::{IngestError, TimeWindow, TopicNames};
 use crate::json::{for_each_object, kind, schema, source_field, timestamp_field};
 use crate::{Reason, Record};
 
-/// Decode enterprise events received at `receive_time`.
+/// Decode enterprise events received at `receive_time`. An event without `enterprise` takes the
+/// one its topic names (`topic.enterprise`), if any.
 pub fn decode_events(
     bytes: &[u8],
     receive_time: Timestamp,
     window: &TimeWindow,
+    topic: TopicNames<'_>,
 ) -> Result<Vec<Record>, IngestError> {
-    let value: Value = serde_json::from_slice(bytes)
-        .map_err(|e| IngestError::new(Reason::BadJson, format!("not valid JSON: {e}")))?;
+    let value = crate::strict::parse(bytes)?;
     let mut records = Vec::new();
     for_each_object(&value, |path, object| {
-        records.push(decode_event(path, object, receive_time, window)?);
+        records.push(decode_event(path, object, receive_time, window, topic)?);
         Ok(())
     })?;
     Ok(records)
@@ -33,6 +34,7 @@ fn decode_event(
     o: &Map<String, Value>,
     receive_time: Timestamp,
     window: &TimeWindow,
+    topic: TopicNames<'_>,
 ) -> Result<Record, IngestError> {
     let kind_name = match o.get("type") {
         Some(Value::String(s)) => s.as_str(),
@@ -63,7 +65,7 @@ fn decode_event(
         ));
     }
     let enterprise = match o.get("enterprise") {
-        None => None,
+        None => topic.enterprise.map(str::to_owned),
         Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
         Some(other) => {
             return Err(schema(
@@ -92,7 +94,7 @@ fn decode_event(
     };
     match kind_name {
         "production_state" => {
-            let source = source_field(path, o, "source")?;
+            let source = source_field(path, o, "source", topic.source)?;
             let ts = timestamp_field(path, o, "ts", receive_time, window)?;
             Ok(Record::Event(event(
                 Some(source),
@@ -103,7 +105,7 @@ fn decode_event(
             )))
         }
         "power_cut_feedback" => {
-            let source = source_field(path, o, "source")?;
+            let source = source_field(path, o, "source", topic.source)?;
             let ts = timestamp_field(path, o, "ts", receive_time, window)?;
             Ok(Record::Event(event(
                 Some(source),
@@ -114,7 +116,7 @@ fn decode_event(
             )))
         }
         "power" => {
-            let source = source_field(path, o, "source")?;
+            let source = source_field(path, o, "source", topic.source)?;
             let event_time = timestamp_field(path, o, "ts", receive_time, window)?;
             let value = match o.get("kw") {
                 Some(Value::Number(n)) => {
@@ -241,7 +243,12 @@ mod tests {
     const NOW: Timestamp = Timestamp(1_795_672_800_000);
 
     fn decode(text: &str) -> Result<Vec<Record>, IngestError> {
-        decode_events(text.as_bytes(), NOW, &TimeWindow::default())
+        decode_events(
+            text.as_bytes(),
+            NOW,
+            &TimeWindow::default(),
+            TopicNames::default(),
+        )
     }
 
     #[test]

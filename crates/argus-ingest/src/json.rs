@@ -7,7 +7,7 @@
 use argus_model::{DataFlag, MetricCode, Reading, SourceId, Timestamp};
 use serde_json::{Map, Value};
 
-use crate::decode::{IngestError, TimeWindow};
+use crate::decode::{IngestError, TimeWindow, TopicNames};
 use crate::Reason;
 
 /// Longest source id accepted.
@@ -16,17 +16,18 @@ pub const MAX_SOURCE_LEN: usize = 64;
 /// than 20).
 pub const MAX_METRIC_LEN: usize = 32;
 
-/// Decode canonical JSON readings received at `receive_time`.
+/// Decode canonical JSON readings received at `receive_time`. A reading without `source`
+/// takes the one its topic names (`topic.source`), if any.
 pub fn decode_readings(
     bytes: &[u8],
     receive_time: Timestamp,
     window: &TimeWindow,
+    topic: TopicNames<'_>,
 ) -> Result<Vec<Reading>, IngestError> {
-    let value: Value = serde_json::from_slice(bytes)
-        .map_err(|e| IngestError::new(Reason::BadJson, format!("not valid JSON: {e}")))?;
+    let value = crate::strict::parse(bytes)?;
     let mut readings = Vec::new();
     for_each_object(&value, |path, object| {
-        decode_object(path, object, receive_time, window, &mut readings)
+        decode_object(path, object, receive_time, window, topic, &mut readings)
     })?;
     Ok(readings)
 }
@@ -64,6 +65,7 @@ fn decode_object(
     object: &Map<String, Value>,
     receive_time: Timestamp,
     window: &TimeWindow,
+    topic: TopicNames<'_>,
     out: &mut Vec<Reading>,
 ) -> Result<(), IngestError> {
     for key in object.keys() {
@@ -74,7 +76,7 @@ fn decode_object(
             ));
         }
     }
-    let source = source_field(path, object, "source")?;
+    let source = source_field(path, object, "source", topic.source)?;
     let event_time = timestamp_field(path, object, "ts", receive_time, window)?;
     let values = match object.get("values") {
         Some(Value::Object(values)) if !values.is_empty() => values,
@@ -179,13 +181,15 @@ fn number(path: &str, field: &str, n: &serde_json::Number) -> Result<f64, Ingest
     }
 }
 
-/// A non-empty string field naming a source.
+/// A non-empty string field naming a source; when absent, `default` (the topic's) if given.
 pub(crate) fn source_field(
     path: &str,
     object: &Map<String, Value>,
     name: &str,
+    default: Option<&str>,
 ) -> Result<SourceId, IngestError> {
     match object.get(name) {
+        None if default.is_some() => Ok(SourceId::new(default.unwrap_or_default())),
         Some(Value::String(s))
             if !s.is_empty() && s.len() <= MAX_SOURCE_LEN && !s.chars().any(char::is_control) =>
         {
@@ -273,7 +277,12 @@ mod tests {
     const NOW: Timestamp = Timestamp(1_795_672_800_000); // 2026-11-26T06:00:00Z
 
     fn decode(text: &str) -> Result<Vec<Reading>, IngestError> {
-        decode_readings(text.as_bytes(), NOW, &TimeWindow::default())
+        decode_readings(
+            text.as_bytes(),
+            NOW,
+            &TimeWindow::default(),
+            TopicNames::default(),
+        )
     }
 
     #[test]
@@ -376,6 +385,7 @@ mod tests {
 mod schema_examples {
     use super::*;
     use crate::events::decode_events;
+    use crate::TopicNames;
 
     /// The examples in the documented JSON Schemas decode: the documentation cannot drift.
     #[test]
@@ -395,9 +405,11 @@ mod schema_examples {
             for example in examples {
                 let bytes = example.to_string();
                 let decoded = if is_events {
-                    decode_events(bytes.as_bytes(), now, &window).map(|r| r.len())
+                    decode_events(bytes.as_bytes(), now, &window, TopicNames::default())
+                        .map(|r| r.len())
                 } else {
-                    decode_readings(bytes.as_bytes(), now, &window).map(|r| r.len())
+                    decode_readings(bytes.as_bytes(), now, &window, TopicNames::default())
+                        .map(|r| r.len())
                 };
                 assert!(matches!(decoded, Ok(n) if n > 0), "{bytes}: {decoded:?}");
             }

@@ -11,9 +11,10 @@ pub mod decode;
 pub mod envelope;
 pub mod events;
 pub mod json;
+pub mod strict;
 
 pub use dead_letter::{
     bounded, count_by_reason, DeadLetter, Reason, MAX_DETAIL_BYTES, MAX_ORIGIN_BYTES, MAX_RAW_BYTES,
 };
-pub use decode::{DecodeOptions, Decoder, IngestError, PayloadKind, TimeWindow};
+pub use decode::{DecodeOptions, Decoder, IngestError, PayloadKind, TimeWindow, TopicNames};
 pub use envelope::{Ack, Envelope, Record, Transport};

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use argus_config::MqttSettings;
-use argus_ingest::{count_by_reason, Ack, DeadLetter, Decoder, Envelope, PayloadKind, Transport};
+use argus_ingest::{
+    count_by_reason, Ack, DeadLetter, Decoder, Envelope, PayloadKind, TopicNames, Transport,
+};
 use argus_model::Timestamp;
 use argus_telemetry::Telemetry;
 use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, Publish, QoS, TlsConfiguration};
@@ -246,13 +248,10 @@ impl MqttSource {
                     (PayloadKind::Events, [.., e]) => (Some(*e), None),
                     _ => (None, None),
                 };
-                let decoded = self
-                    .decoder
-                    .decode(s.kind, &publish.payload, receive_time)
-                    .and_then(|records| {
-                        self.decoder.check_topic(&records, enterprise, source)?;
-                        Ok(records)
-                    });
+                let names = TopicNames { enterprise, source };
+                let decoded =
+                    self.decoder
+                        .decode_on_topic(s.kind, &publish.payload, receive_time, names);
                 match decoded {
                     Ok(records) => batch.records.extend(records),
                     Err(e) => batch.dead_letters.push(DeadLetter::new(
