@@ -27,7 +27,7 @@ use timely::container::CapacityContainerBuilder;
 use timely::dataflow::operators::{Inspect, Probe};
 use timely::dataflow::{InputHandle, ProbeHandle};
 
-pub use operator::{detect, state_bytes_per_instance, MAX_UNREGISTERED_SOURCES};
+pub use operator::{detect, state_bytes_per_instance, MAX_UNREGISTERED_SOURCES, OVERFLOW_SOURCE};
 pub use watermark::{WatermarkParams, Watermarks};
 
 /// One input of the dataflow.
@@ -131,7 +131,7 @@ pub fn run_batch(
         let rules = Arc::clone(&rules);
         worker.dataflow::<u64, _, _>(|scope| {
             let stream = input.to_stream(scope);
-            detect(stream, rules)
+            detect(stream, Arc::clone(&rules))
                 .inspect(move |t: &AlertTransition| {
                     out.lock()
                         .unwrap_or_else(PoisonError::into_inner)
@@ -141,7 +141,7 @@ pub fn run_batch(
                 .probe_with(&probe);
         });
         let mut late = Vec::new();
-        let mut watermarks = Watermarks::new(options.watermarks);
+        let mut watermarks = Watermarks::new(options.watermarks, Arc::clone(&rules));
         for (n, record) in inputs.iter().enumerate().skip(index).step_by(peers) {
             if !watermarks.admit(record.source(), record.event_time(), record.receive_time()) {
                 late.push(record.clone());

@@ -50,6 +50,9 @@ pub struct Progress {
     /// Inputs since the last report whose event time was ahead of the clock by more than the
     /// allowed skew (judged; not moving event time past the clock plus the skew).
     pub ahead: u64,
+    /// Inputs since the last report of unregistered sources beyond the tracker's bound
+    /// ([`crate::MAX_UNREGISTERED_SOURCES`]): judged, not tracked.
+    pub untracked: u64,
 }
 
 /// How the live dataflow follows the clock.
@@ -87,7 +90,7 @@ where
         let sink = Arc::clone(&observer);
         worker.dataflow::<u64, _, _>(|scope| {
             let stream = input.to_stream(scope);
-            detect(stream, rules).inspect_core(move |event| {
+            detect(stream, Arc::clone(&rules)).inspect_core(move |event| {
                 if let Ok((_time, batch)) = event {
                     if !batch.is_empty() {
                         sink.transitions(index, batch);
@@ -95,7 +98,7 @@ where
                 }
             });
         });
-        let mut watermarks = Watermarks::new(options.watermarks);
+        let mut watermarks = Watermarks::new(options.watermarks, Arc::clone(&rules));
         let mut buf = Vec::new();
         let mut late = Vec::new();
         let (mut readings, mut events) = (0_u64, 0_u64);
@@ -130,6 +133,7 @@ where
                     readings: std::mem::take(&mut readings),
                     events: std::mem::take(&mut events),
                     ahead: watermarks.take_ahead(),
+                    untracked: watermarks.take_untracked(),
                 };
                 observer.progress(index, progress);
                 last_advance = Instant::now();

@@ -17,10 +17,15 @@ use timely::dataflow::Stream;
 use crate::{AlertTransition, Input};
 use argus_rules::fnv::{hash_str, FnvHashMap, FnvHashSet};
 
-/// Unregistered sources a worker raises alerts for, at most: a sender inventing ids cannot grow
-/// the state without bound. Readings of further unknown sources are still counted and stored
-/// upstream; they raise no alert.
+/// Unregistered sources a worker raises alerts for (and the watermark tracker follows), at most:
+/// a sender inventing ids cannot grow the state without bound. Readings of further unknown
+/// sources are still stored upstream and counted (`argus_detect_untracked_total`); together
+/// they raise one alert per worker, of the source [`OVERFLOW_SOURCE`], and keep no state.
 pub const MAX_UNREGISTERED_SOURCES: usize = 10_000;
+
+/// The source the `unregistered_source` alert names for the unknown sources beyond
+/// [`MAX_UNREGISTERED_SOURCES`].
+pub const OVERFLOW_SOURCE: &str = "unregistered-beyond-limit";
 
 /// A rule instance's running state machine.
 #[derive(Debug)]
@@ -453,6 +458,8 @@ struct Units {
     units: Vec<Unit>,
     by_key: FnvHashMap<Arc<str>, usize>,
     by_source: FnvHashMap<SourceId, (usize, Subscribed)>,
+    /// The unit of the unregistered sources beyond the bound, once there are any.
+    overflow: Option<usize>,
 }
 
 impl Units {
@@ -475,15 +482,27 @@ impl Units {
         let key = unit_key(input, rules);
         let i = match self.by_key.get(key) {
             Some(&i) => i,
-            None => {
-                let Some(unit) = new_unit(key, input, rules, unregistered) else {
+            None => match new_unit(key, input, rules, unregistered) {
+                New::Unit(unit) => {
+                    self.units.push(unit);
+                    let i = self.units.len() - 1;
+                    self.by_key.insert(Arc::from(key), i);
+                    i
+                }
+                New::Overflow(instance) => {
+                    let i = *self.overflow.get_or_insert_with(|| {
+                        self.units
+                            .push(Unit::new(Arc::from(OVERFLOW_SOURCE), [instance]));
+                        self.units.len() - 1
+                    });
+                    // One shared machine, no state per source.
+                    if let (Input::Reading(r), Some(unit)) = (input, self.units.get_mut(i)) {
+                        unit.on_reading(r, &[(0, Role::Any)], out);
+                    }
                     return;
-                };
-                self.units.push(unit);
-                let i = self.units.len() - 1;
-                self.by_key.insert(Arc::from(key), i);
-                i
-            }
+                }
+                New::Nothing => return,
+            },
         };
         let Some(unit) = self.units.get_mut(i) else {
             return;
@@ -496,31 +515,40 @@ impl Units {
     }
 }
 
+/// What a key seen for the first time gets.
+enum New {
+    /// An enterprise's machines, or the alert of an unregistered source.
+    Unit(Unit),
+    /// An unregistered source beyond [`MAX_UNREGISTERED_SOURCES`]: the shared instance of the
+    /// overflow alert.
+    Overflow(Instance),
+    /// Nothing judges it.
+    Nothing,
+}
+
 /// The unit for `key`, seen for the first time: an enterprise's machines, or the alert of an
-/// unregistered source (while fewer than [`MAX_UNREGISTERED_SOURCES`]); none when nothing
-/// judges it.
-fn new_unit(key: &str, input: &Input, rules: &RuleSet, unregistered: &mut usize) -> Option<Unit> {
+/// unregistered source (while fewer than [`MAX_UNREGISTERED_SOURCES`]).
+fn new_unit(key: &str, input: &Input, rules: &RuleSet, unregistered: &mut usize) -> New {
     let registered = match input {
         Input::Reading(r) => rules.enterprise_of(r.source.as_str()).is_some(),
         // An event about an enterprise without rules, or an unknown one, concerns no machine.
         Input::Event(_) => {
             if rules.for_enterprise(key).is_empty() {
-                return None;
+                return New::Nothing;
             }
             true
         }
     };
     if registered {
         let instances = rules.for_enterprise(key).to_vec();
-        return Some(Unit::new(Arc::from(key), instances));
+        return New::Unit(Unit::new(Arc::from(key), instances));
     }
-    let rule = rules.unregistered()?;
+    let (Some(rule), Input::Reading(r)) = (rules.unregistered(), input) else {
+        return New::Nothing;
+    };
     if *unregistered >= MAX_UNREGISTERED_SOURCES {
-        return None;
+        return New::Overflow(rule.instance(&SourceId::from(OVERFLOW_SOURCE)));
     }
     *unregistered += 1;
-    let Input::Reading(r) = input else {
-        return None;
-    };
-    Some(Unit::new(Arc::from(key), [rule.instance(&r.source)]))
+    New::Unit(Unit::new(Arc::from(key), [rule.instance(&r.source)]))
 }

@@ -6,10 +6,20 @@
 //!
 //! Processing time is whatever the caller says it is: the wall clock in a live service, the
 //! receive times recorded with the input in a replay, so a replay is deterministic.
+//!
+//! Bounded: sources the rules do not know are tracked up to [`MAX_UNREGISTERED_SOURCES`]; records
+//! of further unknown sources are judged against the watermark but leave no state and cannot
+//! hold it back (counted, [`Watermarks::take_untracked`]). Registered sources are bounded by the
+//! registry.
+
+use std::sync::Arc;
 
 use argus_model::{SourceId, Timestamp};
 
 use argus_rules::fnv::FnvHashMap;
+use argus_rules::RuleSet;
+
+use crate::MAX_UNREGISTERED_SOURCES;
 
 /// How a [`Watermarks`] tracker judges lateness and idleness.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,28 +47,42 @@ pub struct WatermarkParams {
 struct Seen {
     newest_event_ms: i64,
     last_arrival_ms: i64,
+    registered: bool,
 }
 
 /// The watermark of one input, from the event and arrival times of the records it takes.
 #[derive(Debug, Clone)]
 pub struct Watermarks {
     params: WatermarkParams,
+    rules: Arc<RuleSet>,
     sources: FnvHashMap<SourceId, Seen>,
+    unregistered: usize,
     watermark_ms: i64,
     now_ms: i64,
     ahead: u64,
+    untracked: u64,
 }
 
 impl Watermarks {
-    /// A tracker that has seen nothing: its watermark is the earliest time.
-    pub fn new(params: WatermarkParams) -> Self {
+    /// A tracker that has seen nothing: its watermark is the earliest time. `rules` tell which
+    /// sources are registered (the others are tracked up to a bound).
+    pub fn new(params: WatermarkParams, rules: Arc<RuleSet>) -> Self {
         Self {
             params,
+            rules,
             sources: FnvHashMap::default(),
+            unregistered: 0,
             watermark_ms: i64::MIN,
             now_ms: i64::MIN,
             ahead: 0,
+            untracked: 0,
         }
+    }
+
+    /// Records seen since the last call of sources the rules do not know, beyond
+    /// [`MAX_UNREGISTERED_SOURCES`] of them: judged, but not tracked.
+    pub fn take_untracked(&mut self) -> u64 {
+        std::mem::take(&mut self.untracked)
     }
 
     /// Records seen since the last call whose event time was further ahead of their arrival
@@ -104,9 +128,18 @@ impl Watermarks {
                     seen.last_arrival_ms = seen.last_arrival_ms.max(arrival_ms);
                 }
                 None => {
+                    let registered = self.rules.enterprise_of(source.as_str()).is_some();
+                    if !registered {
+                        if self.unregistered >= MAX_UNREGISTERED_SOURCES {
+                            self.untracked += 1;
+                            return on_time;
+                        }
+                        self.unregistered += 1;
+                    }
                     let seen = Seen {
                         newest_event_ms,
                         last_arrival_ms: arrival_ms,
+                        registered,
                     };
                     self.sources.insert(source.clone(), seen);
                 }
@@ -123,6 +156,7 @@ impl Watermarks {
         let idle_before = self.now_ms.saturating_sub(self.params.idle_after_ms);
         self.sources
             .retain(|_, seen| seen.last_arrival_ms >= idle_before);
+        self.unregistered = self.sources.values().filter(|s| !s.registered).count();
         let lateness = self.params.allowed_lateness_ms;
         let slowest = self
             .sources
@@ -170,7 +204,7 @@ mod tests {
 
     #[test]
     fn the_slowest_active_source_sets_the_watermark() {
-        let mut w = Watermarks::new(params(None));
+        let mut w = Watermarks::new(params(None), Arc::default());
         let (fast, slow) = (source("FAST"), source("SLOW"));
         // The slow source's clock runs 20 minutes behind the fast one's.
         assert!(w.admit(Some(&fast), at(100), at(100)));
@@ -193,7 +227,7 @@ mod tests {
 
     #[test]
     fn an_idle_source_stops_holding_the_watermark_back_until_it_sends_again() {
-        let mut w = Watermarks::new(params(None));
+        let mut w = Watermarks::new(params(None), Arc::default());
         let (busy, quiet) = (source("BUSY"), source("QUIET"));
         w.admit(Some(&quiet), at(10), at(10));
         w.admit(Some(&busy), at(10), at(10));
@@ -219,7 +253,7 @@ mod tests {
 
     #[test]
     fn the_clock_bounds_a_lagging_source_and_moves_event_time_on_in_silence() {
-        let mut w = Watermarks::new(params(Some(15 * MIN)));
+        let mut w = Watermarks::new(params(Some(15 * MIN)), Arc::default());
         let (s, stuck) = (source("S"), source("STUCK"));
         // A source whose clock is stuck an hour back holds event time 15 minutes at most.
         w.admit(Some(&s), at(100), at(100));
@@ -239,7 +273,7 @@ mod tests {
         );
         assert!(w.admit(Some(&s), at(170), at(180)));
         // Without the floor (a replay) the watermark waits for data.
-        let mut replay = Watermarks::new(params(None));
+        let mut replay = Watermarks::new(params(None), Arc::default());
         replay.admit(Some(&s), at(100), at(100));
         assert_eq!(replay.advance(at(100)), at(95));
         assert_eq!(replay.advance(at(160)), at(95));
@@ -247,7 +281,7 @@ mod tests {
 
     #[test]
     fn records_without_a_source_are_judged_but_hold_nothing() {
-        let mut w = Watermarks::new(params(None));
+        let mut w = Watermarks::new(params(None), Arc::default());
         assert!(w.admit(None, at(50), at(50)));
         assert_eq!(w.active_sources(), 0);
         assert_eq!(w.advance(at(50)), Timestamp(i64::MIN));
@@ -262,7 +296,7 @@ mod tests {
     fn a_reading_from_the_future_does_not_drag_event_time_ahead_of_the_clock() {
         let mut p = params(Some(900_000));
         p.max_skew_ms = Some(300_000);
-        let mut w = Watermarks::new(p);
+        let mut w = Watermarks::new(p, Arc::default());
         let now = 1_795_622_400_000_i64;
         let (a, future) = (SourceId::from("A"), SourceId::from("FUTURE"));
         assert!(w.admit(Some(&a), Timestamp(now - 1_000), Timestamp(now)));
@@ -283,7 +317,7 @@ mod tests {
         // A's next reading, stamped by a right clock as it arrives, is judged.
         assert!(w.admit(Some(&a), Timestamp(later + 1_000), Timestamp(later + 1_000)));
         // Without the guard, the same input makes it late.
-        let mut unguarded = Watermarks::new(params(Some(900_000)));
+        let mut unguarded = Watermarks::new(params(Some(900_000)), Arc::default());
         unguarded.admit(Some(&a), Timestamp(now - 1_000), Timestamp(now));
         unguarded.admit(
             Some(&future),
@@ -292,5 +326,49 @@ mod tests {
         );
         unguarded.advance(Timestamp(later));
         assert!(!unguarded.admit(Some(&a), Timestamp(later + 1_000), Timestamp(later + 1_000)));
+    }
+
+    /// Issue 11, item 4: sources nobody registered cannot grow the tracker without bound, and
+    /// while they flood it a registered source still holds the watermark.
+    #[test]
+    fn unregistered_sources_are_tracked_up_to_a_bound() {
+        let registry = argus_model::Registry::from_toml_str(
+            include_str!("../../../config/registry.toml"),
+            "registry.toml",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let rules = RuleSet::compile(
+            include_str!("../../../config/rules.toml"),
+            "rules.toml",
+            &registry,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let known = registry
+            .points()
+            .next()
+            .map(|p| p.mn.clone())
+            .unwrap_or_else(|| panic!("the example registry has points"));
+        let mut w = Watermarks::new(params(None), Arc::new(rules));
+        assert!(w.admit(Some(&known), at(100), at(100)));
+        let invented = 2 * MAX_UNREGISTERED_SOURCES;
+        for i in 0..invented {
+            let fake = source(&format!("FAKE{i:07}"));
+            assert!(w.admit(Some(&fake), at(200), at(100)));
+        }
+        assert_eq!(w.active_sources(), 1 + MAX_UNREGISTERED_SOURCES);
+        assert_eq!(
+            w.take_untracked(),
+            (invented - MAX_UNREGISTERED_SOURCES) as u64
+        );
+        assert_eq!(w.take_untracked(), 0);
+        // The registered source is the slowest and holds the watermark.
+        assert_eq!(w.advance(at(100)), at(95));
+        // Once the invented ones fall idle, new unknown sources are tracked again.
+        w.admit(Some(&known), at(120), at(120));
+        w.advance(at(120));
+        assert_eq!(w.active_sources(), 1);
+        assert!(w.admit(Some(&source("LATER")), at(120), at(120)));
+        assert_eq!(w.active_sources(), 2);
+        assert_eq!(w.take_untracked(), 0);
     }
 }

@@ -334,6 +334,7 @@ impl Observer for Report {
             .with_label_values(&["event"])
             .inc_by(progress.events);
         d.ahead.inc_by(progress.ahead);
+        d.untracked.inc_by(progress.untracked);
         let lag_ms = progress
             .now
             .as_millis()

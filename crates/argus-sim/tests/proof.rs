@@ -85,7 +85,11 @@ fn prove_with(registry: Registry, scenario: Scenario, after_ms: Option<i64>) -> 
         }
     }
     let generated = clock.elapsed();
-    let judged_until = judged_until(&inputs, BatchOptions::recorded(LATENESS_MS));
+    let judged_until = judged_until(
+        &inputs,
+        BatchOptions::recorded(LATENESS_MS),
+        Arc::clone(&rules),
+    );
     let n_inputs = inputs.len();
     let output = run_batch(
         timely::Config::thread(),
@@ -133,8 +137,8 @@ fn prove_with(registry: Registry, scenario: Scenario, after_ms: Option<i64>) -> 
 /// The event time one worker's detection has judged at the end of a batch: the frontier of its
 /// last advance (every `advance_every` inputs; the end of the input is not a watermark, so the
 /// final jump of the frontier judges no window).
-fn judged_until(inputs: &[Input], options: BatchOptions) -> i64 {
-    let mut watermarks = argus_dataflow::Watermarks::new(options.watermarks);
+fn judged_until(inputs: &[Input], options: BatchOptions, rules: Arc<RuleSet>) -> i64 {
+    let mut watermarks = argus_dataflow::Watermarks::new(options.watermarks, rules);
     let mut frontier = 0;
     for (n, input) in inputs.iter().enumerate() {
         if !watermarks.admit(input.source(), input.event_time(), input.receive_time()) {

@@ -50,6 +50,9 @@ pub mod names {
     /// Counter: inputs whose event time was ahead of the clock by more than the allowed skew:
     /// judged, but not moving event time past the clock plus the skew.
     pub const DETECT_AHEAD_TOTAL: &str = "argus_detect_ahead_total";
+    /// Counter: inputs of unregistered sources beyond the bound of tracked ones (judged, no
+    /// state kept; together they raise one alert).
+    pub const DETECT_UNTRACKED_TOTAL: &str = "argus_detect_untracked_total";
     /// Gauge: how far event time (a worker's watermark) is behind the wall clock, by `worker`.
     pub const DETECT_WATERMARK_LAG_SECONDS: &str = "argus_detect_watermark_lag_seconds";
     /// Gauge: sources holding a worker's watermark (not idle), by `worker`.
@@ -90,6 +93,7 @@ pub mod names {
         DETECT_INPUTS_TOTAL,
         DETECT_LATE_TOTAL,
         DETECT_AHEAD_TOTAL,
+        DETECT_UNTRACKED_TOTAL,
         DETECT_WATERMARK_LAG_SECONDS,
         DETECT_ACTIVE_SOURCES,
         ALERT_TRANSITIONS_TOTAL,
@@ -157,6 +161,8 @@ pub struct DetectMetrics {
     pub late: IntCounter,
     /// Inputs ahead of the clock by more than the allowed skew.
     pub ahead: IntCounter,
+    /// Inputs of unregistered sources beyond the tracked bound.
+    pub untracked: IntCounter,
     /// Watermark lag behind the wall clock, seconds, by worker index.
     pub watermark_lag_seconds: IntGaugeVec,
     /// Active sources by worker index.
@@ -369,6 +375,10 @@ impl Telemetry {
             ahead: counter(
                 names::DETECT_AHEAD_TOTAL,
                 "Inputs ahead of the clock by more than the allowed skew, judged without moving event time past it",
+            )?,
+            untracked: counter(
+                names::DETECT_UNTRACKED_TOTAL,
+                "Inputs of unregistered sources beyond the bound of tracked ones, judged without state",
             )?,
             watermark_lag_seconds: gauge_vec(
                 names::DETECT_WATERMARK_LAG_SECONDS,
