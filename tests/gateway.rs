@@ -638,6 +638,50 @@ fn garbage_sender_is_cut_off_and_others_unharmed() {
     });
 }
 
+/// Regression (issue 11, item 8): a garbage sender was cut at 64 KiB and what it had already
+/// sent past that was never read: 81,920 of 118,992 bytes reached the dead letters.
+#[test]
+fn every_byte_of_a_garbage_sender_is_in_its_dead_letters() {
+    const SENT: usize = 118_992;
+    util::runtime().block_on(async {
+        let harness =
+            Harness::start(&settings(10, Duration::from_secs(30)), Limits::default()).await;
+        let mut stream = connect(harness.addr).await;
+        let origin = format!(
+            "tcp:{}",
+            stream.local_addr().unwrap_or_else(|e| panic!("{e}"))
+        );
+        let garbage: Vec<u8> = (0..SENT).map(|i| b"AT+CSQ\r\nOK\r\n"[i % 12]).collect();
+        stream
+            .write_all(&garbage)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        within(
+            Duration::from_secs(10),
+            "the cut-off",
+            read_to_close(&mut stream),
+        )
+        .await;
+        assert_eq!(harness.closed_eventually("garbage", 1).await, 1);
+        let (collected, _) = harness.stop().await;
+        let mine: Vec<_> = collected
+            .dead_letters
+            .iter()
+            .filter(|d| d.origin == origin)
+            .collect();
+        assert!(
+            mine.iter().all(|d| d.reason == Reason::BadFrame),
+            "{mine:?}"
+        );
+        assert_eq!(
+            mine.iter().map(|d| d.raw_len).sum::<usize>(),
+            SENT,
+            "{} dead letters",
+            mine.len()
+        );
+    });
+}
+
 #[test]
 fn idle_connection_is_closed() {
     util::runtime().block_on(async {

@@ -14,7 +14,7 @@ use argus_ingest::{count_by_reason, Ack, Envelope, Transport};
 use argus_model::Timestamp;
 use argus_telemetry::Telemetry;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::WriteHalf;
+use tokio::net::tcp::{ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::{broadcast, mpsc};
 use tokio::time::Instant;
@@ -175,6 +175,8 @@ impl Connection {
                         deadline = partial_since.unwrap_or(at) + self.idle_timeout;
                         if self.stream.is_garbage_sender(&self.limits) {
                             info!(peer = %self.peer, "hj 212 peer sends only garbage; cutting it off");
+                            let drained = drain(&mut rd, &mut buf, &mut self.stream).await;
+                            debug!(peer = %self.peer, drained, "hj 212 bytes read after the cut-off, dead-lettered");
                             break Cause::Garbage;
                         }
                     }
@@ -306,4 +308,26 @@ impl Connection {
 /// The time of receipt.
 fn now() -> Timestamp {
     Timestamp::from_system_time(SystemTime::now())
+}
+
+/// What a garbage sender already sent when it is cut off, at most this many bytes, is read and
+/// dead-lettered rather than left unread: every byte Argus receives is accounted for.
+const MAX_DRAIN_BYTES: usize = 1 << 20;
+/// How long the drain waits for more bytes once the socket has none.
+const DRAIN_PAUSE: Duration = Duration::from_millis(50);
+
+/// Read what the peer has sent (waiting at most [`DRAIN_PAUSE`] for more, up to
+/// [`MAX_DRAIN_BYTES`]) into the stream's discarded bytes; returns how many.
+async fn drain(rd: &mut ReadHalf<'_>, buf: &mut [u8], stream: &mut StreamDecoder) -> usize {
+    let mut drained = 0;
+    while drained < MAX_DRAIN_BYTES {
+        match tokio::time::timeout(DRAIN_PAUSE, rd.read(buf)).await {
+            Ok(Ok(n)) if n > 0 => {
+                stream.refuse(&buf[..n], now());
+                drained += n;
+            }
+            _ => break,
+        }
+    }
+    drained
 }

@@ -167,6 +167,19 @@ impl StreamDecoder {
         batch
     }
 
+    /// Bytes read after the peer was cut off: not framed, kept in the run of discarded bytes
+    /// (dead-lettered by [`Self::finish`]).
+    pub(crate) fn refuse(&mut self, bytes: &[u8], now: Timestamp) {
+        self.state.garbage_bytes += bytes.len();
+        match &mut self.state.discarded {
+            Some(discarded) => discarded.extend(bytes),
+            None => {
+                let detail = "bytes sent after the peer was cut off as a garbage sender".to_owned();
+                self.state.discarded = Some(Discarded::new(Reason::BadFrame, detail, bytes, now));
+            }
+        }
+    }
+
     /// The connection is closing (`why`): everything still held becomes dead letters.
     pub(crate) fn finish(&mut self, why: &str, now: Timestamp) -> Batch {
         let mut batch = Batch::default();
