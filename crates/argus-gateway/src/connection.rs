@@ -8,11 +8,12 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use argus_ingest::{count_by_reason, Ack, Envelope, Transport};
 use argus_model::Timestamp;
-use argus_telemetry::Telemetry;
+use argus_telemetry::{RateLimited, Telemetry};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
@@ -108,6 +109,7 @@ pub(crate) struct Connection {
     acks_rx: mpsc::UnboundedReceiver<AckEvent>,
     /// Envelopes with replies handed over and not yet acknowledged or dropped.
     outstanding: usize,
+    cut_log: Arc<Mutex<RateLimited>>,
 }
 
 impl Connection {
@@ -131,6 +133,7 @@ impl Connection {
             shutdown,
             idle_timeout: shared.idle_timeout,
             limits: shared.limits,
+            cut_log: Arc::clone(&shared.cut_log),
             acks_tx,
             acks_rx,
             outstanding: 0,
@@ -174,7 +177,10 @@ impl Connection {
                         }
                         deadline = partial_since.unwrap_or(at) + self.idle_timeout;
                         if self.stream.is_garbage_sender(&self.limits) {
-                            info!(peer = %self.peer, "hj 212 peer sends only garbage; cutting it off");
+                            let due = self.cut_log.lock().unwrap_or_else(PoisonError::into_inner).note(1, std::time::Instant::now());
+                            if let Some(count) = due {
+                                info!(peer = %self.peer, count, "hj 212 peers sending only garbage cut off since the last line (the last of them)");
+                            }
                             let drained = drain(&mut rd, &mut buf, &mut self.stream).await;
                             debug!(peer = %self.peer, drained, "hj 212 bytes read after the cut-off, dead-lettered");
                             break Cause::Garbage;

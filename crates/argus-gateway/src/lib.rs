@@ -20,12 +20,12 @@ mod stream;
 use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use argus_config::Hj212Settings;
 use argus_ingest::{Decoder, Envelope};
-use argus_telemetry::Telemetry;
+use argus_telemetry::{RateLimited, Telemetry, LOG_EVERY};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{broadcast, mpsc, Semaphore};
 use tracing::{debug, info, warn};
@@ -95,6 +95,8 @@ pub(crate) struct Shared {
     pub(crate) idle_timeout: Duration,
     pub(crate) max_data_bytes: usize,
     pub(crate) limits: Limits,
+    /// Garbage senders cut off, logged at most once per interval over all connections.
+    pub(crate) cut_log: Arc<Mutex<RateLimited>>,
 }
 
 /// The HJ 212 TCP gateway, bound and ready to [`run`](Gateway::run).
@@ -144,6 +146,7 @@ impl Gateway {
                 idle_timeout: settings.idle_timeout,
                 max_data_bytes: settings.max_data_bytes,
                 limits: Limits::default(),
+                cut_log: Arc::new(Mutex::new(RateLimited::new(LOG_EVERY))),
             },
         })
     }

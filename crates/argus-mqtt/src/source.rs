@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
 use argus_config::MqttSettings;
@@ -11,7 +11,7 @@ use argus_ingest::{
     count_by_reason, Ack, DeadLetter, Decoder, Envelope, PayloadKind, TopicNames, Transport,
 };
 use argus_model::Timestamp;
-use argus_telemetry::Telemetry;
+use argus_telemetry::{RateLimited, Telemetry, LOG_EVERY};
 use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, Publish, QoS, TlsConfiguration};
 use tokio::sync::mpsc;
 
@@ -63,6 +63,8 @@ pub struct MqttSource {
     shared_group: Option<String>,
     decoder: Arc<Decoder>,
     telemetry: Telemetry,
+    /// Messages on topics no subscription covers are logged at most once per interval.
+    stray_log: Mutex<RateLimited>,
 }
 
 impl MqttSource {
@@ -130,6 +132,7 @@ impl MqttSource {
             shared_group: settings.shared_group.clone(),
             decoder,
             telemetry,
+            stray_log: Mutex::new(RateLimited::new(LOG_EVERY)),
         })
     }
 
@@ -265,7 +268,13 @@ impl MqttSource {
                 }
             }
             None => {
-                tracing::warn!(%topic, "message on a topic no subscription covers; acknowledged and ignored")
+                let mut log = self
+                    .stray_log
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                if let Some(count) = log.note(1, Instant::now()) {
+                    tracing::warn!(count, topic = ?topic, "messages on a topic no subscription covers, acknowledged and ignored (the last of these)");
+                }
             }
         }
         if publish.qos != QoS::AtMostOnce {

@@ -16,8 +16,8 @@ use argus_telemetry::Telemetry;
 use argus_tickets::FiredAlert;
 use tokio::sync::mpsc;
 
-use crate::ratelimit::{RateLimited, LOG_EVERY};
 use crate::ServiceError;
+use argus_telemetry::{RateLimited, LOG_EVERY};
 
 /// Parts waiting for a worker, per worker: small, so a slow dataflow slows the sources down.
 const WORKER_QUEUE: usize = 64;

@@ -7,7 +7,6 @@
 mod detect;
 mod error;
 mod pipeline;
-mod ratelimit;
 mod records;
 mod service;
 mod tickets;

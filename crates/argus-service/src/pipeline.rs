@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use argus_ingest::{DeadLetter, Envelope};
 use argus_kafka::DeadLetterSink;
-use argus_telemetry::Telemetry;
+use argus_telemetry::{RateLimited, Telemetry, LOG_EVERY};
 use tokio::sync::{mpsc, watch};
 
 use argus_ingest::Record;
@@ -37,7 +37,21 @@ pub async fn run(
 ) -> Result<(), ServiceError> {
     let (mut records, mut letters, mut envelopes) = (0_u64, 0_u64, 0_u64);
     let mut last_progress = Instant::now();
+    let mut refused_log = RateLimited::new(LOG_EVERY);
     while let Some(envelope) = rx.recv().await {
+        if let Some(first) = envelope.dead_letters.first() {
+            let n = envelope.dead_letters.len() as u64;
+            if let Some(count) = refused_log.note(n, Instant::now()) {
+                // User text as Debug: quoted, control characters escaped.
+                tracing::warn!(
+                    count,
+                    reason = first.reason.as_str(),
+                    origin = ?first.origin,
+                    detail = ?first.detail,
+                    "inputs refused since the last line (kept in the store's rejected table); the first of these"
+                );
+            }
+        }
         let published = match &dlq {
             Some(dlq) if !envelope.dead_letters.is_empty() => {
                 publish(dlq, &envelope.dead_letters, &telemetry, &mut shutdown).await

@@ -85,6 +85,7 @@ pub async fn run(
     let mut clock = tokio::time::interval(check_every);
     clock.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let (mut created, mut escalated) = (0_u64, 0_u64);
+    let mut refused_log = argus_telemetry::RateLimited::new(argus_telemetry::LOG_EVERY);
     loop {
         let now = || Timestamp::from_system_time(SystemTime::now());
         let events = tokio::select! {
@@ -107,7 +108,9 @@ pub async fn run(
                 let result = book.apply(command.id, command.change, now());
                 let events = result.iter().cloned().collect::<Vec<_>>();
                 if let Err(e) = &result {
-                    tracing::warn!("ticket change refused: {e}");
+                    if let Some(count) = refused_log.note(1, std::time::Instant::now()) {
+                        tracing::warn!(count, error = ?e.to_string(), "ticket changes refused since the last line (the last of them)");
+                    }
                 }
                 // The change is queued for storage before it is confirmed.
                 if !events.is_empty() {

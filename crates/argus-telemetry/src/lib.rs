@@ -4,6 +4,10 @@
 //! Names follow `argus_<subsystem>_<name>_<unit>`, counters end in `_total`, and label values are
 //! drawn from bounded sets (reasons, transports, kinds), never from ids.
 
+pub mod ratelimit;
+
+pub use ratelimit::{RateLimited, LOG_EVERY};
+
 use prometheus::{
     Encoder, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };

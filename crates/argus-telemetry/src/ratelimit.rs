@@ -4,11 +4,11 @@
 use std::time::{Duration, Instant};
 
 /// How often a per-input condition is logged at most.
-pub(crate) const LOG_EVERY: Duration = Duration::from_secs(10);
+pub const LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// Counts occurrences and says when a line is due.
 #[derive(Debug)]
-pub(crate) struct RateLimited {
+pub struct RateLimited {
     every: Duration,
     last: Option<Instant>,
     pending: u64,
@@ -16,7 +16,7 @@ pub(crate) struct RateLimited {
 
 impl RateLimited {
     /// At most one line every `every`.
-    pub(crate) fn new(every: Duration) -> Self {
+    pub fn new(every: Duration) -> Self {
         Self {
             every,
             last: None,
@@ -26,7 +26,7 @@ impl RateLimited {
 
     /// Count `n` occurrences at `now`; returns how many to report if a line is due now (the
     /// first occurrence is reported at once, later ones once `every` has passed).
-    pub(crate) fn note(&mut self, n: u64, now: Instant) -> Option<u64> {
+    pub fn note(&mut self, n: u64, now: Instant) -> Option<u64> {
         self.pending += n;
         let due = self
             .last
