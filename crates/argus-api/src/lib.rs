@@ -4,7 +4,10 @@
 //! the canonical views of `argus_model::view`.
 //!
 //! Routes:
-//! - `GET /metrics` (Prometheus text), `GET /healthz`;
+//! - `GET /metrics` (Prometheus text), `GET /healthz` (the process answers);
+//! - `GET /readyz`: whether data gets through, `{"ready", "stages": [{"stage", "ready",
+//!   "for_ms"}]}` for `pipeline`, `sink` and `detection`: 200 when every stage progresses, 503
+//!   when one has held its work (or detection has been silent) for over a minute;
 //! - `GET /api/alerts?limit=N`: the newest alerts, `{"alerts": [AlertView]}`;
 //! - `GET /api/alerts/{id}`: `{"alert": AlertView, "transitions": [AlertView]}`;
 //! - `POST /api/alerts/{id}/ack` `{"actor", "note"}`: the acknowledged alert;
@@ -52,6 +55,7 @@ pub fn router<R: Records>(state: ApiState<R>) -> Router {
     Router::new()
         .route("/metrics", get(metrics::<R>))
         .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz::<R>))
         .route("/api/alerts", get(list_alerts::<R>))
         .route("/api/alerts/{id}", get(show_alert::<R>))
         .route("/api/alerts/{id}/ack", post(acknowledge::<R>))
@@ -70,6 +74,24 @@ async fn metrics<R: Records>(State(state): Shared<R>) -> Result<Response, ApiErr
         .render()
         .map_err(|e| ApiError::Internal(format!("cannot render metrics: {e}")))?;
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
+}
+
+async fn readyz<R: Records>(State(state): Shared<R>) -> Response {
+    let stages = state.telemetry.readiness.check();
+    let ready = stages.iter().all(|s| s.ready);
+    let body = serde_json::json!({
+        "ready": ready,
+        "stages": stages
+            .iter()
+            .map(|s| serde_json::json!({ "stage": s.stage, "ready": s.ready, "for_ms": s.for_ms }))
+            .collect::<Vec<_>>(),
+    });
+    let status = if ready {
+        axum::http::StatusCode::OK
+    } else {
+        axum::http::StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body)).into_response()
 }
 
 /// `?limit=N` of a list.

@@ -55,7 +55,9 @@ async fn fixture(name: &str) -> Fixture {
     let policy = argus_tickets::Policy::from_toml_str(POLICY, "tickets.toml", &registry).unwrap();
     let store = Backend::Sqlite(SqliteStore::open(&dir.0.join("argus.sqlite")).unwrap());
     store.prepare().await.unwrap();
-    let telemetry = Telemetry::new("test", 0).unwrap();
+    let mut telemetry = Telemetry::new("test", 0).unwrap();
+    // Stalls show after 300 ms here (a minute in service), so the test can see one.
+    telemetry.readiness = argus_telemetry::Readiness::new(std::time::Duration::from_millis(300));
     let (sink_tx, sink_rx) = mpsc::channel(16);
     let (_stop, stopping) = watch::channel(false);
     let options = SinkOptions {
@@ -305,6 +307,26 @@ async fn a_silence_goes_to_the_pipeline_and_bad_ones_are_refused() {
     assert!(body.contains("to must be after from"), "{body}");
     let (status, _) = call(&f.app, "GET", "/healthz", "").await;
     assert_eq!(status, StatusCode::OK);
+    let (status, body) = call(&f.app, "GET", "/readyz", "").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        json(&body)["stages"].as_array().map(Vec::len),
+        Some(3),
+        "{body}"
+    );
+    // No detection runs in this fixture: once its silence outlasts the limit, not ready.
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    let (status, body) = call(&f.app, "GET", "/readyz", "").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    let answer = json(&body);
+    let stalled: Vec<&str> = answer["stages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|s| s["ready"] == false)
+        .filter_map(|s| s["stage"].as_str())
+        .collect();
+    assert_eq!(stalled, ["detection"], "{body}");
     let (status, body) = call(&f.app, "GET", "/metrics", "").await;
     assert_eq!(status, StatusCode::OK);
     assert!(body.contains("argus_"), "{body}");

@@ -335,6 +335,7 @@ impl Observer for Report {
             .inc_by(progress.events);
         d.ahead.inc_by(progress.ahead);
         d.untracked.inc_by(progress.untracked);
+        self.telemetry.readiness.detection_progressed();
         let lag_ms = progress
             .now
             .as_millis()

@@ -38,7 +38,9 @@ pub async fn run(
     let (mut records, mut letters, mut envelopes) = (0_u64, 0_u64, 0_u64);
     let mut last_progress = Instant::now();
     let mut refused_log = RateLimited::new(LOG_EVERY);
+    let readiness = telemetry.readiness.clone();
     while let Some(envelope) = rx.recv().await {
+        readiness.pipeline_busy();
         if let Some(first) = envelope.dead_letters.first() {
             let n = envelope.dead_letters.len() as u64;
             if let Some(count) = refused_log.note(n, Instant::now()) {
@@ -59,6 +61,7 @@ pub async fn run(
             _ => true,
         };
         if !published {
+            readiness.pipeline_idle();
             continue; // not acknowledged: redelivered later
         }
         records += envelope.records.len() as u64;
@@ -82,6 +85,7 @@ pub async fn run(
             .await
             .map_err(|_| ServiceError::Stopped("store sink"))?;
         detection.send(envelope.records).await?;
+        readiness.pipeline_idle();
         if last_progress.elapsed() >= PROGRESS_EVERY {
             tracing::info!(
                 envelopes,

@@ -224,9 +224,22 @@ impl<S: Store> Sink<S> {
         }
     }
 
+    /// Make a batch durable and acknowledge its inputs (the sink counts as busy meanwhile, for
+    /// `/readyz`).
+    async fn flush(
+        &mut self,
+        batch: Batch,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<(), StoreError> {
+        self.telemetry.readiness.sink_busy();
+        let flushed = self.make_durable(batch, shutdown).await;
+        self.telemetry.readiness.sink_idle();
+        flushed
+    }
+
     /// Make a batch durable and acknowledge its inputs; on shutdown, give up on what cannot
     /// be made durable (unacknowledged: delivered again after a restart).
-    async fn flush(
+    async fn make_durable(
         &mut self,
         batch: Batch,
         shutdown: &mut watch::Receiver<bool>,

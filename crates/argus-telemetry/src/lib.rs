@@ -5,8 +5,10 @@
 //! drawn from bounded sets (reasons, transports, kinds), never from ids.
 
 pub mod ratelimit;
+pub mod readiness;
 
 pub use ratelimit::{RateLimited, LOG_EVERY};
+pub use readiness::{Readiness, StageState};
 
 use prometheus::{
     Encoder, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
@@ -137,6 +139,8 @@ pub struct Telemetry {
     pub gateway: GatewayMetrics,
     /// Detection metrics.
     pub detect: DetectMetrics,
+    /// Progress marks of the service's stages, for `/readyz`.
+    pub readiness: Readiness,
     /// Storage metrics.
     pub store: StoreMetrics,
 }
@@ -481,6 +485,7 @@ impl Telemetry {
             gateway,
             detect,
             store,
+            readiness: Readiness::default(),
         })
     }
 
