@@ -549,7 +549,7 @@ fn readings_and_events_through_kafka_raise_and_resolve_alerts_on_two_workers() {
 
 /// The config of a single-node Argus on the embedded store (SQLite in its folder), with quick
 /// event time: the folder and the file.
-fn embedded_store_config(
+pub(crate) fn embedded_store_config(
     id: &str,
     metrics_port: u16,
     gateway_port: u16,
@@ -580,7 +580,7 @@ fn start_argus(config: &std::path::Path, metrics_port: u16) -> Running {
 }
 
 /// SIGTERM, and a clean exit.
-fn stop_argus(mut argus: Running) {
+pub(crate) fn stop_argus(mut argus: Running) {
     let pid = argus.0.id().to_string();
     let _ = Command::new("kill").args(["-TERM", &pid]).status();
     let status = argus.0.wait().unwrap_or_else(|e| panic!("{e}"));
@@ -588,7 +588,7 @@ fn stop_argus(mut argus: Running) {
 }
 
 /// A Kafka client config for the local stack.
-fn kafka_client() -> ClientConfig {
+pub(crate) fn kafka_client() -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", &settings().kafka.bootstrap_servers);
     c

@@ -10,6 +10,7 @@ mod clickhouse;
 mod demo;
 mod end_to_end;
 mod gateway;
+mod hostile;
 mod kafka;
 mod kafka_source;
 mod mosquitto;

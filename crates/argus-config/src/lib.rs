@@ -250,8 +250,9 @@ pub struct RulesSettings {
     /// are silent (missing-data rules fire); readings further behind are late. More than
     /// `allowed_lateness`.
     pub max_delay: Duration,
-    /// A reading's event time counts for event time only up to its arrival plus this: a logger
-    /// whose clock runs fast is judged, but cannot make every other source late.
+    /// A reading further ahead of its arrival than this does not count for event time (which
+    /// never runs ahead of the clock): a logger whose clock runs fast is judged, but cannot make
+    /// every other source late.
     pub max_clock_skew: Duration,
     /// How often the live dataflow's watermark is advanced (and idle sources let go).
     pub advance_every: Duration,

@@ -35,10 +35,11 @@ pub struct WatermarkParams {
     /// record further behind the clock is late. Live service only; a replay of recorded data has
     /// no such clock.
     pub max_delay_ms: Option<i64>,
-    /// When set, a record's event time counts for its source's watermark only up to its arrival
-    /// plus this skew: a reading from the future (a logger's clock an hour fast) is judged, but
-    /// cannot drag event time ahead of the clock and make every other source late. Live service
-    /// only, like `max_delay_ms`.
+    /// When set, event time never runs ahead of the clock: the watermark is at most processing
+    /// time minus the allowed lateness, and a record further ahead of its arrival than this
+    /// skew does not count for its source's watermark at all (it is judged, and counted,
+    /// [`Watermarks::take_ahead`]). A reading from the future (a logger's clock an hour fast)
+    /// cannot make every other source late. Live service only, like `max_delay_ms`.
     pub max_skew_ms: Option<i64>,
 }
 
@@ -86,7 +87,7 @@ impl Watermarks {
     }
 
     /// Records seen since the last call whose event time was further ahead of their arrival
-    /// than `max_skew_ms` (judged, but not moving the watermark past arrival plus the skew).
+    /// than `max_skew_ms` (judged, but not moving the watermark).
     pub fn take_ahead(&mut self) -> u64 {
         std::mem::take(&mut self.ahead)
     }
@@ -114,14 +115,16 @@ impl Watermarks {
         self.now_ms = self.now_ms.max(arrival_ms);
         let on_time = event_ms >= self.watermark_ms;
         if let Some(source) = source {
-            let counted_ms = match self.params.max_skew_ms {
-                Some(skew) if event_ms > arrival_ms.saturating_add(skew) => {
-                    self.ahead += 1;
-                    arrival_ms.saturating_add(skew)
-                }
-                _ => event_ms,
+            let ahead = self
+                .params
+                .max_skew_ms
+                .is_some_and(|skew| event_ms > arrival_ms.saturating_add(skew));
+            self.ahead += u64::from(ahead);
+            let newest_event_ms = if on_time && !ahead {
+                event_ms
+            } else {
+                i64::MIN
             };
-            let newest_event_ms = if on_time { counted_ms } else { i64::MIN };
             match self.sources.get_mut(source) {
                 Some(seen) => {
                     seen.newest_event_ms = seen.newest_event_ms.max(newest_event_ms);
@@ -171,6 +174,15 @@ impl Watermarks {
         let candidate = match (slowest, floor) {
             (Some(s), Some(f)) => Some(s.max(f)),
             (s, f) => s.or(f),
+        };
+        // Live, event time trusts no clock ahead of its own.
+        let ceiling = self
+            .params
+            .max_skew_ms
+            .map(|_| self.now_ms.saturating_sub(lateness));
+        let candidate = match (candidate, ceiling) {
+            (Some(c), Some(ceiling)) => Some(c.min(ceiling)),
+            (c, _) => c,
         };
         if let Some(candidate) = candidate {
             self.watermark_ms = self.watermark_ms.max(candidate);
@@ -310,7 +322,7 @@ mod tests {
         assert_eq!(w.take_ahead(), 1);
         let watermark = w.advance(Timestamp(later)).as_millis();
         assert!(
-            watermark <= later + 300_000 - p.allowed_lateness_ms,
+            watermark <= later - p.allowed_lateness_ms,
             "watermark {} ms ahead of the clock",
             watermark - later
         );
@@ -326,6 +338,25 @@ mod tests {
         );
         unguarded.advance(Timestamp(later));
         assert!(!unguarded.admit(Some(&a), Timestamp(later + 1_000), Timestamp(later + 1_000)));
+    }
+
+    /// A logger a little fast (within the skew), alone on the input for a moment, cannot move
+    /// event time ahead of the clock either: found by the hostile-input test, where with a short
+    /// allowed lateness it made the next readings of every other source late.
+    #[test]
+    fn event_time_stays_behind_the_clock_whatever_one_source_says() {
+        let mut p = params(Some(60_000));
+        p.allowed_lateness_ms = 1_000;
+        p.max_skew_ms = Some(300_000);
+        let mut w = Watermarks::new(p, Arc::default());
+        let now = 1_795_622_400_000_i64;
+        let fast = SourceId::from("FAST");
+        assert!(w.admit(Some(&fast), Timestamp(now + 200_000), Timestamp(now)));
+        assert_eq!(w.take_ahead(), 0, "within the skew");
+        assert_eq!(w.advance(Timestamp(now)), Timestamp(now - 1_000));
+        // A right clock's reading a moment later is on time.
+        let right = SourceId::from("RIGHT");
+        assert!(w.admit(Some(&right), Timestamp(now + 500), Timestamp(now + 500)));
     }
 
     /// Issue 11, item 4: sources nobody registered cannot grow the tracker without bound, and
