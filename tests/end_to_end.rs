@@ -203,7 +203,7 @@ fn bad_inputs_on_every_transport_reach_the_dead_letter_topic() {
             .is_some_and(|m| m.contains("argus_ingest_records_total{transport=\"kafka\"} 1"))
     });
 
-    // The dead letters are also in ClickHouse's `rejected`, for staff to see per feed.
+    // The dead letters are also in ClickHouse's `rejected_inputs`, for staff to see per feed.
     let store = argus_store::ClickHouseStore::with_database(&s.clickhouse, &id);
     let mut reasons: Vec<(String, String)> = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -211,7 +211,7 @@ fn bad_inputs_on_every_transport_reach_the_dead_letter_topic() {
         reasons = rt
             .block_on(
                 store
-                    .query("SELECT transport, reason FROM rejected ORDER BY transport")
+                    .query("SELECT transport, reason FROM rejected_inputs FINAL ORDER BY transport")
                     .fetch_all(),
             )
             .unwrap_or_default();
@@ -748,7 +748,7 @@ fn a_silence_and_a_notice_set_before_a_restart_mute_alerts_recorded_without_tick
 /// Regression (issue 11, item 1): a dead letter the broker refuses (here: a dead-letter topic
 /// that takes no message of its size) held every transport's good input back forever, retried
 /// every 30 s. Now it is given up on for the topic after a few attempts, kept in the store's
-/// `rejected` once, and the good input behind it is stored; the huge field name's detail is
+/// `rejected_inputs` once, and the good input behind it is stored; the huge field name's detail is
 /// bounded.
 #[test]
 fn a_dead_letter_the_broker_refuses_does_not_hold_back_the_inputs_behind_it() {

@@ -2,7 +2,7 @@
 //! inputs (broken JSON, absurd numbers, deep nesting, duplicate keys, huge names and payloads,
 //! bad HJ 212 frames, payloads naming another enterprise, garbage bytes, a reading an hour in
 //! the future, a burst of late readings) through Kafka, MQTT and the HJ 212 gateway, then good
-//! inputs behind them. Every bad input is in `rejected` exactly once with its reason, every good
+//! inputs behind them. Every bad input is in `rejected_inputs` exactly once with its reason, every good
 //! one is stored and raises the alerts it raises alone, memory stays bounded and the log short.
 
 use std::io::{Read, Write};

@@ -276,6 +276,34 @@ async fn migrations_apply_once_and_rows_round_trip_without_duplicates_on_replay<
             ("bad_json", "kafka:argus.readings/0@7", "{oops")
         ]
     );
+    // Issue 11: delivered again after a crash (same message, received later), a Kafka dead
+    // letter is kept once; the same bytes sent twice on an MQTT topic are two inputs.
+    let mut again = letter(7, b"{oops");
+    again.received_at = Timestamp(now.as_millis() + 60_000);
+    let mqtt = |at: i64| {
+        DeadLetter::new(
+            Transport::Mqtt,
+            "mqtt:argus/v1/readings/E001/15010201000101".to_owned(),
+            Reason::BadJson,
+            "not valid JSON".to_owned(),
+            Timestamp(now.as_millis() + at),
+            b"{oops",
+        )
+    };
+    let rows = [again, mqtt(1_000), mqtt(2_000)];
+    write(
+        &store,
+        RowBatch {
+            rejected: rows.iter().map(RejectedRow::new).collect(),
+            ..RowBatch::default()
+        },
+    )
+    .await;
+    let back = ok(store.rejected(10).await);
+    let kafka = back.iter().filter(|r| r.transport == "kafka").count();
+    let mqtt = back.iter().filter(|r| r.transport == "mqtt").count();
+    assert_eq!((kafka, mqtt), (2, 2), "{back:?}");
+    assert_eq!(ok(store.counts().await).rejected, 4);
 }
 
 async fn an_acknowledgement_is_recorded_once_and_survives_later_transitions<S: Store>(store: S) {

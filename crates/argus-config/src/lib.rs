@@ -181,7 +181,7 @@ pub struct KafkaTopics {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KafkaSettings {
     /// Whether Argus consumes from Kafka and publishes dead letters there (they are stored in
-    /// the store's `rejected` table either way).
+    /// the store's `rejected_inputs` table either way).
     pub enabled: bool,
     /// Comma-separated `host:port` list.
     pub bootstrap_servers: String,

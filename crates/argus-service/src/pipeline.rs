@@ -50,7 +50,7 @@ pub async fn run(
                     reason = first.reason.as_str(),
                     origin = ?first.origin,
                     detail = ?first.detail,
-                    "inputs refused since the last line (kept in the store's rejected table); the first of these"
+                    "inputs refused since the last line (kept in the store's rejected_inputs table); the first of these"
                 );
             }
         }
@@ -112,7 +112,7 @@ const PUBLISH_ATTEMPTS: u32 = 5;
 
 /// Publish an envelope's dead letters, retrying with backoff a few times ([`PUBLISH_ATTEMPTS`],
 /// about 6 s): then they are given up on for the topic (counted, logged) and kept in the
-/// store's `rejected` table only, so one letter the broker refuses never holds back the inputs
+/// store's `rejected_inputs` table only, so one letter the broker refuses never holds back the inputs
 /// behind it. Returns false only when shutdown interrupts the retries (the envelope is then not
 /// acknowledged and its input comes again after a restart).
 async fn publish(
@@ -135,7 +135,7 @@ async fn publish(
             tracing::error!(
                 count = letters.len(),
                 attempts = PUBLISH_ATTEMPTS,
-                "dead letters not published, kept in the store's rejected table only: {error}"
+                "dead letters not published, kept in the store's rejected_inputs table only: {error}"
             );
             return true;
         }

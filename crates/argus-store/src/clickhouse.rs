@@ -206,7 +206,7 @@ impl Store for ClickHouseStore {
         batch.alerts.clear();
         self.insert("tickets", &batch.tickets).await?;
         batch.tickets.clear();
-        self.insert("rejected", &batch.rejected).await?;
+        self.insert("rejected_inputs", &batch.rejected).await?;
         batch.rejected.clear();
         self.insert("events", &batch.events).await?;
         batch.events.clear();
@@ -407,7 +407,7 @@ impl Store for ClickHouseStore {
     }
 
     async fn rejected(&self, limit: u32) -> Result<Vec<RejectedRow>, StoreError> {
-        self.query("SELECT ?fields FROM rejected ORDER BY received_ms DESC LIMIT ?")
+        self.query("SELECT ?fields FROM rejected_inputs FINAL ORDER BY received_ms DESC LIMIT ?")
             .bind(limit)
             .fetch_all()
             .await
@@ -428,7 +428,7 @@ impl Store for ClickHouseStore {
                 "SELECT (SELECT count() FROM readings FINAL), \
                  (SELECT uniqExact(alert_id) FROM alerts), \
                  (SELECT count() FROM alert_events FINAL), \
-                 (SELECT count() FROM alert_acks), (SELECT count() FROM rejected), \
+                 (SELECT count() FROM alert_acks), (SELECT count() FROM rejected_inputs FINAL), \
                  (SELECT uniqExact(ticket_id) FROM tickets), (SELECT count() FROM ticket_events)",
             )
             .fetch_one()

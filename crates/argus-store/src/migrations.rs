@@ -1,6 +1,7 @@
 //! The ClickHouse schema as versioned migrations, applied in order at startup and recorded in
 //! `schema_migrations`. Every statement is idempotent (`IF NOT EXISTS`), so two processes
-//! migrating at once, or a migration interrupted half way, are harmless. The SQL is valid on
+//! migrating at once, or a migration interrupted half way, are harmless; the one copy between
+//! tables (migration 9) goes into a ReplacingMergeTree, where rows copied twice are one. The SQL is valid on
 //! ClickHouse 18.16 (the local stack's server) and on current releases: no TTL, DateTime64,
 //! LowCardinality, codecs or Map; `{db}` is the database.
 
@@ -175,6 +176,25 @@ pub const MIGRATIONS: &[Migration] = &[
             ORDER BY (enterprise_id, event_ms)",
         ],
     },
+    Migration {
+        version: 9,
+        name: "rejected inputs kept once",
+        statements: &[
+            // The dead letters, one row per input however often it was delivered (FINAL): a
+            // redelivery has the same origin, reason and fingerprint (see `rows::fingerprint`).
+            // Not partitioned by month, so that a redelivery in the next month still collapses.
+            "CREATE TABLE IF NOT EXISTS {db}.rejected_inputs (\
+                received_at DateTime, received_ms Int64, transport String, origin String, \
+                reason String, detail String, raw String, raw_len UInt64, fingerprint UInt64\
+            ) ENGINE = ReplacingMergeTree \
+            ORDER BY (origin, reason, fingerprint)",
+            // The rows of `rejected` (migration 3, no longer written) move over; run again, they
+            // replace themselves (same key).
+            "INSERT INTO {db}.rejected_inputs SELECT received_at, received_ms, transport, \
+                origin, reason, detail, raw, raw_len, cityHash64(raw, raw_len, received_ms) \
+            FROM {db}.rejected",
+        ],
+    },
 ];
 
 /// A statement with the database filled in.
@@ -193,7 +213,10 @@ mod tests {
             assert!(m.version > last, "{} after {last}", m.version);
             last = m.version;
             for s in m.statements {
-                assert!(s.contains("IF NOT EXISTS"), "{s}");
+                // Idempotent: created only if missing, or copied into a table that replaces
+                // rows by key (`rejected_inputs`).
+                let replacing = s.starts_with("INSERT INTO {db}.rejected_inputs ");
+                assert!(s.contains("IF NOT EXISTS") || replacing, "{s}");
                 assert!(!s.contains("TTL") && !s.contains("DateTime64"), "{s}");
             }
         }

@@ -2,6 +2,8 @@
 //! (pure: no I/O). Column names and types are listed once per table ([`COLUMNS`]) and checked
 //! against the server's at startup, because the ClickHouse client cannot check them on 18.16.
 
+use std::hash::Hasher;
+
 use argus_ingest::DeadLetter;
 use argus_model::{Event, EventKind, Reading, Ticket, TicketOutcome, TicketState, Timestamp};
 use argus_rules::AlertTransition;
@@ -120,9 +122,10 @@ pub const COLUMNS: &[(&str, &[(&str, &str)])] = &[
         ],
     ),
     (
-        "rejected",
+        "rejected_inputs",
         &[
             ("detail", "String"),
+            ("fingerprint", "UInt64"),
             ("origin", "String"),
             ("raw", "String"),
             ("raw_len", "UInt64"),
@@ -406,7 +409,7 @@ pub fn alert_rows(
     (event, alert)
 }
 
-/// A row of `rejected` (one dead letter).
+/// A row of `rejected_inputs` (one dead letter).
 #[derive(Debug, Clone, PartialEq, Row, Serialize, Deserialize)]
 pub struct RejectedRow {
     /// When received, seconds.
@@ -425,12 +428,32 @@ pub struct RejectedRow {
     pub raw: String,
     /// The input's full length.
     pub raw_len: u64,
+    /// With `origin` and `reason`, what makes two rows one dead letter ([`fingerprint`]): the
+    /// store keeps one of them.
+    #[serde(default)]
+    pub fingerprint: u64,
+}
+
+/// What identifies a dead letter delivered again (after a crash or a broker restart): its bytes
+/// and length, and, unless it came from Kafka, its receive time. A Kafka origin names one
+/// message (topic, partition, offset), so a redelivery has the same origin and fingerprint and
+/// is kept once; an MQTT topic or a TCP peer carries many messages, and a resend of the same
+/// bytes cannot be told from a redelivery, so each is kept.
+pub fn fingerprint(d: &DeadLetter) -> u64 {
+    let mut h = argus_rules::fnv::Fnv::default();
+    h.write(&d.raw);
+    h.write(&(d.raw_len as u64).to_le_bytes());
+    if d.transport != argus_ingest::Transport::Kafka {
+        h.write(&d.received_at.as_millis().to_le_bytes());
+    }
+    h.finish()
 }
 
 impl RejectedRow {
     /// The row of a dead letter.
     pub fn new(d: &DeadLetter) -> Self {
         Self {
+            fingerprint: fingerprint(d),
             received_at: seconds(d.received_at),
             received_ms: d.received_at.as_millis(),
             transport: d.transport.as_str().to_owned(),

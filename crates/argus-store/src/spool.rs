@@ -21,7 +21,7 @@ use crate::rows::{
 pub struct RowBatch {
     /// `readings` rows.
     pub readings: Vec<ReadingRow>,
-    /// `rejected` rows.
+    /// `rejected_inputs` rows.
     pub rejected: Vec<RejectedRow>,
     /// `alert_events` rows.
     pub alert_events: Vec<AlertEventRow>,

@@ -139,6 +139,21 @@ const MIGRATIONS: &[Migration] = &[
                 BEGIN SELECT RAISE(ABORT, 'events is append only'); END",
         ],
     },
+    Migration {
+        version: 9,
+        name: "rejected inputs kept once",
+        statements: &[
+            "CREATE TABLE IF NOT EXISTS rejected_inputs (\
+                received_at INTEGER NOT NULL, received_ms INTEGER NOT NULL, \
+                transport TEXT NOT NULL, origin TEXT NOT NULL, reason TEXT NOT NULL, \
+                detail TEXT NOT NULL, raw TEXT NOT NULL, raw_len INTEGER NOT NULL, \
+                fingerprint INTEGER NOT NULL, UNIQUE (origin, reason, fingerprint)) STRICT",
+            "CREATE INDEX IF NOT EXISTS rejected_inputs_by_time ON rejected_inputs (received_ms)",
+            // The rows of `rejected` (migration 3, no longer written), each its own.
+            "INSERT OR IGNORE INTO rejected_inputs SELECT received_at, received_ms, transport, \
+                origin, reason, detail, raw, raw_len, -rowid FROM rejected",
+        ],
+    },
 ];
 
 /// The SQLite type of a column Argus writes, from its ClickHouse type.
@@ -160,7 +175,8 @@ const ALERTS: &str = "alert_id, rule_id, kind, severity, status, enterprise_id, 
     acknowledged_by, acknowledged_ms, version";
 const EVENTS: &str = "enterprise_id, source, kind, event_time, event_ms, receive_ms, until_ms, \
     transport, body";
-const REJECTED: &str = "received_at, received_ms, transport, origin, reason, detail, raw, raw_len";
+const REJECTED: &str =
+    "received_at, received_ms, transport, origin, reason, detail, raw, raw_len, fingerprint";
 const TICKET_EVENTS: &str = "ticket_id, seq, at, at_ms, actor, role, event, from_state, \
     to_state, note, alert_ids, outcome";
 const TICKETS: &str = "ticket_id, enterprise_id, town, department, team, severity, state, \
@@ -427,7 +443,7 @@ fn write_batch(tx: &Transaction<'_>, batch: &RowBatch) -> rusqlite::Result<()> {
         ])?;
     }
     let mut stmt = tx.prepare_cached(&format!(
-        "INSERT INTO rejected ({REJECTED}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+        "INSERT OR IGNORE INTO rejected_inputs ({REJECTED}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
     ))?;
     for r in &batch.rejected {
         stmt.execute(params![
@@ -438,7 +454,8 @@ fn write_batch(tx: &Transaction<'_>, batch: &RowBatch) -> rusqlite::Result<()> {
             r.reason,
             r.detail,
             r.raw,
-            r.raw_len
+            r.raw_len,
+            r.fingerprint as i64
         ])?;
     }
     let mut stmt = tx.prepare_cached(&format!(
@@ -568,6 +585,8 @@ fn rejected_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RejectedRow> {
         detail: r.get(5)?,
         raw: r.get(6)?,
         raw_len: r.get(7)?,
+        // Stored as SQLite's signed integer, bit for bit.
+        fingerprint: r.get::<_, i64>(8)? as u64,
     })
 }
 
@@ -892,7 +911,7 @@ impl Store for SqliteStore {
     async fn rejected(&self, limit: u32) -> Result<Vec<RejectedRow>, StoreError> {
         self.with(move |c| {
             let sql = format!(
-                "SELECT {REJECTED} FROM rejected ORDER BY received_ms DESC, rowid DESC LIMIT ?1"
+                "SELECT {REJECTED} FROM rejected_inputs ORDER BY received_ms DESC, rowid DESC LIMIT ?1"
             );
             select(c, "read rejected inputs", &sql, [limit], rejected_row)
         })
@@ -910,7 +929,7 @@ impl Store for SqliteStore {
                 alerts: count("alerts")?,
                 alert_events: count("alert_events")?,
                 alert_acks: count("alert_acks")?,
-                rejected: count("rejected")?,
+                rejected: count("rejected_inputs")?,
                 tickets: count("tickets")?,
                 ticket_events: count("ticket_events")?,
             })

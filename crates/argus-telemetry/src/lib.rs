@@ -34,7 +34,7 @@ pub mod names {
     /// Counter: dead letters published to the dead-letter topic.
     pub const DLQ_PUBLISHED_TOTAL: &str = "argus_dlq_published_total";
     /// Counter: dead letters given up on for the dead-letter topic after bounded retries (kept
-    /// in the store's `rejected` table only).
+    /// in the store's `rejected_inputs` table only).
     pub const DLQ_UNPUBLISHED_TOTAL: &str = "argus_dlq_unpublished_total";
     /// Counter: Kafka offset commits, by `result` (ok, error).
     pub const KAFKA_COMMITS_TOTAL: &str = "argus_kafka_commits_total";
