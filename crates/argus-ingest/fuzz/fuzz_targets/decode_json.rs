@@ -78,7 +78,11 @@ fuzz_target!(|data: &[u8]| {
                     );
                     assert!(letter.detail.len() <= MAX_DETAIL_BYTES);
                     assert!(letter.raw.len() <= MAX_RAW_BYTES);
-                    let headers: usize = letter.headers().iter().map(|(k, v)| k.len() + v.len()).sum();
+                    let headers: usize = letter
+                        .headers()
+                        .iter()
+                        .map(|(k, v)| k.len() + v.len())
+                        .sum();
                     assert!(headers <= 2 * 1024, "headers of {headers} bytes");
                 }
             }
