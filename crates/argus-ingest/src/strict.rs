@@ -33,6 +33,7 @@ pub fn parse(bytes: &[u8]) -> Result<Value, IngestError> {
 struct Strict(Value);
 
 impl<'de> Deserialize<'de> for Strict {
+    #[inline]
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         deserializer.deserialize_any(StrictVisitor).map(Strict)
     }
@@ -47,39 +48,48 @@ impl<'de> Visitor<'de> for StrictVisitor {
         f.write_str("any JSON value")
     }
 
+    #[inline]
     fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
         Ok(Value::Bool(v))
     }
 
+    #[inline]
     fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
         Ok(Value::Number(v.into()))
     }
 
+    #[inline]
     fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
         Ok(Value::Number(v.into()))
     }
 
+    #[inline]
     fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
         // The parser yields only finite numbers (1e400 is its own error).
         Ok(Number::from_f64(v).map_or(Value::Null, Value::Number))
     }
 
+    #[inline]
     fn visit_str<E>(self, v: &str) -> Result<Value, E> {
         Ok(Value::String(v.to_owned()))
     }
 
+    #[inline]
     fn visit_string<E>(self, v: String) -> Result<Value, E> {
         Ok(Value::String(v))
     }
 
+    #[inline]
     fn visit_unit<E>(self) -> Result<Value, E> {
         Ok(Value::Null)
     }
 
+    #[inline]
     fn visit_none<E>(self) -> Result<Value, E> {
         Ok(Value::Null)
     }
 
+    #[inline]
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
         let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
         while let Some(Strict(item)) = seq.next_element()? {
@@ -88,6 +98,7 @@ impl<'de> Visitor<'de> for StrictVisitor {
         Ok(Value::Array(items))
     }
 
+    #[inline]
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let mut object = Map::new();
         while let Some(key) = map.next_key::<String>()? {
