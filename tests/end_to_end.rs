@@ -833,3 +833,90 @@ fn a_dead_letter_the_broker_refuses_does_not_hold_back_the_inputs_behind_it() {
     topics.delete(&rt);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// Issue 12, item 3: a ticket change answered 200 was lost on `kill -9` (the answer came when
+/// the change was queued, not stored). Now the answer waits for the row: kill Argus right after
+/// it, restart, and the change is in the record, once.
+#[test]
+fn a_ticket_change_answered_200_survives_kill_9() {
+    let id = unique("e2e_durable");
+    let topics = Topics::named(&id);
+    let (metrics_port, gateway_port) = (free_port(), free_port());
+    let (dir, config) = embedded_store_config(&id, metrics_port, gateway_port, &topics);
+    let rt = runtime();
+    topics.create(&rt, 1);
+    let argus = start_argus(&config, metrics_port);
+
+    // Methane over the alarm level at a mine: an alert, and a ticket dispatched to its team.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(0))
+        .unwrap_or(0);
+    rt.block_on(async {
+        let producer: FutureProducer = kafka_client().create().unwrap_or_else(|e| panic!("{e}"));
+        for (t, v) in [(now, 1.2), (now + 5_000, 0.4)] {
+            let payload =
+                format!(r#"{{"source":"MINE01-CH4-WF1","ts":{t},"values":{{"mine_ch4":{v}}}}}"#);
+            let record = FutureRecord::to(&topics.readings)
+                .key("k")
+                .payload(payload.as_str());
+            producer
+                .send(record, Duration::from_secs(10))
+                .await
+                .unwrap_or_else(|(e, _)| panic!("{e}"));
+        }
+    });
+    let mut ticket = String::new();
+    wait_for("a dispatched ticket", Duration::from_secs(60), || {
+        let answer = http_get(metrics_port, "/api/tickets").unwrap_or_default();
+        let json: serde_json::Value =
+            serde_json::from_str(crate::util::body(&answer)).unwrap_or_default();
+        let found = json["tickets"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|t| t["state"] == "dispatched");
+        ticket = found
+            .and_then(|t| t["ticket_id"].as_str())
+            .unwrap_or_default()
+            .to_owned();
+        !ticket.is_empty()
+    });
+    let accept =
+        r#"{"to": "accepted", "actor": "Inspector Sun", "role": "team", "note": "on our way"}"#;
+    let (status, body) = http_post(
+        metrics_port,
+        &format!("/api/tickets/{ticket}/state"),
+        accept,
+    )
+    .unwrap_or_else(|| panic!("no answer"));
+    assert_eq!(status, 200, "{body}");
+    drop(argus); // SIGKILL, at once
+    let answered: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+    let seq = answered["seq"].as_u64().unwrap_or_else(|| panic!("{body}"));
+
+    let argus = start_argus(&config, metrics_port);
+    let answer = http_get(metrics_port, &format!("/api/tickets/{ticket}")).unwrap_or_default();
+    let json: serde_json::Value =
+        serde_json::from_str(crate::util::body(&answer)).unwrap_or_default();
+    assert_eq!(json["ticket"]["state"], "accepted", "{answer}");
+    let accepted: Vec<u64> = json["record"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["to"] == "accepted")
+        .filter_map(|e| e["seq"].as_u64())
+        .collect();
+    assert_eq!(accepted, [seq], "{answer}");
+    // The same change again is refused: it was made.
+    let (status, body) = http_post(
+        metrics_port,
+        &format!("/api/tickets/{ticket}/state"),
+        accept,
+    )
+    .unwrap_or_else(|| panic!("no answer"));
+    assert_eq!(status, 409, "{body}");
+    stop_argus(argus);
+    topics.delete(&rt);
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -91,6 +91,7 @@ macro_rules! contract {
 
 contract!(migrations_apply_once_and_rows_round_trip_without_duplicates_on_replay);
 contract!(an_acknowledgement_is_recorded_once_and_survives_later_transitions);
+contract!(twenty_concurrent_acknowledgements_of_one_alert_give_one);
 contract!(open_tickets_and_their_record_are_read_back_as_written);
 contract!(retention_drops_the_readings_of_old_months_only);
 contract!(the_sink_acknowledges_inputs_once_their_rows_are_stored);
@@ -365,6 +366,37 @@ async fn an_acknowledgement_is_recorded_once_and_survives_later_transitions<S: S
     );
     let counts = ok(store.counts().await);
     assert_eq!((counts.alerts, counts.alert_acks), (1, 1));
+}
+
+/// Issue 12, item 4: twenty concurrent acknowledgements of one alert gave four successes and
+/// four rows on ClickHouse (check, then insert, nothing in between).
+async fn twenty_concurrent_acknowledgements_of_one_alert_give_one<S: Store>(store: S) {
+    ok(store.prepare().await);
+    let (all, id) = methane_alert(&registry());
+    write(&store, transitions_batch(&all[..1], Timestamp(T0 + 61_000))).await;
+    let mut racing = tokio::task::JoinSet::new();
+    for n in 0..20 {
+        let (store, id) = (store.clone(), id.clone());
+        racing.spawn(async move {
+            let ack = Acknowledgement {
+                alert_id: id,
+                actor: format!("Operator {n}"),
+                note: "seen".to_owned(),
+                at: Timestamp(T0 + 120_000 + n),
+            };
+            store.acknowledge(&ack).await
+        });
+    }
+    let (mut accepted, mut refused) = (0, 0);
+    while let Some(answer) = racing.join_next().await {
+        match ok(answer) {
+            Ok(_) => accepted += 1,
+            Err(StoreError::AlreadyAcknowledged { .. }) => refused += 1,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!((accepted, refused), (1, 19));
+    assert_eq!(ok(store.counts().await).alert_acks, 1);
 }
 
 fn ticket(id: u64, state: argus_model::TicketState) -> argus_model::Ticket {

@@ -24,8 +24,10 @@ const MAX_BATCH_DELAY: Duration = Duration::from_millis(20);
 /// Largest packet rumqttc accepts: the top of `[ingest] max_payload_bytes`, so that a payload
 /// over the configured limit reaches the decoder and becomes an `oversize` dead letter.
 const MAX_INCOMING_PACKET_BYTES: usize = 64 << 20;
-/// Longest pause between reconnection attempts.
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// Longest pause between reconnection attempts: short, because a broker that restarts does not
+/// queue the messages of a shared subscription for an offline session (issue 12, item 5), so
+/// every second away may lose messages.
+const MAX_BACKOFF: Duration = Duration::from_secs(3);
 
 /// The MQTT source could not start or stopped on an error.
 #[derive(Debug, thiserror::Error)]

@@ -289,15 +289,30 @@ async fn a_silence_goes_to_the_pipeline_and_bad_ones_are_refused() {
         r#"{{"enterprise": "{enterprise}", "from": "2026-11-26T08:00:00+08:00",
             "to": "2026-11-26T12:00:00+08:00", "reason": "ventilation works", "actor": "Operator Liu"}}"#
     );
-    let (status, body) = call(&f.app, "POST", "/api/silences", &silence).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    let envelope = f.pipeline.try_recv().unwrap();
-    match &envelope.records[..] {
-        [argus_ingest::Record::Event(e)] => {
-            assert_eq!(e.enterprise_id.as_deref(), Some(enterprise.as_str()));
+    // The answer waits until the pipeline has made the silence durable (runs its ack).
+    let pipeline = async {
+        let envelope = f.pipeline.recv().await.unwrap();
+        match &envelope.records[..] {
+            [argus_ingest::Record::Event(e)] => {
+                assert_eq!(e.enterprise_id.as_deref(), Some(enterprise.as_str()));
+            }
+            other => panic!("{other:?}"),
         }
-        other => panic!("{other:?}"),
-    }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let before_ack = std::time::Instant::now();
+        envelope.ack.done();
+        before_ack
+    };
+    let answer = async {
+        let answer = call(&f.app, "POST", "/api/silences", &silence).await;
+        (answer, std::time::Instant::now())
+    };
+    let (((status, body), answered_at), acked_at) = tokio::join!(answer, pipeline);
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(
+        answered_at >= acked_at,
+        "answered before the silence was stored"
+    );
     let unknown = silence.replace(&enterprise, "NOBODY");
     let (status, body) = call(&f.app, "POST", "/api/silences", &unknown).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");

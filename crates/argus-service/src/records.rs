@@ -1,6 +1,6 @@
 //! The API's port implemented by the running service: reads straight from the store, ticket
-//! changes through the ticket book (recorded before confirmed), silences into the pipeline as
-//! maintenance notices, acknowledgements into the store.
+//! changes through the ticket book and silences into the pipeline as maintenance notices, each
+//! answered once durable in the store; acknowledgements into the store.
 
 use std::time::SystemTime;
 
@@ -142,7 +142,11 @@ impl Records for LiveRecords {
             reply,
         };
         self.tickets.send(command).await.map_err(|_| stopped())?;
-        match answer.await.map_err(|_| stopped())? {
+        let answer = match tokio::time::timeout(DURABLE_WITHIN, answer).await {
+            Ok(answer) => answer.map_err(|_| stopped())?,
+            Err(_) => return Err(not_yet_durable()),
+        };
+        match answer {
             Ok(event) => Ok(TicketEventRow::new(&event).view()),
             Err(e @ TicketError::UnknownTicket(_)) => Err(ApiError::NotFound(e.to_string())),
             Err(e) => Err(ApiError::Conflict(e.to_string())),
@@ -175,15 +179,32 @@ impl Records for LiveRecords {
                 reason: format!("silence by {}: {}", silence.actor, silence.reason),
             },
         };
+        let (stored, durable) = oneshot::channel();
         let envelope = Envelope {
             transport: Transport::Api,
             records: vec![Record::Event(event)],
             dead_letters: Vec::new(),
-            ack: Ack::none(),
+            ack: Ack::new(move || {
+                let _ = stored.send(());
+            }),
         };
-        self.pipeline
-            .send(envelope)
-            .await
-            .map_err(|_| ApiError::Unavailable("the pipeline has stopped".to_owned()))
+        let stopped = || ApiError::Unavailable("the pipeline has stopped".to_owned());
+        self.pipeline.send(envelope).await.map_err(|_| stopped())?;
+        // Answered once the silence is in the store: it holds across a crash.
+        match tokio::time::timeout(DURABLE_WITHIN, durable).await {
+            Ok(stored) => stored.map_err(|_| stopped()),
+            Err(_) => Err(not_yet_durable()),
+        }
     }
+}
+
+/// How long a change a person made may take to become durable before the answer says so: the
+/// store unreachable without a spool.
+const DURABLE_WITHIN: std::time::Duration = std::time::Duration::from_secs(30);
+
+fn not_yet_durable() -> ApiError {
+    ApiError::Unavailable(format!(
+        "the change is made but not yet stored after {} s (the store is unreachable); check its record before trying again",
+        DURABLE_WITHIN.as_secs()
+    ))
 }

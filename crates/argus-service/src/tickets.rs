@@ -1,11 +1,12 @@
 //! Enforcement tickets in the running service: alerts fired by the detection workers go through
 //! the ticket book (policy, routing, grouping), deadlines are checked on a timer (missed ones
 //! escalate to the department head), and every ticket event goes to the store's sink with the
-//! ticket as of that event.
+//! ticket as of that event; a change a person made is answered once its row is durable.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
+use argus_ingest::Ack;
 use argus_model::Timestamp;
 use argus_store::rows::{TicketEventRow, TicketRow};
 use argus_store::sink::Item;
@@ -105,25 +106,31 @@ pub async fn run(
                 events
             }
             Some(command) = commands.recv() => {
-                let result = book.apply(command.id, command.change, now());
-                let events = result.iter().cloned().collect::<Vec<_>>();
-                if let Err(e) = &result {
-                    if let Some(count) = refused_log.note(1, std::time::Instant::now()) {
-                        tracing::warn!(count, error = ?e.to_string(), "ticket changes refused since the last line (the last of them)");
+                match book.apply(command.id, command.change, now()) {
+                    Ok(event) => {
+                        // Confirmed only once its row is durable (the sink runs the ack then):
+                        // a crash before that answers nothing, and the change can be made
+                        // again after the restart.
+                        let (reply, confirmed) = (command.reply, event.clone());
+                        let ack = Ack::new(move || {
+                            let _ = reply.send(Ok(confirmed));
+                        });
+                        record(&book, std::slice::from_ref(&event), &sink, ack).await?;
+                    }
+                    Err(e) => {
+                        if let Some(count) = refused_log.note(1, std::time::Instant::now()) {
+                            tracing::warn!(count, error = ?e.to_string(), "ticket changes refused since the last line (the last of them)");
+                        }
+                        let _ = command.reply.send(Err(e));
                     }
                 }
-                // The change is queued for storage before it is confirmed.
-                if !events.is_empty() {
-                    record(&book, &events, &sink).await?;
-                }
-                let _ = command.reply.send(result);
                 continue;
             }
         };
         if events.is_empty() {
             continue;
         }
-        record(&book, &events, &sink).await?;
+        record(&book, &events, &sink, Ack::none()).await?;
     }
     tracing::info!(created, escalated, "tickets drained");
     Ok(())
@@ -134,6 +141,7 @@ async fn record(
     book: &TicketBook,
     events: &[TicketEvent],
     sink: &mpsc::Sender<Item>,
+    ack: Ack,
 ) -> Result<(), ServiceError> {
     {
         for e in events {
@@ -162,6 +170,7 @@ async fn record(
         let item = Item::Tickets {
             events: events.iter().map(TicketEventRow::new).collect(),
             tickets,
+            ack,
         };
         sink.send(item)
             .await

@@ -2,6 +2,7 @@
 //! the writer user.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use argus_config::ClickHouseSettings;
 use argus_model::Timestamp;
@@ -20,6 +21,10 @@ use crate::{life_order, same_columns, Acknowledgement, Counts, Store, StoreError
 pub struct ClickHouseStore {
     client: Client,
     database: String,
+    /// Acknowledgements one at a time (ClickHouse has no transactions: check, then insert):
+    /// shared by every clone of the store in this process, so concurrent requests for one alert
+    /// give one acknowledgement.
+    acknowledging: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl std::fmt::Debug for ClickHouseStore {
@@ -49,6 +54,7 @@ impl ClickHouseStore {
         Self {
             client,
             database: database.to_owned(),
+            acknowledging: Arc::default(),
         }
     }
 
@@ -216,6 +222,7 @@ impl Store for ClickHouseStore {
     }
 
     async fn acknowledge(&self, ack: &Acknowledgement) -> Result<AlertRow, StoreError> {
+        let _one_at_a_time = self.acknowledging.lock().await;
         let id = &ack.alert_id;
         if self.alert(id).await?.is_none() {
             return Err(StoreError::UnknownAlert(id.clone()));

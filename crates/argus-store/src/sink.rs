@@ -42,6 +42,8 @@ pub enum Item {
         events: Vec<TicketEventRow>,
         /// The tickets as of those events.
         tickets: Vec<TicketRow>,
+        /// Runs once they are durable: a change a person made is confirmed then.
+        ack: Ack,
     },
 }
 
@@ -105,9 +107,14 @@ impl Batch {
                 self.acks.push(ack);
             }
             Item::Transitions(t) => self.transitions.extend(t),
-            Item::Tickets { events, tickets } => {
+            Item::Tickets {
+                events,
+                tickets,
+                ack,
+            } => {
                 self.ticket_events.extend(events);
                 self.tickets.extend(tickets);
+                self.acks.push(ack);
             }
         }
     }
