@@ -866,3 +866,86 @@ fn a_joining_member_takes_over_partitions_without_loss() {
         delete_topics(&[&topic]).await;
     });
 }
+
+/// Issue 12, item 8: with two processes in one group over the readings, HJ 212 and events
+/// topics, the cooperative-sticky assignment gave the second process no readings partition:
+/// readings did not scale out. Each topic's partitions are now split between the members.
+#[test]
+fn two_members_share_the_readings_topic() {
+    const MESSAGES: usize = 2_000;
+    const PARTITIONS: i32 = 4;
+    let rt = runtime();
+    rt.block_on(async {
+        let names = ["readings", "hj212", "events"].map(|t| unique(&format!("argus_ks_split_{t}")));
+        let created: Vec<(&str, i32)> = names.iter().map(|t| (t.as_str(), PARTITIONS)).collect();
+        create_topics(&created).await;
+        let group = unique("argus_ks_split_group");
+        let topics = [
+            (names[0].as_str(), PayloadKind::JsonReadings),
+            (names[1].as_str(), PayloadKind::Hj212),
+            (names[2].as_str(), PayloadKind::Events),
+        ];
+        let counted: Arc<Mutex<[usize; 2]>> = Arc::default();
+        let mut members = Vec::new();
+        let mut telemetries = Vec::new();
+        for m in 0..2 {
+            let t = telemetry();
+            telemetries.push(t.clone());
+            let running = start(
+                &rt,
+                &group,
+                &topics,
+                decoder(DecodeOptions::default()),
+                t,
+                8,
+            );
+            let Running { mut rx, stop, task } = running;
+            let counted = Arc::clone(&counted);
+            let worker = rt.spawn(async move {
+                while let Some(envelope) = rx.recv().await {
+                    counted.lock().unwrap_or_else(|e| panic!("{e}"))[m] += envelope.records.len();
+                    envelope.ack.done();
+                }
+            });
+            members.push((stop, task, worker));
+        }
+        // Both members in the group (each assigned once) before anything is produced.
+        let assigned = |t: &Telemetry| t.kafka.rebalances.with_label_values(&["assign"]).get();
+        let started = Instant::now();
+        while !telemetries.iter().all(|t| assigned(t) >= 1)
+            || started.elapsed() < Duration::from_secs(8)
+        {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "members not assigned"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        produce_readings(&names[0], MESSAGES, "KS").await;
+        let total = || {
+            counted
+                .lock()
+                .unwrap_or_else(|e| panic!("{e}"))
+                .iter()
+                .sum::<usize>()
+        };
+        while total() < MESSAGES {
+            assert!(
+                started.elapsed() < Duration::from_secs(90),
+                "only {} of {MESSAGES}",
+                total()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        for (stop, task, worker) in members {
+            let _ = stop.send(());
+            let _ = task.await;
+            let _ = worker.await;
+        }
+        let counted = *counted.lock().unwrap_or_else(|e| panic!("{e}"));
+        eprintln!("kafka_source: two members took {counted:?} of {MESSAGES} readings");
+        assert!(counted.iter().all(|&n| n >= MESSAGES / 4), "{counted:?}");
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        delete_topics(&names).await;
+    });
+}

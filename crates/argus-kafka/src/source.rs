@@ -22,9 +22,12 @@
 //!
 //! # Rebalances
 //!
-//! `partition.assignment.strategy` is `cooperative-sticky`: a rebalance revokes only the
-//! partitions that move, so the others keep flowing (rdkafka picks the incremental assign calls
-//! itself). On revoke, what is acknowledged for the revoked partitions is committed
+//! `partition.assignment.strategy` is `roundrobin`: the partitions of all subscribed topics
+//! are dealt out to the members in turn, so every member gets its share of every topic and the
+//! readings scale out with the processes. (`cooperative-sticky`, which revokes only what moves,
+//! balances the total count only: with the readings, HJ 212 and events topics and two members,
+//! one member got every readings partition, issue 12.) A rebalance revokes every partition and
+//! assigns the new share (eager). On revoke, what is acknowledged for the revoked partitions is committed
 //! synchronously and their trackers are dropped; acknowledgements arriving later for them are
 //! ignored (each assignment has its own epoch), the new owner reads from the committed offset.
 //! On assign, the partitions get fresh trackers.
@@ -288,7 +291,7 @@ impl SourceContext {
 /// Consumer settings: `enable.auto.commit=false` and `enable.auto.offset.store=false` (offsets
 /// are committed explicitly, only once acknowledged), `auto.offset.reset=earliest` (a new group
 /// reads everything kept), `session.timeout.ms` from the settings, and
-/// `partition.assignment.strategy=cooperative-sticky`.
+/// `partition.assignment.strategy=roundrobin`.
 pub struct KafkaSource {
     consumer: Arc<StreamConsumer<SourceContext>>,
     shared: Arc<Shared>,
@@ -364,7 +367,7 @@ impl KafkaSource {
                 "session.timeout.ms",
                 settings.session_timeout.as_millis().to_string(),
             )
-            .set("partition.assignment.strategy", "cooperative-sticky")
+            .set("partition.assignment.strategy", "roundrobin")
             .create_with_context(context)
             .map_err(|source| KafkaError::Client {
                 role: "consumer",
