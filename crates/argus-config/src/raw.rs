@@ -201,7 +201,7 @@ impl Default for RawMqtt {
             readings_topic: "argus/v1/readings/+/+".to_owned(),
             hj212_topic: "argus/v1/hj212/+".to_owned(),
             events_topic: "argus/v1/events/+".to_owned(),
-            shared_group: "argus".to_owned(),
+            shared_group: String::new(),
             max_inflight: 100,
         }
     }
