@@ -587,6 +587,20 @@ pub(crate) fn stop_argus(mut argus: Running) {
     assert!(status.success(), "argus exited with {status:?}");
 }
 
+/// Send `payloads` to `topic` of the local Kafka, each acknowledged by the broker.
+fn produce(rt: &tokio::runtime::Runtime, topic: &str, payloads: &[String]) {
+    rt.block_on(async {
+        let producer: FutureProducer = kafka_client().create().unwrap_or_else(|e| panic!("{e}"));
+        for payload in payloads {
+            let record = FutureRecord::to(topic).key("k").payload(payload.as_str());
+            producer
+                .send(record, Duration::from_secs(10))
+                .await
+                .unwrap_or_else(|(e, _)| panic!("{e}"));
+        }
+    });
+}
+
 /// A Kafka client config for the local stack.
 pub(crate) fn kafka_client() -> ClientConfig {
     let mut c = ClientConfig::new();
@@ -604,7 +618,6 @@ fn a_silence_and_a_notice_set_before_a_restart_mute_alerts_recorded_without_tick
     let (metrics_port, gateway_port) = (free_port(), free_port());
     let (dir, config) = embedded_store_config(&id, metrics_port, gateway_port, &topics);
     let rt = runtime();
-    let kafka_config = kafka_client;
     topics.create(&rt, 1);
     let start = || start_argus(&config, metrics_port);
     let stop = stop_argus;
@@ -651,19 +664,7 @@ fn a_silence_and_a_notice_set_before_a_restart_mute_alerts_recorded_without_tick
         rfc(now - 3_600_000),
         rfc(now + 3_600_000)
     );
-    let produce = |topic: &str, payloads: Vec<String>| {
-        rt.block_on(async {
-            let producer: FutureProducer =
-                kafka_config().create().unwrap_or_else(|e| panic!("{e}"));
-            for payload in payloads {
-                let record = FutureRecord::to(topic).key("k").payload(payload.as_str());
-                producer
-                    .send(record, Duration::from_secs(10))
-                    .await
-                    .unwrap_or_else(|(e, _)| panic!("{e}"));
-            }
-        });
-    };
+    let produce = |topic: &str, payloads: Vec<String>| produce(&rt, topic, &payloads);
     produce(&topics.events, vec![notice]);
 
     // Both are kept in the store; then Argus restarts.
@@ -852,20 +853,13 @@ fn a_ticket_change_answered_200_survives_kill_9() {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(0))
         .unwrap_or(0);
-    rt.block_on(async {
-        let producer: FutureProducer = kafka_client().create().unwrap_or_else(|e| panic!("{e}"));
-        for (t, v) in [(now, 1.2), (now + 5_000, 0.4)] {
-            let payload =
-                format!(r#"{{"source":"MINE01-CH4-WF1","ts":{t},"values":{{"mine_ch4":{v}}}}}"#);
-            let record = FutureRecord::to(&topics.readings)
-                .key("k")
-                .payload(payload.as_str());
-            producer
-                .send(record, Duration::from_secs(10))
-                .await
-                .unwrap_or_else(|(e, _)| panic!("{e}"));
-        }
-    });
+    let methane: Vec<String> = [(now, 1.2), (now + 5_000, 0.4)]
+        .iter()
+        .map(|(t, v)| {
+            format!(r#"{{"source":"MINE01-CH4-WF1","ts":{t},"values":{{"mine_ch4":{v}}}}}"#)
+        })
+        .collect();
+    produce(&rt, &topics.readings, &methane);
     let mut ticket = String::new();
     wait_for("a dispatched ticket", Duration::from_secs(60), || {
         let answer = http_get(metrics_port, "/api/tickets").unwrap_or_default();
