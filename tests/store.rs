@@ -96,6 +96,7 @@ contract!(open_tickets_and_their_record_are_read_back_as_written);
 contract!(retention_drops_the_readings_of_old_months_only);
 contract!(the_sink_acknowledges_inputs_once_their_rows_are_stored);
 contract!(maintenance_notices_and_silences_are_kept_and_read_back_by_window);
+contract!(the_inputs_since_a_checkpoint_are_read_back_in_event_time_order);
 
 async fn write<S: Store>(store: &S, mut batch: RowBatch) {
     ok(store.insert_batch(&mut batch).await);
@@ -991,4 +992,55 @@ async fn maintenance_notices_and_silences_are_kept_and_read_back_by_window<S: St
     let all = ok(store.notices_until_after(Timestamp(0)).await);
     assert_eq!(all.len(), 2, "production states are no notices: {all:?}");
     assert_eq!(all[0].to_event(), Some(ended));
+}
+
+/// What detection takes again after a restart: every reading (once, whatever was delivered
+/// again) and every event at or after the frontier, in event-time order, as they were.
+async fn the_inputs_since_a_checkpoint_are_read_back_in_event_time_order<S: Store>(store: S) {
+    use argus_model::{Event, EventKind};
+    use argus_store::rows::EventRow;
+    ok(store.prepare().await);
+    let mut readings: Vec<Reading> = (0..40)
+        .rev()
+        .map(|m| reading("15010201000101", m, m as f64, DataFlag::N))
+        .collect();
+    readings.push(reading("UNREGISTERED-1", 30, 1.5, DataFlag::F));
+    write(&store, readings_batch(&readings)).await;
+    write(&store, readings_batch(&readings[..5])).await; // delivered again
+    let event = |minute: i64| Event {
+        enterprise_id: Some("E009".to_owned()),
+        source: Some(SourceId::from("MINE02-PWR-L1")),
+        event_time: Timestamp(T0 + minute * 60_000),
+        receive_time: Timestamp(T0 + minute * 60_000 + 1),
+        kind: EventKind::ProductionState {
+            running: minute % 2 == 0,
+        },
+    };
+    let batch = RowBatch {
+        events: [25, 5, 35]
+            .map(|m| EventRow::new(&event(m), "kafka"))
+            .to_vec(),
+        ..RowBatch::default()
+    };
+    write(&store, batch).await;
+
+    let (rows, events) = ok(store.inputs_since(Timestamp(T0 + 20 * 60_000)).await);
+    let back: Vec<Reading> = rows.iter().filter_map(|r| r.to_reading()).collect();
+    assert_eq!(back.len(), rows.len(), "every row is a reading again");
+    let times: Vec<i64> = back.iter().map(|r| r.event_time.as_millis()).collect();
+    assert!(times.is_sorted(), "in event-time order: {times:?}");
+    let mut expected: Vec<Reading> = readings
+        .iter()
+        .filter(|r| r.event_time.as_millis() >= T0 + 20 * 60_000)
+        .cloned()
+        .collect();
+    expected.sort_by_key(|r| (r.event_time, r.source.clone()));
+    let mut got = back.clone();
+    got.sort_by_key(|r| (r.event_time, r.source.clone()));
+    assert_eq!(
+        got, expected,
+        "21 readings of the point and the unregistered one"
+    );
+    let events: Vec<Event> = events.iter().filter_map(EventRow::to_event).collect();
+    assert_eq!(events, vec![event(25), event(35)]);
 }

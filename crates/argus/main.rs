@@ -61,6 +61,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 );
             }
             logging::init(&settings.log)?;
+            argus_service::install_panic_hook();
             let registry = load_registry(&settings.registry_path)?;
             let rules = load_rules(&settings.rules.path, &registry)?;
             let policy = load_ticket_policy(&settings.tickets.path, &registry)?;
@@ -73,10 +74,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 policy,
                 cluster,
             };
-            runtime.block_on(async {
+            let result = runtime.block_on(async {
                 let listeners = argus_service::Listeners::bind(&parts.settings).await?;
                 argus_service::run(parts, listeners, signal::shutdown()).await
-            })?;
+            });
+            // What did not drain in time (a detection cluster whose other processes still
+            // run) is left to the process's end.
+            runtime.shutdown_timeout(std::time::Duration::from_secs(5));
+            result?;
         }
         Command::Demo(args) => {
             if !(args.speed.is_finite() && args.speed >= 1.0) {

@@ -256,6 +256,11 @@ pub struct RulesSettings {
     pub max_clock_skew: Duration,
     /// How often the live dataflow's watermark is advanced (and idle sources let go).
     pub advance_every: Duration,
+    /// Where detection saves its state (one file per worker), resolved against the config
+    /// file's folder; `None`: nowhere (a restart starts detection empty).
+    pub checkpoint_dir: Option<PathBuf>,
+    /// How far event time moves between two checkpoints.
+    pub checkpoint_every: Duration,
 }
 
 /// Enforcement ticket settings.
@@ -726,6 +731,15 @@ fn validate(raw: RawConfig, origin: &str, base_dir: &Path) -> Result<Settings, C
             10,
             60_000,
             "milliseconds",
+        )?),
+        checkpoint_dir: (!raw.rules.checkpoint_path.trim().is_empty())
+            .then(|| base_dir.join(&raw.rules.checkpoint_path)),
+        checkpoint_every: Duration::from_secs(in_range(
+            "rules.checkpoint_every_secs",
+            raw.rules.checkpoint_every_secs,
+            1,
+            86_400,
+            "seconds",
         )?),
     };
     if rules.max_delay <= rules.allowed_lateness {

@@ -72,6 +72,8 @@ pub(crate) struct RawRulesSection {
     pub max_delay_secs: u64,
     pub max_clock_skew_secs: u64,
     pub advance_every_ms: u64,
+    pub checkpoint_path: String,
+    pub checkpoint_every_secs: u64,
 }
 
 impl Default for RawRulesSection {
@@ -83,6 +85,8 @@ impl Default for RawRulesSection {
             max_delay_secs: 900,
             max_clock_skew_secs: 300,
             advance_every_ms: 1_000,
+            checkpoint_path: "checkpoints".to_owned(),
+            checkpoint_every_secs: 60,
         }
     }
 }

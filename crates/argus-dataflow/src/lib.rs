@@ -13,6 +13,7 @@
 //! independent of how often the frontier advances: the same input gives the same alert
 //! transitions (with deterministic alert ids) whatever the number of workers or processes.
 
+mod checkpoint;
 pub mod live;
 mod operator;
 mod watermark;
@@ -27,7 +28,11 @@ use timely::container::CapacityContainerBuilder;
 use timely::dataflow::operators::{Inspect, Probe};
 use timely::dataflow::{InputHandle, ProbeHandle};
 
-pub use operator::{detect, state_bytes_per_instance, MAX_UNREGISTERED_SOURCES, OVERFLOW_SOURCE};
+pub use checkpoint::{Checkpoint, CheckpointError};
+pub use operator::{
+    detect, detect_resumable, state_bytes_per_instance, Detected, Resume, MAX_UNREGISTERED_SOURCES,
+    OVERFLOW_SOURCE,
+};
 pub use watermark::{WatermarkParams, Watermarks};
 
 /// One input of the dataflow.
@@ -172,6 +177,19 @@ pub fn run_batch(
         .collect::<Result<Vec<()>, String>>()?;
     let output = std::mem::take(&mut *collected.lock().unwrap_or_else(PoisonError::into_inner));
     Ok(output)
+}
+
+/// Whether a panic message of a timely thread says a process of the cluster is gone: timely
+/// takes the computation down when a peer's connection breaks (its communication threads panic
+/// with "timely communication error: ...", the workers then find their queues poisoned, and the
+/// guard of the communication threads finds them panicked).
+/// Not a bug of Argus: every process must stop and the cluster be started again (each worker
+/// resumes from its checkpoint).
+pub fn peer_gone(panic_message: &str) -> bool {
+    panic_message.starts_with("timely communication error")
+        || panic_message.contains("MergeQueue poisoned")
+        || panic_message.starts_with("Send thread panic")
+        || panic_message.starts_with("Recv thread panic")
 }
 
 /// The timely timestamp of an event time (times before the epoch are clamped to it).

@@ -1,7 +1,8 @@
-//! The live dataflow of the running service: each worker takes inputs from a [`Feed`] (the
-//! service's pipeline), keeps its watermark per source against the wall clock, and reports alert
-//! transitions, late inputs and progress to an [`Observer`]. Threads of one process or a timely
-//! cluster of processes, as `timely::Config` says.
+//! The live dataflow of the running service: each worker starts from its [`Feed`]'s checkpoint
+//! (if any), takes inputs from it (the service's pipeline), keeps its watermark per source
+//! against the wall clock, and reports alert transitions, checkpoints, late inputs and progress
+//! to an [`Observer`]. Threads of one process or a timely cluster of processes, as
+//! `timely::Config` says.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -12,19 +13,38 @@ use timely::container::CapacityContainerBuilder;
 use timely::dataflow::operators::core::Inspect;
 use timely::dataflow::InputHandle;
 
-use crate::{detect, event_time, AlertTransition, Input, WatermarkParams, Watermarks};
+use crate::{
+    detect_resumable, event_time, AlertTransition, Checkpoint, Detected, Input, Resume,
+    WatermarkParams, Watermarks,
+};
 
 /// Where a worker's inputs come from.
 pub trait Feed {
     /// Move the inputs ready now into `into`, without blocking. Returns `false` once the feed has
     /// ended (shutdown): the worker then closes its input and drains.
     fn poll(&mut self, into: &mut Vec<Input>) -> bool;
+
+    /// The worker's state to start from (asked once, before any input): none starts empty.
+    fn resume(&mut self) -> Option<Checkpoint> {
+        None
+    }
+
+    /// Stored inputs to judge again after the checkpoint (asked once, after [`Feed::resume`],
+    /// before the first poll). They enter before event time first moves, without counting for
+    /// the watermark: their sources may now send to another process of the cluster, and must
+    /// not hold this worker's event time back.
+    fn restored(&mut self) -> Vec<Input> {
+        Vec::new()
+    }
 }
 
 /// What the workers report, on their own threads.
 pub trait Observer: Send + Sync + 'static {
     /// Alert transitions produced by `worker`.
     fn transitions(&self, worker: usize, transitions: &[AlertTransition]);
+
+    /// `worker`'s state as of a frontier, reported after every transition it covers.
+    fn checkpoint(&self, _worker: usize, _checkpoint: Checkpoint) {}
 
     /// Inputs later than the allowed lateness: not judged; the observer keeps them.
     fn late(&self, worker: usize, inputs: Vec<Input>);
@@ -62,6 +82,8 @@ pub struct LiveOptions {
     pub watermarks: WatermarkParams,
     /// How often the watermark is advanced and progress reported.
     pub advance_every: Duration,
+    /// How far event time moves between two checkpoints (ms); `None`: no checkpoints.
+    pub checkpoint_every_ms: Option<u64>,
 }
 
 /// How long an idle worker sleeps before looking at its feed again.
@@ -85,16 +107,34 @@ where
     timely::execute(config, move |worker| {
         let index = worker.index();
         let mut feed = feed(index);
+        let resume = Resume {
+            every_ms: options.checkpoint_every_ms,
+            from: feed.resume(),
+            // Checkpointed, a stop is a pause: what the frontier has not passed is judged after
+            // the restart, from the store.
+            pause_at_end: options.checkpoint_every_ms.is_some(),
+        };
         let mut input = InputHandle::<u64, CapacityContainerBuilder<Vec<Input>>>::new();
         let rules = Arc::clone(&rules);
         let sink = Arc::clone(&observer);
         worker.dataflow::<u64, _, _>(|scope| {
             let stream = input.to_stream(scope);
-            detect(stream, Arc::clone(&rules)).inspect_core(move |event| {
-                if let Ok((_time, batch)) = event {
-                    if !batch.is_empty() {
-                        sink.transitions(index, batch);
+            let mut transitions = Vec::new();
+            detect_resumable(stream, Arc::clone(&rules), resume).inspect_core(move |event| {
+                let Ok((_time, batch)) = event else { return };
+                for detected in batch.iter() {
+                    match detected {
+                        Detected::Transition(t) => transitions.push(t.clone()),
+                        Detected::Checkpoint(cp) => {
+                            if !transitions.is_empty() {
+                                sink.transitions(index, &std::mem::take(&mut transitions));
+                            }
+                            sink.checkpoint(index, (**cp).clone());
+                        }
                     }
+                }
+                if !transitions.is_empty() {
+                    sink.transitions(index, &std::mem::take(&mut transitions));
                 }
             });
         });
@@ -102,6 +142,9 @@ where
         let mut buf = Vec::new();
         let mut late = Vec::new();
         let (mut readings, mut events) = (0_u64, 0_u64);
+        for record in feed.restored() {
+            input.send(record);
+        }
         let mut last_advance = Instant::now();
         loop {
             let open = feed.poll(&mut buf);

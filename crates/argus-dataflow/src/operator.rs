@@ -1,5 +1,6 @@
 //! The detection operator: exchange by enterprise, buffer until the frontier passes, run the
-//! rule machines in a total order, emit alert transitions.
+//! rule machines in a total order (each reading once), emit alert transitions and, when asked,
+//! checkpoints of its state.
 
 use std::sync::Arc;
 
@@ -10,10 +11,13 @@ use argus_rules::quality::{
 };
 use argus_rules::spec::{Instance, Machine};
 use argus_rules::{alert_id, Average, RuleSet, Threshold, Transition};
+use serde::{Deserialize, Serialize};
 use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::vec::Map;
 use timely::dataflow::operators::Operator;
 use timely::dataflow::Stream;
 
+use crate::checkpoint::Checkpoint;
 use crate::{AlertTransition, Input};
 use argus_rules::fnv::{hash_str, FnvHashMap, FnvHashSet};
 
@@ -28,7 +32,7 @@ pub const MAX_UNREGISTERED_SOURCES: usize = 10_000;
 pub const OVERFLOW_SOURCE: &str = "unregistered-beyond-limit";
 
 /// A rule instance's running state machine.
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 enum Running {
     Threshold(Threshold),
     Average(Average),
@@ -205,10 +209,23 @@ fn subscriptions(instance: &Instance) -> Vec<(SourceId, Role)> {
     }
 }
 
+/// Which rules a unit runs: how it is built again from the rule set when taken back.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+enum Origin {
+    /// An enterprise's instances.
+    #[default]
+    Enterprise,
+    /// The alert of one unregistered source (the unit's key).
+    Unregistered,
+    /// The shared alert of the unregistered sources beyond the bound.
+    Overflow,
+}
+
 /// The machines of one enterprise (or one unregistered source), all on one worker.
 #[derive(Debug, Default)]
 struct Unit {
     enterprise: Arc<str>,
+    origin: Origin,
     machines: Vec<(Arc<Instance>, Running)>,
     /// The machines that take each source's readings and events, and in which role.
     by_source: FnvHashMap<SourceId, Vec<(u32, Role)>>,
@@ -218,9 +235,14 @@ struct Unit {
 }
 
 impl Unit {
-    fn new(enterprise: Arc<str>, instances: impl IntoIterator<Item = Instance>) -> Self {
+    fn new(
+        enterprise: Arc<str>,
+        origin: Origin,
+        instances: impl IntoIterator<Item = Instance>,
+    ) -> Self {
         let mut unit = Unit {
             enterprise,
+            origin,
             ..Unit::default()
         };
         for instance in instances {
@@ -394,20 +416,82 @@ pub fn detect<'scope>(
     inputs: Stream<'scope, u64, Vec<Input>>,
     rules: Arc<RuleSet>,
 ) -> Stream<'scope, u64, Vec<AlertTransition>> {
+    detect_resumable(inputs, rules, Resume::default()).flat_map(|d| match d {
+        Detected::Transition(t) => Some(t),
+        Detected::Checkpoint(_) => None,
+    })
+}
+
+/// What the detection operator gives: alert transitions and, when asked, checkpoints of its
+/// state, each after the transitions it covers.
+#[derive(Debug, Clone)]
+pub enum Detected {
+    /// An alert transition.
+    Transition(AlertTransition),
+    /// The worker's state as of a frontier.
+    Checkpoint(Box<Checkpoint>),
+}
+
+/// Where a worker's detection starts and how often it saves its state.
+#[derive(Debug, Clone, Default)]
+pub struct Resume {
+    /// Checkpoint whenever the frontier has moved this far (event-time ms) since the last one
+    /// (and at the first frontier, and before the input's end); `None`: never.
+    pub every_ms: Option<u64>,
+    /// The state to start from (checked by [`Checkpoint::check`]; one that does not decode
+    /// starts empty).
+    pub from: Option<Checkpoint>,
+    /// The end of the input is a pause, not the end of the data: the inputs the frontier has
+    /// not passed are left unjudged (a restart takes them again from the store, after the last
+    /// checkpoint) instead of judged without a watermark as at the end of a recorded input.
+    pub pause_at_end: bool,
+}
+
+/// [`detect`], starting from a checkpoint and saving checkpoints as `resume` says. Inputs with
+/// an event time below the checkpoint's frontier are covered by it and dropped.
+pub fn detect_resumable<'scope>(
+    inputs: Stream<'scope, u64, Vec<Input>>,
+    rules: Arc<RuleSet>,
+    resume: Resume,
+) -> Stream<'scope, u64, Vec<Detected>> {
     let routing = Arc::clone(&rules);
+    let (worker, peers) = (inputs.scope().index(), inputs.scope().peers());
+    let fingerprint = rules.fingerprint();
     inputs.unary_frontier(
         Exchange::new(move |input: &Input| hash_str(unit_key(input, &routing))),
         "Detect",
         move |clock, _info| {
             let mut clock = Some(clock);
             let mut pending: Vec<Input> = Vec::new();
-            let mut units = Units::default();
-            let mut unregistered = 0_usize;
-            let mut judged_to: u64 = 0;
+            let restored = resume
+                .from
+                .as_ref()
+                .and_then(|cp| Some((cp.until, restore_units(&cp.state, &rules).ok()?)));
+            let (mut judged_to, (mut units, mut unregistered)) =
+                restored.unwrap_or_else(|| (0, (Units::default(), 0)));
+            let every_ms = resume.every_ms;
+            let mut next_checkpoint = every_ms.map_or(u64::MAX, |every| {
+                if judged_to == 0 {
+                    0
+                } else {
+                    judged_to.saturating_add(every)
+                }
+            });
             let lookback_ms = rules.longest_lookback_ms();
+            let save = move |units: &Units, unregistered: usize, until: u64| {
+                Detected::Checkpoint(Box::new(Checkpoint {
+                    worker,
+                    peers,
+                    rules: fingerprint,
+                    until,
+                    state: save_units(units, unregistered),
+                }))
+            };
             move |(input, frontier), output| {
                 input.for_each_stamp(|_stamp, data| {
                     for batch in data {
+                        // Inputs the state already covers (sent again after a restart).
+                        batch.retain(|i| crate::event_time(i.event_time()) >= judged_to);
                         pending.append(batch);
                     }
                 });
@@ -417,25 +501,44 @@ pub fn detect<'scope>(
                     return;
                 }
                 let Some(cap) = clock.as_mut() else { return };
+                let mut out = Vec::new();
+                // At the end of the input, the state before its last inputs: a restart takes them
+                // again from the store.
+                if until == u64::MAX && every_ms.is_some() && judged_to > 0 {
+                    out.push(save(&units, unregistered, judged_to));
+                }
+                if until == u64::MAX && resume.pause_at_end {
+                    pending.clear();
+                    output.session(cap).give_iterator(out.into_iter());
+                    clock = None;
+                    judged_to = until;
+                    return;
+                }
                 // Only the inputs the frontier has passed are sorted and judged; the rest wait.
                 let mut ready: Vec<Input> = pending
                     .extract_if(.., |i| crate::event_time(i.event_time()) < until)
                     .collect();
+                once_each(&mut ready);
                 ready.sort_unstable_by_key(order);
-                let mut out = Vec::new();
+                let mut transitions = Vec::new();
                 for input in &ready {
-                    units.take(input, &rules, &mut unregistered, &mut out);
+                    units.take(input, &rules, &mut unregistered, &mut transitions);
                 }
                 // The end of the input is not a watermark: windows and durations the data did not
                 // see close stay open rather than being judged on data that never came.
                 if until != u64::MAX {
                     let watermark = Timestamp(i64::try_from(until - 1).unwrap_or(i64::MAX));
                     for unit in &mut units.units {
-                        unit.on_watermark(watermark, lookback_ms, &mut out);
+                        unit.on_watermark(watermark, lookback_ms, &mut transitions);
                     }
                 }
                 // Deterministic emission order within a step (content is what matters).
-                out.sort_by_key(|t| t.alert_id);
+                transitions.sort_by_key(|t| t.alert_id);
+                out.extend(transitions.into_iter().map(Detected::Transition));
+                if until != u64::MAX && until >= next_checkpoint {
+                    out.push(save(&units, unregistered, until));
+                    next_checkpoint = every_ms.map_or(u64::MAX, |e| until.saturating_add(e));
+                }
                 output.session(cap).give_iterator(out.into_iter());
                 judged_to = until;
                 if until == u64::MAX {
@@ -448,13 +551,126 @@ pub fn detect<'scope>(
     )
 }
 
+/// Keep the first of each reading (source, metric, event time) and of each event, in arrival
+/// order: delivery is at least once, and a reading delivered again (or taken again from the
+/// store after a restart) counts once.
+fn once_each(ready: &mut Vec<Input>) {
+    let keep: Vec<bool> = {
+        let mut readings = FnvHashSet::default();
+        let mut events: Vec<&argus_model::Event> = Vec::new();
+        ready
+            .iter()
+            .map(|input| match input {
+                Input::Reading(r) => readings.insert((&r.source, &r.metric, r.event_time)),
+                Input::Event(e) => {
+                    let again = events.iter().any(|seen| {
+                        seen.event_time == e.event_time
+                            && seen.source == e.source
+                            && seen.enterprise_id == e.enterprise_id
+                            && seen.kind == e.kind
+                    });
+                    if !again {
+                        events.push(e);
+                    }
+                    !again
+                }
+            })
+            .collect()
+    };
+    if keep.iter().all(|&k| k) {
+        return;
+    }
+    let mut keep = keep.into_iter();
+    ready.retain(|_| keep.next().unwrap_or(true));
+}
+
+/// A unit as saved (borrowed) and taken back (owned): the same encoding.
+#[derive(Debug, Serialize)]
+struct SavedUnit<'a> {
+    key: &'a str,
+    origin: Origin,
+    machines: Vec<&'a Running>,
+    suppressions: &'a Suppressions,
+    muted: Vec<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+struct LoadedUnit {
+    key: String,
+    origin: Origin,
+    machines: Vec<Running>,
+    suppressions: Suppressions,
+    muted: Vec<u64>,
+}
+
+/// The encoded state of a worker's units (and its count of unregistered sources).
+fn save_units(units: &Units, unregistered: usize) -> Vec<u8> {
+    let saved: Vec<SavedUnit<'_>> = units
+        .units
+        .iter()
+        .map(|u| {
+            let mut muted: Vec<u64> = u.muted.iter().copied().collect();
+            muted.sort_unstable();
+            SavedUnit {
+                key: &u.enterprise,
+                origin: u.origin,
+                machines: u.machines.iter().map(|(_, m)| m).collect(),
+                suppressions: &u.suppressions,
+                muted,
+            }
+        })
+        .collect();
+    // Plain data: encoding cannot fail.
+    bincode::serialize(&(saved, unregistered)).unwrap_or_default()
+}
+
+/// Units taken back from [`save_units`]'s bytes, bound again to `rules` (which must be the
+/// rules they were saved under: every unit must find its instances).
+pub(crate) fn restore_units(bytes: &[u8], rules: &RuleSet) -> Result<(Units, usize), String> {
+    let (loaded, unregistered): (Vec<LoadedUnit>, usize) =
+        bincode::deserialize(bytes).map_err(|e| format!("state does not decode: {e}"))?;
+    let mut units = Units::default();
+    for saved in loaded {
+        let instances = match saved.origin {
+            Origin::Enterprise => rules.for_enterprise(&saved.key).to_vec(),
+            Origin::Unregistered | Origin::Overflow => rules
+                .unregistered()
+                .map(|rule| vec![rule.instance(&SourceId::from(saved.key.as_str()))])
+                .unwrap_or_default(),
+        };
+        if instances.len() != saved.machines.len() {
+            return Err(format!(
+                "unit {:?} has {} machines saved, {} rule instances now",
+                saved.key,
+                saved.machines.len(),
+                instances.len()
+            ));
+        }
+        let mut unit = Unit::new(Arc::from(saved.key.as_str()), saved.origin, instances);
+        for ((_, running), machine) in unit.machines.iter_mut().zip(saved.machines) {
+            *running = machine;
+        }
+        unit.suppressions = saved.suppressions;
+        unit.muted = saved.muted.into_iter().collect();
+        units.units.push(unit);
+        let i = units.units.len() - 1;
+        match saved.origin {
+            Origin::Overflow => units.overflow = Some(i),
+            Origin::Enterprise | Origin::Unregistered => {
+                units.by_key.insert(Arc::from(saved.key.as_str()), i);
+            }
+        }
+    }
+    Ok((units, unregistered))
+}
+
 /// The machines of a unit a source feeds (by index), and in which role.
 type Subscribed = Arc<[(u32, Role)]>;
 
 /// The units of a worker, found by unit key and, for readings, by source directly (with the
 /// machines the source feeds: one lookup per reading).
 #[derive(Debug, Default)]
-struct Units {
+pub(crate) struct Units {
     units: Vec<Unit>,
     by_key: FnvHashMap<Arc<str>, usize>,
     by_source: FnvHashMap<SourceId, (usize, Subscribed)>,
@@ -491,8 +707,11 @@ impl Units {
                 }
                 New::Overflow(instance) => {
                     let i = *self.overflow.get_or_insert_with(|| {
-                        self.units
-                            .push(Unit::new(Arc::from(OVERFLOW_SOURCE), [instance]));
+                        self.units.push(Unit::new(
+                            Arc::from(OVERFLOW_SOURCE),
+                            Origin::Overflow,
+                            [instance],
+                        ));
                         self.units.len() - 1
                     });
                     // One shared machine, no state per source.
@@ -541,7 +760,7 @@ fn new_unit(key: &str, input: &Input, rules: &RuleSet, unregistered: &mut usize)
     };
     if registered {
         let instances = rules.for_enterprise(key).to_vec();
-        return New::Unit(Unit::new(Arc::from(key), instances));
+        return New::Unit(Unit::new(Arc::from(key), Origin::Enterprise, instances));
     }
     let (Some(rule), Input::Reading(r)) = (rules.unregistered(), input) else {
         return New::Nothing;
@@ -550,5 +769,9 @@ fn new_unit(key: &str, input: &Input, rules: &RuleSet, unregistered: &mut usize)
         return New::Overflow(rule.instance(&SourceId::from(OVERFLOW_SOURCE)));
     }
     *unregistered += 1;
-    New::Unit(Unit::new(Arc::from(key), [rule.instance(&r.source)]))
+    New::Unit(Unit::new(
+        Arc::from(key),
+        Origin::Unregistered,
+        [rule.instance(&r.source)],
+    ))
 }

@@ -14,7 +14,7 @@ const HOUR_MS: i64 = 3_600_000;
 const MAX_WINDOWS_PER_STEP: usize = 24 * 31;
 
 /// The regulatory period.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Period {
     /// Natural hour (UTC+8; China's offset is whole hours, so UTC hours too).
     Hour,
@@ -40,7 +40,7 @@ impl Period {
 
 /// Correction of a concentration to the reference O2 of the point's standard:
 /// `c * (21 - reference) / (21 - measured)`.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct O2Correction {
     /// Reference O2 of the standard, in % (6 coal, 3 gas boiler, 15 turbine, 9 industrial boiler).
     pub reference_pct: f64,
@@ -66,7 +66,7 @@ impl O2Correction {
 }
 
 /// Parameters of an average rule.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct AverageParams {
     /// The period averaged over.
     pub period: Period,
@@ -79,7 +79,7 @@ pub struct AverageParams {
     pub o2: Option<O2Correction>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 struct Window {
     start: Timestamp,
     sum: f64,
@@ -87,7 +87,7 @@ struct Window {
 }
 
 /// The state machine of one average rule on one series (and the O2 series of its point).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Average {
     params: AverageParams,
     current: Option<Window>,

@@ -24,7 +24,7 @@ use argus_model::{AlertKind, Event, EventKind, Reading, SourceId, Timestamp};
 use crate::Transition;
 
 /// The alert being built: since when, the value then, and the worst and mean value since.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 struct Open {
     since: Timestamp,
     value: f64,
@@ -72,7 +72,7 @@ impl Open {
 // Treatment stopped while production runs.
 
 /// Parameters of a [`TreatmentStopped`] rule, validated by [`TreatmentParams::new`].
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct TreatmentParams {
     treatment_running_kw: f64,
     lines: BTreeMap<SourceId, f64>,
@@ -152,7 +152,7 @@ impl TreatmentParams {
 
 /// What is known of a meter or line: running or not, from `at` until `until` (exclusive) or
 /// its next input.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 struct Fact {
     at: Timestamp,
     until: Timestamp,
@@ -184,7 +184,7 @@ impl Fact {
 }
 
 /// The verdict on one instant.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 enum Verdict {
     /// Treatment stopped while a line runs, as known until `until` (exclusive) at the latest.
     Violating { until: Timestamp, treatment_kw: f64 },
@@ -194,7 +194,7 @@ enum Verdict {
     Unknown,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 enum Run {
     Idle,
     /// Violating since `open.since`, known until `until`; not yet long enough.
@@ -224,7 +224,7 @@ enum Run {
 ///
 /// Inputs must come in event-time order (the dataflow sorts them): the machine does not go back
 /// to judge the past again for one that does not.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct TreatmentStopped {
     params: TreatmentParams,
     treatment: Option<Fact>,
@@ -415,7 +415,7 @@ impl TreatmentStopped {
 // Methane without the power cut.
 
 /// Parameters of a [`PowerCutFailure`] rule, validated by [`PowerCutParams::new`].
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PowerCutParams {
     power_cut_pct: f64,
     restore_pct: f64,
@@ -485,14 +485,14 @@ impl PowerCutParams {
 
 /// The inputs of one instant: its highest methane value and its power state (cut winning when
 /// reports disagree), so that their order does not matter.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 struct Moment {
     at: Timestamp,
     ch4: Option<f64>,
     powered: Option<bool>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 enum Phase {
     /// Methane below the power-cut threshold (or back below the restore one).
     Safe,
@@ -524,7 +524,7 @@ enum Phase {
 /// reading that shows methane below the restore threshold is in order. Inputs must come in
 /// event-time order (the dataflow sorts them): the machine does not go back to judge the past
 /// again for one that does not.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PowerCutFailure {
     params: PowerCutParams,
     /// The inputs taken but not yet judged.
@@ -662,7 +662,7 @@ impl PowerCutFailure {
 // Maintenance notices.
 
 /// One notified window `[from, to)` on some points (none listed: every point).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 struct Window {
     from: Timestamp,
     to: Timestamp,
@@ -672,7 +672,7 @@ struct Window {
 /// The maintenance windows of enterprises, from their [`EventKind::MaintenanceNotice`] events.
 /// An alert whose `started_at` is covered is muted (not notified) but still recorded; the caller
 /// decides, this only answers [`Self::covers`]. Bounded by [`Self::prune`].
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Suppressions {
     windows: BTreeMap<String, Vec<Window>>,
 }

@@ -6,7 +6,7 @@ use argus_model::Timestamp;
 
 use crate::Transition;
 
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 struct Open {
     since: Timestamp,
     peak: f64,
@@ -16,7 +16,7 @@ struct Open {
 }
 
 /// The open alert (if any) of one windowed condition.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Episode {
     open: Option<Open>,
     updates: bool,

@@ -94,7 +94,7 @@ fn minutes(ms: i64) -> f64 {
 /// A condition without values (a flag held, a silence) that began at `since` and fires once it
 /// has lasted longer than a limit. Values are minutes: `Fired` carries the limit (the condition
 /// is known to have lasted longer), `Resolved` its whole length as `peak` and `mean`.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 struct Lasting {
     since: Timestamp,
     fired: bool,
@@ -134,7 +134,7 @@ impl Lasting {
 }
 
 /// Parameters of [`ConstantValue`], validated by [`ConstantValueParams::new`].
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ConstantValueParams {
     min_readings: u32,
     min_duration_ms: i64,
@@ -160,7 +160,7 @@ impl ConstantValueParams {
 }
 
 /// The current run of close values: its first reading's time, its band and its length.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 struct Run {
     first: Timestamp,
     min: f64,
@@ -175,7 +175,7 @@ struct Run {
 /// be the longest tail of readings within `epsilon`, which can begin before the breaking value
 /// (0.0, 0.6, 1.2 with `epsilon` 1: the run restarts at 1.2, though 0.6 and 1.2 are close); so
 /// a drifting series may fire later than exactly, never sooner, and never falsely.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ConstantValue {
     params: ConstantValueParams,
     run: Option<Run>,
@@ -224,7 +224,7 @@ impl ConstantValue {
 }
 
 /// Parameters of [`ZeroWhileOperating`], validated by [`ZeroWhileOperatingParams::new`].
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ZeroWhileOperatingParams {
     zero_epsilon: f64,
     operating_above: f64,
@@ -257,7 +257,7 @@ impl ZeroWhileOperatingParams {
 /// and fires once it has held `min_duration_ms` (on the watermark, or on the next event,
 /// whatever it says). `value` is the latest zero when it fires; `peak` (the highest) and `mean`
 /// are of the zeros from then on.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ZeroWhileOperating {
     params: ZeroWhileOperatingParams,
     operating: bool,
@@ -345,7 +345,7 @@ impl ZeroWhileOperating {
 }
 
 /// Parameters of [`OutOfRange`], validated by [`OutOfRangeParams::new`].
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct OutOfRangeParams {
     range_min: f64,
     range_max: f64,
@@ -374,7 +374,7 @@ impl OutOfRangeParams {
 /// A valid value outside the instrument's measuring range: it cannot have been measured. Fires
 /// at once; `peak` is the value farthest outside the range. (A T flag, over the upper limit, is
 /// an invalid reading: [`FlagDuration`] watches it.)
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct OutOfRange {
     params: OutOfRangeParams,
     episode: Episode,
@@ -424,7 +424,7 @@ impl OutOfRange {
 }
 
 /// Parameters of [`SuddenJump`], validated by [`SuddenJumpParams::new`].
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SuddenJumpParams {
     max_step: f64,
     max_gap_ms: i64,
@@ -444,7 +444,7 @@ impl SuddenJumpParams {
 /// A sudden jump between consecutive valid values. A one-reading event: it fires at the
 /// jumping reading and resolves at the next valid reading that is no jump itself, so a spike
 /// and its fall back (two jumps in a row) make one alert.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SuddenJump {
     params: SuddenJumpParams,
     previous: Option<(Timestamp, f64)>,
@@ -479,7 +479,7 @@ impl SuddenJump {
 }
 
 /// Parameters of [`FlagDuration`], validated by [`FlagDurationParams::new`].
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct FlagDurationParams {
     max_flag_ms: i64,
     /// The watched flags, one bit per flag.
@@ -525,7 +525,7 @@ fn bit(flag: DataFlag) -> u8 {
 /// watermark (the flag counts as held until a reading says otherwise). Values are minutes:
 /// `Fired` carries the limit, `Resolved` the run's length, first flagged reading to ending
 /// reading, as `peak` and `mean`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct FlagDuration {
     params: FlagDurationParams,
     run: Option<Lasting>,
@@ -561,7 +561,7 @@ impl FlagDuration {
 }
 
 /// Parameters of [`MissingData`], validated by [`MissingDataParams::new`].
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct MissingDataParams {
     max_gap_ms: i64,
 }
@@ -581,7 +581,7 @@ impl MissingDataParams {
 /// reading. Values are minutes: `Fired` carries the limit (the silence is known to be longer),
 /// `Resolved` the gap's length as `peak` and `mean`. Nothing fires before a first reading.
 /// Silence in processing time is the dataflow's job (see the module documentation).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct MissingData {
     params: MissingDataParams,
     /// Since the last reading.

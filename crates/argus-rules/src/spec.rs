@@ -501,7 +501,11 @@ impl RuleSet {
             }
             set.longest_lookback_ms = set.longest_lookback_ms.max(lookback_ms(rule));
         }
-        for point in registry.points() {
+        // Points in MN order: an enterprise's instances come in the same order in every run
+        // (a checkpoint's machines are taken back by position).
+        let mut points: Vec<_> = registry.points().collect();
+        points.sort_by(|a, b| a.mn.cmp(&b.mn));
+        for point in points {
             let enterprise: Arc<str> = Arc::from(point.enterprise_id.as_str());
             set.enterprise_of
                 .insert(point.mn.clone(), Arc::clone(&enterprise));
@@ -564,6 +568,22 @@ impl RuleSet {
     /// must be kept this long after their window ends to answer for it.
     pub fn longest_lookback_ms(&self) -> i64 {
         self.longest_lookback_ms
+    }
+
+    /// A fingerprint of every instance and its parameters (FNV-1a of their descriptions, by
+    /// enterprise in order): equal for the same rules bound to the same registry. Detection
+    /// state saved under one fingerprint is only taken back under the same one.
+    pub fn fingerprint(&self) -> u64 {
+        let mut enterprises: Vec<&Arc<str>> = self.by_enterprise.keys().collect();
+        enterprises.sort();
+        let mut text = format!("{:?}|{}", self.unregistered, self.longest_lookback_ms);
+        for enterprise in enterprises {
+            text.push_str(&format!(
+                "|{enterprise}:{:?}",
+                self.for_enterprise(enterprise)
+            ));
+        }
+        crate::fnv::hash_str(&text)
     }
 
     /// Number of instances.
@@ -1032,6 +1052,32 @@ fn bind_limits(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_same_rules_and_registry_bind_the_same_instances_in_the_same_order() {
+        // Two parses of the registry (each with its own hash map order).
+        let compile = || {
+            let registry =
+                Registry::from_toml_str(include_str!("../../../config/registry.toml"), "r.toml")
+                    .unwrap_or_else(|e| panic!("{e}"));
+            RuleSet::compile(
+                include_str!("../../../config/rules.toml"),
+                "rules.toml",
+                &registry,
+            )
+            .unwrap_or_else(|e| panic!("{e}"))
+        };
+        let (a, b) = (compile(), compile());
+        assert_eq!(a.fingerprint(), b.fingerprint());
+        let ids = |set: &RuleSet| -> Vec<String> {
+            set.for_enterprise("E008")
+                .iter()
+                .map(|i| format!("{} {}", i.rule_id, i.point))
+                .collect()
+        };
+        assert!(ids(&a).len() > 10);
+        assert_eq!(ids(&a), ids(&b));
+    }
 
     fn registry() -> Registry {
         let text = include_str!("../../../config/registry.toml");

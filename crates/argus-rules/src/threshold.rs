@@ -9,7 +9,7 @@ use argus_model::{Reading, Timestamp};
 use crate::Transition;
 
 /// Which side of the limit is a violation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Comparison {
     /// Values strictly above the limit violate it (emission limits: "not to exceed").
     Above,
@@ -29,7 +29,7 @@ impl Comparison {
 }
 
 /// A threshold rule's parameters, validated by [`ThresholdParams::new`].
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ThresholdParams {
     comparison: Comparison,
     limit: f64,
@@ -147,7 +147,7 @@ impl ThresholdParams {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 enum State {
     Idle,
     /// Breaching since `since` (with `first` then), over `count` readings whose worst value
@@ -173,7 +173,7 @@ enum State {
 
 /// The state machine of one threshold rule on one series. Feed it the series' valid readings
 /// in event-time order ([`Threshold::on_reading`]) and the watermark ([`Threshold::on_watermark`]).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Threshold {
     params: ThresholdParams,
     state: State,

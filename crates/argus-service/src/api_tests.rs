@@ -33,7 +33,7 @@ struct Fixture {
     alert_id: String,
     pipeline: mpsc::Receiver<Envelope>,
     /// Held so the ticket book runs as long as the test.
-    _fired: mpsc::Sender<Vec<FiredAlert>>,
+    _fired: mpsc::Sender<crate::tickets::ToBook>,
     _dir: TempDir,
 }
 
@@ -121,7 +121,10 @@ async fn fixture(name: &str) -> Fixture {
         started_at,
         muted: false,
     };
-    fired_tx.send(vec![fired]).await.unwrap();
+    fired_tx
+        .send(crate::tickets::ToBook::Fired(vec![fired]))
+        .await
+        .unwrap();
     let (pipeline_tx, pipeline) = mpsc::channel(4);
     let records = LiveRecords::new(store.clone(), commands_tx, pipeline_tx, telemetry.clone());
     let app = argus_api::router(ApiState {

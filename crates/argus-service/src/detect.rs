@@ -1,14 +1,19 @@
 //! Detection in the running service: the pipeline's records fanned out to the local timely
 //! workers (each source always to the same worker, so its watermark is kept in one place), and
 //! the workers' reports turned into logs, metrics, stored transitions and tickets. The dataflow
-//! is not where inputs are acknowledged (its state is in memory): the store's sink is.
+//! is not where inputs are acknowledged: the store's sink is. Its state is checkpointed (when a
+//! checkpoint folder is configured): each worker starts from its checkpoint and the stored
+//! inputs from the checkpoint's event time on, and a checkpoint is saved only once the
+//! transitions and tickets before it are durable.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use argus_config::Settings;
 use argus_dataflow::live::{run_live, Feed, LiveOptions, Observer, Progress};
-use argus_dataflow::{AlertTransition, Input, WatermarkParams};
+use argus_dataflow::{AlertTransition, Checkpoint, Input, WatermarkParams};
+use argus_ingest::Ack;
 use argus_ingest::Record;
 use argus_rules::{RuleSet, Transition};
 use argus_store::sink::Item;
@@ -16,8 +21,41 @@ use argus_telemetry::Telemetry;
 use argus_tickets::FiredAlert;
 use tokio::sync::mpsc;
 
+use crate::checkpoints::{CheckpointDir, CheckpointWriter};
+use crate::tickets::ToBook;
 use crate::ServiceError;
 use argus_telemetry::{RateLimited, LOG_EVERY};
+
+/// Set once a timely thread has said a process of the cluster is gone.
+static PEER_GONE: AtomicBool = AtomicBool::new(false);
+
+/// Route panics through the log (install once, in the binary): those of timely's threads when a
+/// process of the detection cluster is gone are an expected end, said once as one error line
+/// with what to do (and detection's end then names the cause); any other panic goes to the
+/// default hook (a bug).
+pub fn install_panic_hook() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        if argus_dataflow::peer_gone(&message) {
+            if !PEER_GONE.swap(true, Ordering::SeqCst) {
+                tracing::error!(
+                    cause = %message,
+                    "a process of the detection cluster is gone: detection stops, and Argus with \
+                     it; start every process of the cluster again (a supervisor does: \
+                     deploy/systemd/argus@.service), each resumes from its checkpoint"
+                );
+            }
+            return;
+        }
+        default(info);
+    }));
+}
 
 /// Parts waiting for a worker, per worker: small, so a slow dataflow slows the sources down.
 const WORKER_QUEUE: usize = 64;
@@ -57,6 +95,49 @@ impl Cluster {
         }
         timely::Config::from_args(args.into_iter().skip(1)).map_err(ServiceError::Cluster)
     }
+
+    /// The global index of local worker `local`.
+    fn global(&self, local: usize) -> usize {
+        self.process * self.workers + local
+    }
+}
+
+/// Where this process's workers start: each one's checkpoint, and the stored inputs to judge
+/// again (from the oldest checkpoint's event time on).
+#[derive(Debug, Default)]
+pub struct Resume {
+    /// Per local worker.
+    pub checkpoints: Vec<Option<Checkpoint>>,
+    /// Stored readings and events at or after [`Resume::since`], in event-time order.
+    pub inputs: Vec<Input>,
+}
+
+impl Resume {
+    /// The checkpoints of this process's workers, from the configured folder (none without
+    /// one, or for a worker whose checkpoint is missing or another layout's or rules').
+    pub fn load(settings: &Settings, rules: &RuleSet, cluster: &Cluster) -> Self {
+        let Some(dir) = &settings.rules.checkpoint_dir else {
+            return Self::default();
+        };
+        let dir = CheckpointDir::new(dir.clone());
+        let peers = cluster.workers * cluster.processes;
+        let checkpoints = (0..cluster.workers)
+            .map(|local| dir.load(cluster.global(local), peers, rules))
+            .collect();
+        Self {
+            checkpoints,
+            inputs: Vec::new(),
+        }
+    }
+
+    /// From when stored inputs must be judged again: the oldest checkpoint's frontier.
+    pub fn since(&self) -> Option<argus_model::Timestamp> {
+        self.checkpoints
+            .iter()
+            .flatten()
+            .map(Checkpoint::until)
+            .min()
+    }
 }
 
 /// Part of an envelope for one worker.
@@ -76,9 +157,14 @@ impl Detection {
         cluster: &Cluster,
         telemetry: Telemetry,
         sink: mpsc::Sender<Item>,
-        fired: mpsc::Sender<Vec<FiredAlert>>,
+        fired: mpsc::Sender<ToBook>,
+        resume: Resume,
     ) -> Result<Self, ServiceError> {
         let config = cluster.timely_config()?;
+        let writer = match &settings.rules.checkpoint_dir {
+            Some(dir) => Some(CheckpointDir::new(dir.clone()).writer(telemetry.clone())?),
+            None => None,
+        };
         let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
         let options = LiveOptions {
             watermarks: WatermarkParams {
@@ -88,13 +174,30 @@ impl Detection {
                 max_skew_ms: Some(ms(settings.rules.max_clock_skew)),
             },
             advance_every: settings.rules.advance_every,
+            checkpoint_every_ms: writer.as_ref().map(|_| {
+                u64::try_from(settings.rules.checkpoint_every.as_millis()).unwrap_or(u64::MAX)
+            }),
         };
         let mut senders = Vec::with_capacity(cluster.workers);
         let mut receivers = Vec::with_capacity(cluster.workers);
-        for _ in 0..cluster.workers {
+        let mut first: Vec<Vec<Input>> = (0..cluster.workers).map(|_| Vec::new()).collect();
+        telemetry
+            .detect
+            .restored_inputs
+            .inc_by(resume.inputs.len() as u64);
+        for input in resume.inputs {
+            let key = input.source().map_or("", |s| s.as_str());
+            first[worker_of(key, cluster.workers)].push(input);
+        }
+        let mut checkpoints = resume.checkpoints.into_iter();
+        for first in first {
             let (tx, rx) = mpsc::channel(WORKER_QUEUE);
             senders.push(tx);
-            receivers.push(Mutex::new(Some(rx)));
+            receivers.push(Mutex::new(Some(ChannelFeed {
+                rx: Some(rx),
+                resume: checkpoints.next().flatten(),
+                first,
+            })));
         }
         let receivers = Arc::new(receivers);
         let local_workers = cluster.workers;
@@ -103,6 +206,8 @@ impl Detection {
             late_log: Mutex::new(RateLimited::new(LOG_EVERY)),
             sink,
             fired,
+            writer,
+            unsaved: AtomicBool::new(false),
         });
         tracing::info!(
             workers = cluster.workers,
@@ -118,18 +223,31 @@ impl Detection {
                     // Worker indexes are global across the cluster; this process's run from
                     // process * workers.
                     let local = index % local_workers;
-                    let rx = receivers[local]
+                    receivers[local]
                         .lock()
                         .unwrap_or_else(PoisonError::into_inner)
-                        .take();
-                    ChannelFeed { rx }
+                        .take()
+                        .unwrap_or(ChannelFeed {
+                            rx: None,
+                            resume: None,
+                            first: Vec::new(),
+                        })
                 };
                 let guards = run_live(config, rules, options, feed, observer)?;
-                guards
-                    .join()
-                    .into_iter()
-                    .collect::<Result<Vec<()>, String>>()?;
-                Ok(())
+                // Timely's guard of its communication threads panics when they did (a peer is
+                // gone): caught here, the cause said once by the panic hook.
+                let joined = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    guards
+                        .join()
+                        .into_iter()
+                        .collect::<Result<Vec<()>, String>>()
+                }));
+                match (joined, PEER_GONE.load(Ordering::SeqCst)) {
+                    (Ok(Ok(_)), _) => Ok(()),
+                    (_, true) => Err("a process of the detection cluster is gone".to_owned()),
+                    (Ok(Err(e)), false) => Err(format!("a detection worker failed ({e})")),
+                    (Err(_), false) => Err("the detection workers' threads failed".to_owned()),
+                }
             })
             .map_err(|e| ServiceError::build("dataflow thread", e))?;
         Ok(Self { senders, thread })
@@ -180,12 +298,23 @@ fn worker_of(source: &str, workers: usize) -> usize {
     usize::try_from(hash % workers.max(1) as u64).unwrap_or(0)
 }
 
-/// A worker's feed: the parts the pipeline sent it.
+/// A worker's feed: its checkpoint, the stored inputs it judges again, then the parts the
+/// pipeline sent it.
 struct ChannelFeed {
     rx: Option<mpsc::Receiver<Part>>,
+    resume: Option<Checkpoint>,
+    first: Vec<Input>,
 }
 
 impl Feed for ChannelFeed {
+    fn resume(&mut self) -> Option<Checkpoint> {
+        self.resume.take()
+    }
+
+    fn restored(&mut self) -> Vec<Input> {
+        std::mem::take(&mut self.first)
+    }
+
     fn poll(&mut self, into: &mut Vec<Input>) -> bool {
         let Some(rx) = &mut self.rx else {
             // A worker of another process's share, or one started twice: nothing to feed.
@@ -207,10 +336,31 @@ struct Report {
     /// Late inputs, logged at most once per interval.
     late_log: Mutex<RateLimited>,
     sink: mpsc::Sender<Item>,
-    fired: mpsc::Sender<Vec<FiredAlert>>,
+    fired: mpsc::Sender<ToBook>,
+    writer: Option<CheckpointWriter>,
+    /// Whether a checkpoint could not be handed on (said once).
+    unsaved: AtomicBool,
 }
 
 impl Observer for Report {
+    fn checkpoint(&self, worker: usize, checkpoint: Checkpoint) {
+        let Some(writer) = self.writer.clone() else {
+            return;
+        };
+        // Saved once the transitions before it (sent to the sink already) and the tickets of
+        // its fired alerts (the book sends them before this) are durable.
+        let ack = Ack::new(move || writer.save(&checkpoint));
+        if self.fired.blocking_send(ToBook::After(ack)).is_err()
+            && !self.unsaved.swap(true, Ordering::SeqCst)
+        {
+            // Shutting down (in a cluster, until every process stops): nothing is saved now.
+            tracing::info!(
+                worker,
+                "the ticket book has stopped: no more checkpoints saved"
+            );
+        }
+    }
+
     fn transitions(&self, _worker: usize, transitions: &[AlertTransition]) {
         // On a worker thread, outside the runtime: a full sink makes the worker wait.
         if self
@@ -238,7 +388,7 @@ impl Observer for Report {
                 _ => None,
             })
             .collect();
-        if !fired.is_empty() && self.fired.blocking_send(fired).is_err() {
+        if !fired.is_empty() && self.fired.blocking_send(ToBook::Fired(fired)).is_err() {
             tracing::error!("the ticket book has stopped: fired alerts make no tickets");
         }
         let metrics = &self.telemetry.detect.transitions;

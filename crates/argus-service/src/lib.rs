@@ -4,6 +4,7 @@
 //! [`Listeners`] until the shutdown future completes (mini-redis style: tests bind
 //! `127.0.0.1:0`). The binary only parses commands and calls it.
 
+mod checkpoints;
 mod detect;
 mod error;
 mod pipeline;
@@ -14,7 +15,7 @@ mod tickets;
 #[cfg(test)]
 mod api_tests;
 
-pub use detect::Cluster;
+pub use detect::{install_panic_hook, Cluster};
 pub use error::ServiceError;
 pub use records::LiveRecords;
 pub use service::{run, Listeners, Parts};

@@ -18,7 +18,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
-use crate::detect::{Cluster, Detection};
+use crate::detect::{Cluster, Detection, Resume};
 use crate::records::LiveRecords;
 use crate::ServiceError;
 
@@ -121,6 +121,61 @@ async fn restore_notices(
             Err(e) => {
                 tracing::error!(
                     "starting without the maintenance calendar of the earlier run: {e}"
+                );
+                return Vec::new();
+            }
+        }
+    }
+}
+
+/// The stored readings and events from `since` on, in event-time order, as inputs for detection
+/// (the store's schema is prepared already). Detection resumed from a checkpoint judges them
+/// again: they are what the checkpoint does not cover.
+async fn restore_inputs(
+    store: &Backend,
+    since: argus_model::Timestamp,
+) -> Vec<argus_dataflow::Input> {
+    let deadline = tokio::time::Instant::now() + RESTORE_FOR;
+    loop {
+        match store.inputs_since(since).await {
+            Ok((readings, events)) => {
+                let (stored_readings, stored_events) = (readings.len(), events.len());
+                let mut inputs: Vec<argus_dataflow::Input> = readings
+                    .iter()
+                    .filter_map(|row| row.to_reading())
+                    .map(argus_dataflow::Input::Reading)
+                    .chain(
+                        events
+                            .iter()
+                            .filter_map(|row| row.to_event())
+                            .map(|e| argus_dataflow::Input::Event(Box::new(e))),
+                    )
+                    .collect();
+                let unreadable = stored_readings + stored_events - inputs.len();
+                if unreadable > 0 {
+                    tracing::error!(
+                        unreadable,
+                        "stored inputs Argus cannot read are not judged again"
+                    );
+                }
+                // One order for both: the watermark follows them as it followed the live input.
+                inputs.sort_by_key(argus_dataflow::Input::event_time);
+                tracing::info!(
+                    since = %since.to_rfc3339(),
+                    readings = stored_readings,
+                    events = stored_events,
+                    "stored inputs since the checkpoint judged again"
+                );
+                return inputs;
+            }
+            Err(e) if e.is_transient() && tokio::time::Instant::now() < deadline => {
+                tracing::warn!("cannot read the inputs since the checkpoint yet: {e}");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(e) => {
+                tracing::error!(
+                    "resuming detection without the stored inputs since its checkpoint ({e}): \
+                     alerts of that span may be missing"
                 );
                 return Vec::new();
             }
@@ -308,14 +363,6 @@ pub async fn run(
         sink_tx.clone(),
         settings.tickets.check_every,
     );
-    let detection = Detection::start(
-        &settings,
-        Arc::new(rules),
-        &cluster,
-        telemetry.clone(),
-        sink_tx.clone(),
-        fired_tx,
-    )?;
 
     // The maintenance calendar of the earlier run (notices and staff silences), before any
     // new input: detection mutes by window, whenever the notice arrived.
@@ -323,6 +370,20 @@ pub async fn run(
     let lookback = ms(settings.rules.max_delay).saturating_add(ms(settings.rules.allowed_lateness));
     let since = argus_model::Timestamp(now.as_millis().saturating_sub(lookback));
     let notices = restore_notices(&api_store, since).await;
+    // Detection's checkpoints, and the stored inputs they do not cover.
+    let mut resume = Resume::load(&settings, &rules, &cluster);
+    if let Some(since) = resume.since() {
+        resume.inputs = restore_inputs(&api_store, since).await;
+    }
+    let detection = Detection::start(
+        &settings,
+        Arc::new(rules),
+        &cluster,
+        telemetry.clone(),
+        sink_tx.clone(),
+        fired_tx,
+        resume,
+    )?;
     if !notices.is_empty() {
         tracing::info!(
             notices = notices.len(),

@@ -27,6 +27,15 @@ pub struct Command {
     pub reply: oneshot::Sender<Result<TicketEvent, TicketError>>,
 }
 
+/// What detection hands the ticket book, in order.
+#[derive(Debug)]
+pub enum ToBook {
+    /// Alerts fired by a worker.
+    Fired(Vec<FiredAlert>),
+    /// Runs once the tickets of every alert before it are durable (a checkpoint is saved).
+    After(Ack),
+}
+
 /// How long the book tries to take back the open tickets of an earlier run before it starts
 /// without them (ClickHouse unreachable): alerts meanwhile wait.
 const RESTORE_FOR: Duration = Duration::from_secs(30);
@@ -77,7 +86,7 @@ async fn restore(book: &mut TicketBook, store: &Backend) {
 pub async fn run(
     mut book: TicketBook,
     store: Backend,
-    mut fired: mpsc::Receiver<Vec<FiredAlert>>,
+    mut fired: mpsc::Receiver<ToBook>,
     mut commands: mpsc::Receiver<Command>,
     sink: mpsc::Sender<Item>,
     check_every: Duration,
@@ -91,7 +100,13 @@ pub async fn run(
         let now = || Timestamp::from_system_time(SystemTime::now());
         let events = tokio::select! {
             alerts = fired.recv() => match alerts {
-                Some(alerts) => {
+                Some(ToBook::After(ack)) => {
+                    sink.send(Item::After(ack))
+                        .await
+                        .map_err(|_| ServiceError::Stopped("store sink"))?;
+                    continue;
+                }
+                Some(ToBook::Fired(alerts)) => {
                     let at = now();
                     let events: Vec<TicketEvent> =
                         alerts.iter().flat_map(|a| book.on_alert(a, at)).collect();

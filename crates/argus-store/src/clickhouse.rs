@@ -413,6 +413,29 @@ impl Store for ClickHouseStore {
         .map_err(query_error("read maintenance notices"))
     }
 
+    async fn inputs_since(
+        &self,
+        since: Timestamp,
+    ) -> Result<(Vec<ReadingRow>, Vec<EventRow>), StoreError> {
+        let readings = self
+            .query(
+                "SELECT ?fields FROM readings FINAL WHERE event_time >= ? AND event_ms >= ? \
+                 ORDER BY event_ms",
+            )
+            .bind(u32::try_from(since.as_millis().max(0) / 1_000).unwrap_or(u32::MAX))
+            .bind(since.as_millis())
+            .fetch_all()
+            .await
+            .map_err(query_error("read the readings since a checkpoint"))?;
+        let events = self
+            .query("SELECT ?fields FROM events WHERE event_ms >= ? ORDER BY event_ms")
+            .bind(since.as_millis())
+            .fetch_all()
+            .await
+            .map_err(query_error("read the events since a checkpoint"))?;
+        Ok((readings, events))
+    }
+
     async fn rejected(&self, limit: u32) -> Result<Vec<RejectedRow>, StoreError> {
         self.query("SELECT ?fields FROM rejected_inputs FINAL ORDER BY received_ms DESC LIMIT ?")
             .bind(limit)

@@ -227,6 +227,14 @@ pub trait Store: Clone + Send + Sync + 'static {
         after: Timestamp,
     ) -> impl Future<Output = Result<Vec<EventRow>, StoreError>> + Send;
 
+    /// Every stored reading and enterprise event with an event time at or after `since`, each in
+    /// event-time order: what detection takes again after a restart, from its checkpoint's
+    /// frontier on.
+    fn inputs_since(
+        &self,
+        since: Timestamp,
+    ) -> impl Future<Output = Result<(Vec<ReadingRow>, Vec<EventRow>), StoreError>> + Send;
+
     /// The newest dead letters, newest first.
     fn rejected(
         &self,
@@ -338,6 +346,12 @@ impl Store for Backend {
     }
     async fn notices_until_after(&self, after: Timestamp) -> Result<Vec<EventRow>, StoreError> {
         delegate!(self, s => s.notices_until_after(after).await)
+    }
+    async fn inputs_since(
+        &self,
+        since: Timestamp,
+    ) -> Result<(Vec<ReadingRow>, Vec<EventRow>), StoreError> {
+        delegate!(self, s => s.inputs_since(since).await)
     }
     async fn rejected(&self, limit: u32) -> Result<Vec<RejectedRow>, StoreError> {
         delegate!(self, s => s.rejected(limit).await)

@@ -195,6 +195,20 @@ impl ReadingRow {
             receive_ms: r.receive_time.as_millis(),
         }
     }
+
+    /// The reading a row holds, if it is a row Argus wrote (a known data flag).
+    pub fn to_reading(&self) -> Option<Reading> {
+        let mut flag = self.flag.chars();
+        let flag = argus_model::DataFlag::from_char(flag.next()?)?;
+        Some(Reading {
+            source: argus_model::SourceId::from(self.source.as_str()),
+            metric: argus_model::MetricCode::parse(&self.metric),
+            value: self.value,
+            flag,
+            event_time: Timestamp(self.event_ms),
+            receive_time: Timestamp(self.receive_ms),
+        })
+    }
 }
 
 /// A row of `alert_events` (one transition).

@@ -45,6 +45,9 @@ pub enum Item {
         /// Runs once they are durable: a change a person made is confirmed then.
         ack: Ack,
     },
+    /// Runs once everything sent to the sink before it is durable (detection's checkpoint is
+    /// saved then: never ahead of the transitions and tickets it covers).
+    After(Ack),
 }
 
 /// Where the spool lives and how large it may grow.
@@ -116,6 +119,7 @@ impl Batch {
                 self.tickets.extend(tickets);
                 self.acks.push(ack);
             }
+            Item::After(ack) => self.acks.push(ack),
         }
     }
 }

@@ -908,6 +908,36 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn inputs_since(
+        &self,
+        since: Timestamp,
+    ) -> Result<(Vec<ReadingRow>, Vec<EventRow>), StoreError> {
+        let since = since.as_millis();
+        self.with(move |c| {
+            let sql =
+                format!("SELECT {READINGS} FROM readings WHERE event_ms >= ?1 ORDER BY event_ms");
+            let readings = select(
+                c,
+                "read the readings since a checkpoint",
+                &sql,
+                [since],
+                reading_row,
+            )?;
+            let sql = format!(
+                "SELECT {EVENTS} FROM events WHERE event_ms >= ?1 ORDER BY event_ms, rowid"
+            );
+            let events = select(
+                c,
+                "read the events since a checkpoint",
+                &sql,
+                [since],
+                event_row,
+            )?;
+            Ok((readings, events))
+        })
+        .await
+    }
+
     async fn rejected(&self, limit: u32) -> Result<Vec<RejectedRow>, StoreError> {
         self.with(move |c| {
             let sql = format!(

@@ -63,6 +63,12 @@ pub mod names {
     pub const DETECT_WATERMARK_LAG_SECONDS: &str = "argus_detect_watermark_lag_seconds";
     /// Gauge: sources holding a worker's watermark (not idle), by `worker`.
     pub const DETECT_ACTIVE_SOURCES: &str = "argus_detect_active_sources";
+    /// Counter: detection checkpoints saved (one file per worker, once what they cover is durable).
+    pub const DETECT_CHECKPOINTS_TOTAL: &str = "argus_detect_checkpoints_total";
+    /// Gauge: size of the last checkpoint saved, bytes.
+    pub const DETECT_CHECKPOINT_BYTES: &str = "argus_detect_checkpoint_bytes";
+    /// Counter: stored inputs judged again at start, from the checkpoints' event time on.
+    pub const DETECT_RESTORED_INPUTS_TOTAL: &str = "argus_detect_restored_inputs_total";
     /// Counter: alert transitions, by alert `kind` and `transition` (fired, resolved).
     pub const ALERT_TRANSITIONS_TOTAL: &str = "argus_alert_transitions_total";
 
@@ -177,6 +183,12 @@ pub struct DetectMetrics {
     pub active_sources: IntGaugeVec,
     /// Alert transitions by kind and transition.
     pub transitions: IntCounterVec,
+    /// Checkpoints saved.
+    pub checkpoints: IntCounter,
+    /// Size of the last checkpoint saved.
+    pub checkpoint_bytes: IntGauge,
+    /// Stored inputs judged again at start.
+    pub restored_inputs: IntCounter,
 }
 
 /// Counters of every source, labelled by transport (and reason for dead letters).
@@ -402,6 +414,25 @@ impl Telemetry {
                 names::ALERT_TRANSITIONS_TOTAL,
                 "Alert transitions",
                 &["kind", "transition"],
+            )?,
+            checkpoints: counter(
+                names::DETECT_CHECKPOINTS_TOTAL,
+                "Detection checkpoints saved, once what they cover is durable",
+            )?,
+            checkpoint_bytes: {
+                let g = IntGauge::new(
+                    names::DETECT_CHECKPOINT_BYTES,
+                    "Size of the last detection checkpoint saved",
+                )
+                .map_err(err(names::DETECT_CHECKPOINT_BYTES))?;
+                registry
+                    .register(Box::new(g.clone()))
+                    .map_err(err(names::DETECT_CHECKPOINT_BYTES))?;
+                g
+            },
+            restored_inputs: counter(
+                names::DETECT_RESTORED_INPUTS_TOTAL,
+                "Stored inputs judged again at start, from the checkpoints' event time on",
             )?,
         };
         let store = StoreMetrics {

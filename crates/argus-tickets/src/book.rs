@@ -3,7 +3,7 @@
 //! only from the right state and to the right role; missed deadlines escalate to the department
 //! head. Every change is a [`TicketEvent`]: the legal record, appended, never changed.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use argus_model::{
     AlertKind, Metric, Registry, Severity, Ticket, TicketOutcome, TicketState, Timestamp,
@@ -185,6 +185,9 @@ pub struct TicketBook {
     head_of: HashMap<String, String>,
     tickets: BTreeMap<u64, Entry>,
     open: HashMap<(String, String), u64>,
+    /// Every alert a ticket the book holds has taken: an alert delivered again (detection
+    /// resumed from a checkpoint judges its last inputs again) makes no second ticket.
+    ticketed: HashSet<u64>,
 }
 
 /// FNV-1a 64: deterministic ticket ids (the same alerts give the same ticket in a replay).
@@ -223,6 +226,7 @@ impl TicketBook {
                 .collect(),
             tickets: BTreeMap::new(),
             open: HashMap::new(),
+            ticketed: HashSet::new(),
         }
     }
 
@@ -243,6 +247,7 @@ impl TicketBook {
         let escalated = ticket.deadline.is_some_and(|d| now > d);
         let key = (ticket.enterprise_id.clone(), ticket.department.clone());
         let id = ticket.ticket_id;
+        self.ticketed.extend(ticket.alert_ids.iter().copied());
         self.tickets.insert(
             id,
             Entry {
@@ -278,7 +283,7 @@ impl TicketBook {
         let Some(rule) = self.policy.rule_for(alert.kind, alert.severity, domain) else {
             return Vec::new();
         };
-        if alert.muted {
+        if alert.muted || self.ticketed.contains(&alert.alert_id) {
             return Vec::new();
         }
         let key = (alert.enterprise_id.clone(), rule.department.clone());
@@ -291,10 +296,8 @@ impl TicketBook {
                         .as_millis()
                         .saturating_add(rule.group_window_ms);
             if joins {
-                if entry.ticket.alert_ids.contains(&alert.alert_id) {
-                    return Vec::new(); // delivered again
-                }
                 entry.ticket.alert_ids.push(alert.alert_id);
+                self.ticketed.insert(alert.alert_id);
                 entry.ticket.severity = entry.ticket.severity.max(alert.severity);
                 entry.seq += 1;
                 return vec![TicketEvent {
@@ -360,6 +363,7 @@ impl TicketBook {
             outcome: None,
         }];
         let auto = self.policy.auto_dispatch && !team.is_empty();
+        self.ticketed.insert(alert.alert_id);
         self.tickets.insert(
             id,
             Entry {
@@ -624,6 +628,18 @@ mod tests {
         );
         assert_eq!(later[0].kind, EventKind::Created);
         assert_ne!(later[0].ticket_id, id);
+        // The first alert delivered again a day later (detection resumed from a checkpoint
+        // judges its last inputs again) joins no ticket and makes none.
+        assert!(book
+            .on_alert(
+                &alert(1, AlertKind::Average, Severity::Orange, Metric::So2, 0),
+                Timestamp(30 * H)
+            )
+            .is_empty());
+        let later = book
+            .ticket(later[0].ticket_id)
+            .unwrap_or_else(|| panic!("no ticket"));
+        assert_eq!(later.alert_ids, vec![7]);
     }
 
     #[test]
