@@ -335,11 +335,18 @@ impl Argus {
         Running(child)
     }
 
+    /// Serving, and subscribed to its three MQTT topics (what is published before that is not
+    /// for Argus's session).
     fn wait_serving(&self) {
-        util::wait_for("argus to serve", Duration::from_secs(60), || {
-            http_get(self.metrics_port, "/metrics")
-                .is_some_and(|m| m.contains("argus_detect_inputs_total"))
-        });
+        util::wait_for(
+            "argus to serve and subscribe",
+            Duration::from_secs(60),
+            || {
+                http_get(self.metrics_port, "/metrics").is_some_and(|m| {
+                    util::sample(&m, "argus_mqtt_connections_total{event=\"subscribed\"}") >= 3
+                })
+            },
+        );
     }
 }
 
@@ -693,11 +700,7 @@ fn scenario(fault: Fault) {
         let status = r.0.wait().unwrap_or_else(|e| panic!("{e}"));
         assert!(status.success(), "argus exited with {status:?} at the end");
     }
-    topics.delete(&rt);
-    rt.block_on(async {
-        let _ = store.query(&format!("DROP DATABASE {id}")).execute().await;
-    });
-    let _ = std::fs::remove_dir_all(dir);
+    util::clean_up(&rt, &topics, &store, &id, &dir);
 }
 
 #[test]
@@ -718,4 +721,144 @@ fn a_mosquitto_restart() {
 #[test]
 fn one_process_of_a_two_process_cluster_killed_and_the_cluster_restarted() {
     scenario(Fault::KillClusterProcess);
+}
+
+/// The long variant (`cargo test --test faults -- --ignored`): a day of the example county
+/// (the simulator's default scenario, as fast as Argus takes it, through Kafka) into `argus
+/// run`, then `kill -9` and a restart: how long until the day's detection state is back (the
+/// checkpoint taken back, the stored inputs since judged again, the API serving and ready), and
+/// no alert or transition appears or changes because of the restart.
+#[test]
+#[ignore = "long: a simulated day through Kafka (a few minutes); run with --ignored"]
+fn kill_9_with_a_day_of_state() {
+    let _one = ONE_FAULT_AT_A_TIME
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    let s = settings();
+    let id = unique("fault_day");
+    let topics = Topics::named(&id);
+    let rt = runtime();
+    topics.create(&rt, 4);
+    let dir = std::env::temp_dir().join(&id);
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let metrics_port = free_port();
+    // As fast as Argus takes it, a simulated day passes in about a minute: a point the
+    // simulator keeps silent for hours (missing data) is idle after seconds of the clock.
+    let rules = "allowed_lateness_secs = 120\nidle_source_after_secs = 10\n\
+                 max_delay_secs = 172800\ncheckpoint_every_secs = 10\n";
+    let text = argus_config(
+        &id,
+        metrics_port,
+        free_port(),
+        &format!("argus-fault/{id}"),
+        &topics,
+        rules,
+    );
+    let config = dir.join("argus.toml");
+    std::fs::write(&config, text).unwrap_or_else(|e| panic!("{e}"));
+    let argus = Argus {
+        config: config.clone(),
+        metrics_port,
+        cluster: None,
+        log: dir.join("argus.log"),
+    };
+    let mut running = argus.start();
+    argus.wait_serving();
+    let store = ClickHouseStore::with_database(&s.clickhouse, &id);
+
+    let now_ms = Timestamp::from_system_time(std::time::SystemTime::now()).as_millis();
+    let start = (now_ms - 26 * 3_600_000).div_euclid(3_600_000) * 3_600_000;
+    let simulated = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_argus"))
+        .args(["--config", &config.display().to_string(), "simulate"])
+        .args(["--seed", "1", "--hours", "24", "--as-fast"])
+        .args(["--start", &Timestamp(start).to_rfc3339()])
+        .args(["--kafka", &s.kafka.bootstrap_servers])
+        .arg("--truth")
+        .arg(dir.join("truth.jsonl"))
+        .output()
+        .unwrap_or_else(|e| panic!("argus simulate: {e}"));
+    assert!(
+        out.status.success(),
+        "simulate: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Everything stored and judged: the stored count holds still for 5 s.
+    let count = || {
+        rt.block_on(
+            store
+                .query("SELECT count() FROM readings FINAL")
+                .fetch_one::<u64>(),
+        )
+        .unwrap_or(0)
+    };
+    let (mut last, mut still_since) = (count(), Instant::now());
+    while still_since.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(500));
+        let now = count();
+        if now != last {
+            (last, still_since) = (now, Instant::now());
+        }
+    }
+    let consumed = simulated.elapsed();
+    // A checkpoint over the whole day, then the crash.
+    std::thread::sleep(Duration::from_secs(12));
+    let before = read_store(&rt, &store);
+    let checkpoint = std::fs::metadata(dir.join("checkpoints/worker-0.ckpt"))
+        .map(|m| m.len())
+        .unwrap_or(0);
+    drop(running); // SIGKILL
+    let restarted = Instant::now();
+    running = argus.start();
+    let log = || std::fs::read_to_string(&argus.log).unwrap_or_default();
+    util::wait_for(
+        "the stored inputs judged again",
+        Duration::from_secs(120),
+        || log().contains("stored inputs since the checkpoint judged again"),
+    );
+    let restored = restarted.elapsed();
+    argus.wait_serving();
+    util::wait_for("/readyz", Duration::from_secs(120), || {
+        http_get(metrics_port, "/readyz").is_some_and(|r| r.starts_with("HTTP/1.1 200"))
+    });
+    let ready = restarted.elapsed();
+    std::thread::sleep(Duration::from_secs(15));
+    let after = read_store(&rt, &store);
+    let restored_inputs = util::sample(
+        &http_get(metrics_port, "/metrics").unwrap_or_default(),
+        "argus_detect_restored_inputs_total",
+    );
+    util::report(&format!(
+        "faults: a day of state: {} readings in {consumed:?} through Kafka; {} alerts, {} \
+         transitions; checkpoint {checkpoint} bytes; after kill -9: state back and {restored_inputs} \
+         stored inputs judged again in {restored:?}, ready in {ready:?}",
+        before.readings,
+        before.alerts.len(),
+        before.transitions.values().sum::<u64>(),
+    ));
+    assert!(before.readings > 500_000, "{} readings", before.readings);
+    assert!(
+        before.alerts.len() > 30,
+        "{} alerts: the day was not judged",
+        before.alerts.len()
+    );
+    assert!(
+        restored_inputs < before.readings / 10,
+        "{restored_inputs} inputs judged again: the checkpoint did not cover the day"
+    );
+    assert!(checkpoint > 0, "no checkpoint was saved");
+    assert_eq!(after.alerts, before.alerts, "alerts changed by the restart");
+    assert_eq!(
+        after.transitions, before.transitions,
+        "transitions changed by the restart"
+    );
+    assert_eq!(
+        after.ticket_events, before.ticket_events,
+        "ticket records changed by the restart"
+    );
+    let _ = Command::new("kill")
+        .args(["-TERM", &running.0.id().to_string()])
+        .status();
+    let _ = running.0.wait();
+    util::clean_up(&rt, &topics, &store, &id, &dir);
 }

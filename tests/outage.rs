@@ -401,11 +401,7 @@ fn outage(spool: bool) {
     let _ = Command::new("kill").args(["-TERM", &pid]).status();
     let status = argus.0.wait().unwrap_or_else(|e| panic!("{e}"));
     assert!(status.success(), "argus exited with {status:?}");
-    topics.delete(&rt);
-    rt.block_on(async {
-        let _ = store.query(&format!("DROP DATABASE {id}")).execute().await;
-    });
-    let _ = std::fs::remove_dir_all(dir);
+    util::clean_up(&rt, &topics, &store, &id, &dir);
 }
 
 /// Issue 12, item 5: a Mosquitto restart lost 103 of 720 broker-acknowledged QoS 1 readings

@@ -295,3 +295,18 @@ pub fn report(text: &str) {
     let mut err = std::io::stderr().lock();
     let _ = writeln!(err, "{text}");
 }
+
+/// Leave nothing of a test behind: its Kafka topics, its ClickHouse database (`id`), its folder.
+pub fn clean_up(
+    rt: &tokio::runtime::Runtime,
+    topics: &Topics,
+    store: &argus_store::ClickHouseStore,
+    id: &str,
+    dir: &Path,
+) {
+    topics.delete(rt);
+    rt.block_on(async {
+        let _ = store.query(&format!("DROP DATABASE {id}")).execute().await;
+    });
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -205,7 +205,7 @@ pub struct SimulateArgs {
     /// What MQTT topics start with instead of `argus/v1` (match Argus's [mqtt] topics).
     #[arg(long, default_value = "argus/v1")]
     pub mqtt_topic_prefix: String,
-    /// Kafka bootstrap servers.
+    /// Kafka bootstrap servers; the topics are the configuration's `[kafka.topics]`.
     #[arg(long)]
     pub kafka: Option<String>,
     /// Data loggers also send their own minute and hourly averages (HJ 212 CN 2051/2061 with

@@ -48,8 +48,8 @@ pub struct Simulation {
     pub hj212: Option<SocketAddr>,
     /// The MQTT broker.
     pub mqtt: Option<MqttTarget>,
-    /// Kafka bootstrap servers.
-    pub kafka: Option<String>,
+    /// Kafka brokers and topics.
+    pub kafka: Option<KafkaTarget>,
     /// The truth file.
     pub truth: PathBuf,
     /// Append to the truth file (a resumed demo) instead of replacing it.
@@ -72,7 +72,7 @@ pub async fn run(
             topic_prefix: m.topic_prefix,
             ..SimMqtt::new(&m.addr.ip().to_string(), m.addr.port())
         }),
-        kafka: sim.kafka.as_deref().map(KafkaTarget::new),
+        kafka: sim.kafka,
     };
     if targets.transports().names().is_empty() {
         anyhow::bail!("nothing to send to: give --hj212, --mqtt or --kafka");
@@ -192,7 +192,13 @@ pub fn command(settings: &Settings, o: SimulateArgs) -> anyhow::Result<ExitCode>
             credentials,
             topic_prefix: o.mqtt_topic_prefix.clone(),
         }),
-        kafka: o.kafka,
+        // The topics Argus reads, from its configuration.
+        kafka: o.kafka.map(|servers| KafkaTarget {
+            readings_topic: settings.kafka.topics.readings.clone(),
+            hj212_topic: settings.kafka.topics.hj212.clone(),
+            events_topic: settings.kafka.topics.events.clone(),
+            ..KafkaTarget::new(&servers)
+        }),
         truth: o.truth.clone(),
         append_truth: false,
         progress: true,

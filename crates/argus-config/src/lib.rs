@@ -259,7 +259,7 @@ pub struct RulesSettings {
     /// Where detection saves its state (one file per worker), resolved against the config
     /// file's folder; `None`: nowhere (a restart starts detection empty).
     pub checkpoint_dir: Option<PathBuf>,
-    /// How far event time moves between two checkpoints.
+    /// How often (wall clock) detection saves a checkpoint.
     pub checkpoint_every: Duration,
 }
 

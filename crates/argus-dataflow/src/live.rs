@@ -82,8 +82,8 @@ pub struct LiveOptions {
     pub watermarks: WatermarkParams,
     /// How often the watermark is advanced and progress reported.
     pub advance_every: Duration,
-    /// How far event time moves between two checkpoints (ms); `None`: no checkpoints.
-    pub checkpoint_every_ms: Option<u64>,
+    /// How often (wall clock) a checkpoint is taken; `None`: no checkpoints.
+    pub checkpoint_every: Option<Duration>,
 }
 
 /// How long an idle worker sleeps before looking at its feed again.
@@ -107,13 +107,17 @@ where
     timely::execute(config, move |worker| {
         let index = worker.index();
         let mut feed = feed(index);
+        // A checkpoint at the first frontier, then one every interval of the clock.
+        let due = Arc::new(std::sync::atomic::AtomicBool::new(true));
         let resume = Resume {
-            every_ms: options.checkpoint_every_ms,
+            every_ms: options.checkpoint_every.map(|_| 0),
+            due: Some(Arc::clone(&due)),
             from: feed.resume(),
             // Checkpointed, a stop is a pause: what the frontier has not passed is judged after
             // the restart, from the store.
-            pause_at_end: options.checkpoint_every_ms.is_some(),
+            pause_at_end: options.checkpoint_every.is_some(),
         };
+        let mut last_checkpoint = Instant::now();
         let mut input = InputHandle::<u64, CapacityContainerBuilder<Vec<Input>>>::new();
         let rules = Arc::clone(&rules);
         let sink = Arc::clone(&observer);
@@ -161,6 +165,13 @@ where
             }
             if !late.is_empty() {
                 observer.late(index, std::mem::take(&mut late));
+            }
+            if options
+                .checkpoint_every
+                .is_some_and(|every| last_checkpoint.elapsed() >= every)
+            {
+                due.store(true, std::sync::atomic::Ordering::SeqCst);
+                last_checkpoint = Instant::now();
             }
             if !open || last_advance.elapsed() >= options.advance_every {
                 let now = Timestamp::from_system_time(SystemTime::now());

@@ -438,6 +438,10 @@ pub struct Resume {
     /// Checkpoint whenever the frontier has moved this far (event-time ms) since the last one
     /// (and at the first frontier, and before the input's end); `None`: never.
     pub every_ms: Option<u64>,
+    /// When set, a checkpoint is also only taken once this says one is due (it is cleared
+    /// then): the live service raises it on a wall-clock interval, so a fast backlog (event
+    /// time racing ahead) is not checkpointed at every step.
+    pub due: Option<Arc<std::sync::atomic::AtomicBool>>,
     /// The state to start from (checked by [`Checkpoint::check`]; one that does not decode
     /// starts empty).
     pub from: Option<Checkpoint>,
@@ -535,7 +539,13 @@ pub fn detect_resumable<'scope>(
                 // Deterministic emission order within a step (content is what matters).
                 transitions.sort_by_key(|t| t.alert_id);
                 out.extend(transitions.into_iter().map(Detected::Transition));
-                if until != u64::MAX && until >= next_checkpoint {
+                let due = || {
+                    resume
+                        .due
+                        .as_ref()
+                        .is_none_or(|d| d.swap(false, std::sync::atomic::Ordering::SeqCst))
+                };
+                if until != u64::MAX && until >= next_checkpoint && due() {
                     out.push(save(&units, unregistered, until));
                     next_checkpoint = every_ms.map_or(u64::MAX, |e| until.saturating_add(e));
                 }

@@ -174,9 +174,7 @@ impl Detection {
                 max_skew_ms: Some(ms(settings.rules.max_clock_skew)),
             },
             advance_every: settings.rules.advance_every,
-            checkpoint_every_ms: writer.as_ref().map(|_| {
-                u64::try_from(settings.rules.checkpoint_every.as_millis()).unwrap_or(u64::MAX)
-            }),
+            checkpoint_every: writer.as_ref().map(|_| settings.rules.checkpoint_every),
         };
         let mut senders = Vec::with_capacity(cluster.workers);
         let mut receivers = Vec::with_capacity(cluster.workers);

@@ -76,6 +76,30 @@ fn ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
+/// Read what an earlier run left in the store (`what`), trying again for [`RESTORE_FOR`] while
+/// the store is unreachable; `None` (logged with `without`, what starting without it means)
+/// once it stays so, or on another error.
+async fn read_back<T, F, Fut>(what: &str, without: &str, read: F) -> Option<T>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<T, argus_store::StoreError>>,
+{
+    let deadline = tokio::time::Instant::now() + RESTORE_FOR;
+    loop {
+        match read().await {
+            Ok(value) => return Some(value),
+            Err(e) if e.is_transient() && tokio::time::Instant::now() < deadline => {
+                tracing::warn!("cannot read {what} yet: {e}");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(e) => {
+                tracing::error!("starting without {what} ({e}): {without}");
+                return None;
+            }
+        }
+    }
+}
+
 /// The maintenance notices and silences stored by earlier runs whose window ends after
 /// `since`, as records for detection, stamped as received now (they are not late: their
 /// windows, not their arrival, decide what they mute). Prepares the schema first.
@@ -83,49 +107,37 @@ async fn restore_notices(
     store: &Backend,
     since: argus_model::Timestamp,
 ) -> Vec<argus_ingest::Record> {
-    let deadline = tokio::time::Instant::now() + RESTORE_FOR;
-    loop {
-        let read = async {
-            store.prepare().await?;
-            store.notices_until_after(since).await
-        };
-        match read.await {
-            Ok(rows) => {
-                let now = argus_model::Timestamp::from_system_time(SystemTime::now());
-                let mut unreadable = 0;
-                let notices = rows
-                    .iter()
-                    .filter_map(|row| {
-                        let event = row.to_event();
-                        unreadable += usize::from(event.is_none());
-                        event
-                    })
-                    .map(|mut event| {
-                        event.event_time = now;
-                        event.receive_time = now;
-                        argus_ingest::Record::Event(event)
-                    })
-                    .collect();
-                if unreadable > 0 {
-                    tracing::error!(
-                        unreadable,
-                        "stored notices Argus cannot read were not taken back"
-                    );
-                }
-                return notices;
-            }
-            Err(e) if e.is_transient() && tokio::time::Instant::now() < deadline => {
-                tracing::warn!("cannot read the maintenance calendar yet: {e}");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-            Err(e) => {
-                tracing::error!(
-                    "starting without the maintenance calendar of the earlier run: {e}"
-                );
-                return Vec::new();
-            }
-        }
+    let read = || async {
+        store.prepare().await?;
+        store.notices_until_after(since).await
+    };
+    let without = "alerts in their windows are not muted";
+    let Some(rows) = read_back("the maintenance calendar of the earlier run", without, read).await
+    else {
+        return Vec::new();
+    };
+    let now = argus_model::Timestamp::from_system_time(SystemTime::now());
+    let mut unreadable = 0;
+    let notices = rows
+        .iter()
+        .filter_map(|row| {
+            let event = row.to_event();
+            unreadable += usize::from(event.is_none());
+            event
+        })
+        .map(|mut event| {
+            event.event_time = now;
+            event.receive_time = now;
+            argus_ingest::Record::Event(event)
+        })
+        .collect();
+    if unreadable > 0 {
+        tracing::error!(
+            unreadable,
+            "stored notices Argus cannot read were not taken back"
+        );
     }
+    notices
 }
 
 /// The stored readings and events from `since` on, in event-time order, as inputs for detection
@@ -135,52 +147,41 @@ async fn restore_inputs(
     store: &Backend,
     since: argus_model::Timestamp,
 ) -> Vec<argus_dataflow::Input> {
-    let deadline = tokio::time::Instant::now() + RESTORE_FOR;
-    loop {
-        match store.inputs_since(since).await {
-            Ok((readings, events)) => {
-                let (stored_readings, stored_events) = (readings.len(), events.len());
-                let mut inputs: Vec<argus_dataflow::Input> = readings
-                    .iter()
-                    .filter_map(|row| row.to_reading())
-                    .map(argus_dataflow::Input::Reading)
-                    .chain(
-                        events
-                            .iter()
-                            .filter_map(|row| row.to_event())
-                            .map(|e| argus_dataflow::Input::Event(Box::new(e))),
-                    )
-                    .collect();
-                let unreadable = stored_readings + stored_events - inputs.len();
-                if unreadable > 0 {
-                    tracing::error!(
-                        unreadable,
-                        "stored inputs Argus cannot read are not judged again"
-                    );
-                }
-                // One order for both: the watermark follows them as it followed the live input.
-                inputs.sort_by_key(argus_dataflow::Input::event_time);
-                tracing::info!(
-                    since = %since.to_rfc3339(),
-                    readings = stored_readings,
-                    events = stored_events,
-                    "stored inputs since the checkpoint judged again"
-                );
-                return inputs;
-            }
-            Err(e) if e.is_transient() && tokio::time::Instant::now() < deadline => {
-                tracing::warn!("cannot read the inputs since the checkpoint yet: {e}");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-            Err(e) => {
-                tracing::error!(
-                    "resuming detection without the stored inputs since its checkpoint ({e}): \
-                     alerts of that span may be missing"
-                );
-                return Vec::new();
-            }
-        }
+    let without = "alerts of the span since the checkpoint may be missing";
+    let read = || store.inputs_since(since);
+    let Some((readings, events)) =
+        read_back("the stored inputs since the checkpoint", without, read).await
+    else {
+        return Vec::new();
+    };
+    let (stored_readings, stored_events) = (readings.len(), events.len());
+    let mut inputs: Vec<argus_dataflow::Input> = readings
+        .iter()
+        .filter_map(|row| row.to_reading())
+        .map(argus_dataflow::Input::Reading)
+        .chain(
+            events
+                .iter()
+                .filter_map(|row| row.to_event())
+                .map(|e| argus_dataflow::Input::Event(Box::new(e))),
+        )
+        .collect();
+    let unreadable = stored_readings + stored_events - inputs.len();
+    if unreadable > 0 {
+        tracing::error!(
+            unreadable,
+            "stored inputs Argus cannot read are not judged again"
+        );
     }
+    // One order for both: the watermark follows them as it followed the live input.
+    inputs.sort_by_key(argus_dataflow::Input::event_time);
+    tracing::info!(
+        since = %since.to_rfc3339(),
+        readings = stored_readings,
+        events = stored_events,
+        "stored inputs since the checkpoint judged again"
+    );
+    inputs
 }
 
 /// What the service is built from, all validated before anything starts.

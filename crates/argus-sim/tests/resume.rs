@@ -55,6 +55,7 @@ fn run(
         let out = Arc::clone(&sink);
         let resume = Resume {
             every_ms: Some(EVERY_MS),
+            due: None,
             from: from[index].clone(),
             pause_at_end: false,
         };
