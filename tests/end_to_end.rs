@@ -878,12 +878,10 @@ fn a_ticket_change_answered_200_survives_kill_9() {
     });
     let accept =
         r#"{"to": "accepted", "actor": "Inspector Sun", "role": "team", "note": "on our way"}"#;
-    let (status, body) = http_post(
-        metrics_port,
-        &format!("/api/tickets/{ticket}/state"),
-        accept,
-    )
-    .unwrap_or_else(|| panic!("no answer"));
+    let path = format!("/api/tickets/{ticket}/state");
+    let key = Some("accept-before-the-crash");
+    let (status, body) = crate::util::http_post_keyed(metrics_port, &path, accept, key)
+        .unwrap_or_else(|| panic!("no answer"));
     assert_eq!(status, 200, "{body}");
     drop(argus); // SIGKILL, at once
     let answered: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
@@ -902,7 +900,13 @@ fn a_ticket_change_answered_200_survives_kill_9() {
         .filter_map(|e| e["seq"].as_u64())
         .collect();
     assert_eq!(accepted, [seq], "{answer}");
-    // The same change again is refused: it was made.
+    // Retried with its idempotency key (the answer lost in the crash), it gets the same answer.
+    let (status, again) = crate::util::http_post_keyed(metrics_port, &path, accept, key)
+        .unwrap_or_else(|| panic!("no answer"));
+    assert_eq!(status, 200, "{again}");
+    let again: serde_json::Value = serde_json::from_str(&again).unwrap_or_default();
+    assert_eq!(again, answered, "the retry's answer");
+    // The same change again without the key is refused: it was made.
     let (status, body) = http_post(
         metrics_port,
         &format!("/api/tickets/{ticket}/state"),

@@ -97,6 +97,7 @@ contract!(retention_drops_the_readings_of_old_months_only);
 contract!(the_sink_acknowledges_inputs_once_their_rows_are_stored);
 contract!(maintenance_notices_and_silences_are_kept_and_read_back_by_window);
 contract!(the_inputs_since_a_checkpoint_are_read_back_in_event_time_order);
+contract!(a_change_retried_with_its_idempotency_key_finds_its_answer);
 
 async fn write<S: Store>(store: &S, mut batch: RowBatch) {
     ok(store.insert_batch(&mut batch).await);
@@ -316,6 +317,7 @@ async fn an_acknowledgement_is_recorded_once_and_survives_later_transitions<S: S
         actor: actor.to_owned(),
         note: "called the mine's dispatcher".to_owned(),
         at: Timestamp(at),
+        request_key: String::new(),
     };
 
     // Nothing stored yet: refused.
@@ -384,6 +386,7 @@ async fn twenty_concurrent_acknowledgements_of_one_alert_give_one<S: Store>(stor
                 actor: format!("Operator {n}"),
                 note: "seen".to_owned(),
                 at: Timestamp(T0 + 120_000 + n),
+                request_key: String::new(),
             };
             store.acknowledge(&ack).await
         });
@@ -640,6 +643,7 @@ fn clickhouse_current_alerts_view_gives_end_and_acknowledgement_as_times() {
             actor: "Operator Liu".to_owned(),
             note: String::new(),
             at: Timestamp(T0 + 120_500),
+            request_key: String::new(),
         };
         ok(store.acknowledge(&ack).await);
         write(
@@ -1043,4 +1047,63 @@ async fn the_inputs_since_a_checkpoint_are_read_back_in_event_time_order<S: Stor
     );
     let events: Vec<Event> = events.iter().filter_map(EventRow::to_event).collect();
     assert_eq!(events, vec![event(25), event(35)]);
+}
+
+/// A retried request finds what it did: twenty acknowledgements of one alert under one
+/// idempotency key (a client retrying) all get the alert and record one row; the key with
+/// another request is refused as reused, another key as a second acknowledgement. A ticket
+/// event is found by the key of the request that made it.
+async fn a_change_retried_with_its_idempotency_key_finds_its_answer<S: Store>(store: S) {
+    use argus_store::RequestKey;
+    ok(store.prepare().await);
+    let (all, id) = methane_alert(&registry());
+    write(&store, transitions_batch(&all[..1], Timestamp(T0 + 61_000))).await;
+    let key = |fingerprint: u64, key: &str| RequestKey {
+        key: key.to_owned(),
+        fingerprint,
+    };
+    let ack = |request: &RequestKey| Acknowledgement {
+        alert_id: id.clone(),
+        actor: "Operator Liu".to_owned(),
+        note: "seen".to_owned(),
+        at: Timestamp(T0 + 120_000),
+        request_key: request.stored(),
+    };
+    let mut retries = tokio::task::JoinSet::new();
+    for _ in 0..20 {
+        let (store, ack) = (store.clone(), ack(&key(7, "ack-1")));
+        retries.spawn(async move { store.acknowledge(&ack).await });
+    }
+    while let Some(answer) = retries.join_next().await {
+        let alert = ok(ok(answer));
+        assert_eq!(alert.acknowledged_by, "Operator Liu");
+    }
+    assert_eq!(ok(store.counts().await).alert_acks, 1);
+    match store.acknowledge(&ack(&key(8, "ack-1"))).await {
+        Err(StoreError::RequestKeyReused { key }) => assert_eq!(key, "ack-1"),
+        other => panic!("expected a reused key, got {other:?}"),
+    }
+    match store.acknowledge(&ack(&key(7, "ack-2"))).await {
+        Err(StoreError::AlreadyAcknowledged { .. }) => {}
+        other => panic!("expected a second acknowledgement refused, got {other:?}"),
+    }
+
+    let mut accepted = ticket_event(0xabc, 3, T0, argus_model::TicketState::Accepted);
+    accepted.request_key = key(9, "change:1").stored();
+    let batch = RowBatch {
+        ticket_events: vec![
+            ticket_event(0xabc, 1, T0, argus_model::TicketState::New),
+            accepted.clone(),
+        ],
+        ..RowBatch::default()
+    };
+    write(&store, batch).await;
+    let ticket = format!("{:016x}", 0xabc);
+    let found = ok(store.ticket_event_by_request(&ticket, "change:1").await);
+    assert_eq!(found, Some(accepted));
+    assert_eq!(
+        ok(store.ticket_event_by_request(&ticket, "change:2").await),
+        None
+    );
+    assert_eq!(ok(store.ticket_event_by_request(&ticket, "").await), None);
 }

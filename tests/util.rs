@@ -76,9 +76,20 @@ pub fn http_get(port: u16, path: &str) -> Option<String> {
 
 /// POST a JSON body to a path of Argus's HTTP endpoint: the status code and the body.
 pub fn http_post(port: u16, path: &str, body: &str) -> Option<(u16, String)> {
+    http_post_keyed(port, path, body, None)
+}
+
+/// [`http_post`] with an `Idempotency-Key`, when given.
+pub fn http_post_keyed(
+    port: u16,
+    path: &str,
+    body: &str,
+    key: Option<&str>,
+) -> Option<(u16, String)> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    let key = key.map_or_else(String::new, |k| format!("Idempotency-Key: {k}\r\n"));
     let request = format!(
-        "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n{key}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
     stream.write_all(request.as_bytes()).ok()?;

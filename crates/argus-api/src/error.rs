@@ -16,6 +16,9 @@ pub enum ApiError {
     /// The change is not allowed in the current state (409).
     #[error("{0}")]
     Conflict(String),
+    /// An idempotency key given again with another request (422).
+    #[error("{0}")]
+    Unprocessable(String),
     /// A part of Argus the request needs cannot answer now (503): the store, the ticket book.
     #[error("{0}")]
     Unavailable(String),
@@ -31,6 +34,7 @@ impl ApiError {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

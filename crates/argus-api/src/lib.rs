@@ -15,6 +15,10 @@
 //! - `GET /api/tickets/{id}`: `{"ticket": TicketView, "record": [TicketEventView]}`;
 //! - `POST /api/tickets/{id}/state` `{"to", "actor", "role", "note", "outcome"}`: the event;
 //! - `POST /api/silences` `{"enterprise", "points", "from", "to", "reason", "actor"}`.
+//!
+//! An acknowledgement or a ticket change may carry an `Idempotency-Key` header: sent again
+//! with the same key and request (a retry after a lost answer, or after Argus restarted), it
+//! gets the first answer and changes nothing; the same key with another request is a 422.
 
 mod error;
 mod port;
@@ -32,7 +36,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 
 pub use error::ApiError;
-pub use port::{Acknowledge, ChangeTicket, Records, Silence};
+pub use port::{Acknowledge, ChangeTicket, IdempotencyKey, Records, Silence};
 
 /// Pages of lists hold at most this many items.
 pub const MAX_PAGE: u32 = 1_000;
@@ -163,16 +167,53 @@ struct AckBody {
     note: String,
 }
 
+/// The request's `Idempotency-Key`, if any (1 to 128 visible ASCII characters), with the
+/// fingerprint of its path and body.
+fn idempotency_key(
+    headers: &axum::http::HeaderMap,
+    uri: &axum::http::Uri,
+    body: &[u8],
+) -> Result<Option<IdempotencyKey>, ApiError> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = value
+        .to_str()
+        .ok()
+        .filter(|k| (1..=128).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_graphic()))
+        .ok_or_else(|| {
+            ApiError::BadRequest(
+                "Idempotency-Key must be 1 to 128 visible ASCII characters".to_owned(),
+            )
+        })?;
+    let fingerprint = uri
+        .path()
+        .bytes()
+        .chain([0])
+        .chain(body.iter().copied())
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+        });
+    Ok(Some(IdempotencyKey {
+        key: key.to_owned(),
+        fingerprint,
+    }))
+}
+
 async fn acknowledge<R: Records>(
     State(state): Shared<R>,
     Path(id): Path<String>,
+    headers: axum::http::HeaderMap,
+    uri: axum::http::Uri,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
+    let request = idempotency_key(&headers, &uri, &body)?;
     let body: AckBody = staff_request(&body, |b: &AckBody| &b.actor)?;
     let ack = Acknowledge {
         alert_id: id,
         actor: body.actor,
         note: body.note,
+        request,
     };
     let alert = state.records.acknowledge(ack).await?;
     Ok(Json(alert).into_response())
@@ -224,9 +265,12 @@ struct ChangeBody {
 async fn change_ticket<R: Records>(
     State(state): Shared<R>,
     Path(id): Path<String>,
+    headers: axum::http::HeaderMap,
+    uri: axum::http::Uri,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
     let ticket_id = ticket_id(&id)?;
+    let request = idempotency_key(&headers, &uri, &body)?;
     let body: ChangeBody = staff_request(&body, |b: &ChangeBody| &b.actor)?;
     let role = match body.role.as_str() {
         "dispatcher" => Role::Dispatcher,
@@ -247,7 +291,11 @@ async fn change_ticket<R: Records>(
     };
     let event = state
         .records
-        .change_ticket(ChangeTicket { ticket_id, change })
+        .change_ticket(ChangeTicket {
+            ticket_id,
+            change,
+            request,
+        })
         .await?;
     Ok(Json(event).into_response())
 }

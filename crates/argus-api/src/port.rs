@@ -8,6 +8,16 @@ use argus_model::{AlertView, TicketEventView, TicketView, Timestamp};
 
 use crate::ApiError;
 
+/// The `Idempotency-Key` of a change request, with a fingerprint of the request it came with:
+/// the same key again with the same request gets the first answer; with another, a 422.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyKey {
+    /// The key as the client sent it (1 to 128 visible ASCII characters).
+    pub key: String,
+    /// FNV-1a of the request's path and body.
+    pub fingerprint: u64,
+}
+
 /// An acknowledgement a person asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Acknowledge {
@@ -17,6 +27,8 @@ pub struct Acknowledge {
     pub actor: String,
     /// Why, or what they did.
     pub note: String,
+    /// Its idempotency key, if the client gave one.
+    pub request: Option<IdempotencyKey>,
 }
 
 /// A ticket change a person asks for.
@@ -26,6 +38,8 @@ pub struct ChangeTicket {
     pub ticket_id: u64,
     /// The change, as the ticket book takes it.
     pub change: argus_tickets::Change,
+    /// Its idempotency key, if the client gave one.
+    pub request: Option<IdempotencyKey>,
 }
 
 /// A window in which an enterprise's (or some of its points') alerts are muted.

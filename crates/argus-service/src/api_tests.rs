@@ -66,14 +66,15 @@ async fn fixture(name: &str) -> Fixture {
         max_backoff: Duration::from_millis(100),
         spool: None,
     };
-    tokio::spawn(argus_store::sink::run(
+    let sink = argus_store::sink::run(
         store.clone(),
         argus_store::Labels::new(&registry),
         sink_rx,
         options,
         telemetry.clone(),
         stopping,
-    ));
+    );
+    tokio::spawn(sink);
 
     // A methane alarm at a coal mine's working face, stored and made a ticket.
     let instance = registry
@@ -104,14 +105,15 @@ async fn fixture(name: &str) -> Fixture {
     let (fired_tx, fired_rx) = mpsc::channel(4);
     let (commands_tx, commands_rx) = mpsc::channel(4);
     let book = TicketBook::new(policy, &registry);
-    tokio::spawn(crate::tickets::run(
+    let tickets = crate::tickets::run(
         book,
         store.clone(),
         fired_rx,
         commands_rx,
         sink_tx,
         Duration::from_secs(3_600),
-    ));
+    );
+    tokio::spawn(tickets);
     let fired = FiredAlert {
         alert_id,
         kind: instance.kind,
@@ -155,6 +157,20 @@ async fn call(app: &axum::Router, method: &str, uri: &str, body: &str) -> (Statu
     let request = Request::builder()
         .method(method)
         .uri(uri)
+        .body(Body::from(body.to_owned()))
+        .unwrap();
+    let response = app.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// [`call`] with an `Idempotency-Key`.
+async fn call_keyed(app: &axum::Router, uri: &str, body: &str, key: &str) -> (StatusCode, String) {
+    let request = Request::builder()
+        .method("POST")
+        .uri(uri)
+        .header("idempotency-key", key)
         .body(Body::from(body.to_owned()))
         .unwrap();
     let response = app.clone().oneshot(request).await.unwrap();
@@ -348,4 +364,58 @@ async fn a_silence_goes_to_the_pipeline_and_bad_ones_are_refused() {
     let (status, body) = call(&f.app, "GET", "/metrics", "").await;
     assert_eq!(status, StatusCode::OK);
     assert!(body.contains("argus_"), "{body}");
+}
+
+#[tokio::test]
+async fn changes_retried_with_their_idempotency_key_get_the_first_answer() {
+    let f = fixture("idempotent").await;
+    let ack = r#"{"actor": "Operator Liu", "note": "called the mine"}"#;
+    let path = format!("/api/alerts/{}/ack", f.alert_id);
+    let (status, first) = call_keyed(&f.app, &path, ack, "ack-7f3a").await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    let (status, again) = call_keyed(&f.app, &path, ack, "ack-7f3a").await;
+    assert_eq!(status, StatusCode::OK, "{again}");
+    assert_eq!(json(&again)["acknowledged_by"], "Operator Liu");
+    let other = r#"{"actor": "Operator Liu", "note": "another note"}"#;
+    let (status, body) = call_keyed(&f.app, &path, other, "ack-7f3a").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let (status, body) = call(&f.app, "POST", &path, ack).await;
+    assert_eq!(
+        status,
+        StatusCode::CONFLICT,
+        "without the key it is a second one: {body}"
+    );
+    assert_eq!(f.store.counts().await.unwrap().alert_acks, 1);
+    for bad in ["", "key with spaces", &"k".repeat(129)] {
+        let (status, body) = call_keyed(&f.app, &path, ack, bad).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad:?}: {body}");
+    }
+
+    let (_, body) = call(&f.app, "GET", "/api/tickets", "").await;
+    let id = json(&body)["tickets"][0]["ticket_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let path = format!("/api/tickets/{id}/state");
+    let accept =
+        r#"{"to": "accepted", "actor": "Inspector Sun", "role": "team", "note": "on our way"}"#;
+    let (status, first) = call_keyed(&f.app, &path, accept, "accept-1").await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    let (status, again) = call_keyed(&f.app, &path, accept, "accept-1").await;
+    assert_eq!((status, json(&again)), (StatusCode::OK, json(&first)));
+    let later = accept.replace("on our way", "later");
+    let (status, body) = call_keyed(&f.app, &path, &later, "accept-1").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let (status, body) = call(&f.app, "POST", &path, accept).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    // The record holds the change once, with the key of the request that made it.
+    let record = f.store.ticket_events(&id).await.unwrap();
+    let accepted: Vec<_> = record.iter().filter(|e| e.to_state == "accepted").collect();
+    assert_eq!(accepted.len(), 1, "{record:?}");
+    let found = f
+        .store
+        .ticket_event_by_request(&id, "accept-1")
+        .await
+        .unwrap();
+    assert_eq!(found.as_ref(), accepted.first().copied());
 }

@@ -12,7 +12,7 @@ use argus_store::{Backend, Store, StoreError};
 use argus_telemetry::Telemetry;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::tickets::Command;
+use crate::tickets::{Command, Refused};
 
 /// The service behind the HTTP API.
 #[derive(Debug, Clone)]
@@ -85,6 +85,7 @@ impl Records for LiveRecords {
             actor: ack.actor,
             note: ack.note,
             at: now(),
+            request_key: ack.request.as_ref().map(stored_key).unwrap_or_default(),
         };
         match self.store.acknowledge(&ack).await {
             Ok(alert) => {
@@ -95,6 +96,9 @@ impl Records for LiveRecords {
             Err(e @ StoreError::UnknownAlert(_)) => Err(ApiError::NotFound(e.to_string())),
             Err(e @ StoreError::AlreadyAcknowledged { .. }) => {
                 Err(ApiError::Conflict(e.to_string()))
+            }
+            Err(e @ StoreError::RequestKeyReused { .. }) => {
+                Err(ApiError::Unprocessable(e.to_string()))
             }
             Err(e) => Err(unavailable(&e)),
         }
@@ -135,10 +139,26 @@ impl Records for LiveRecords {
     async fn change_ticket(&self, change: ChangeTicket) -> Result<TicketEventView, ApiError> {
         use argus_tickets::TicketError;
         let stopped = || ApiError::Unavailable("tickets have stopped".to_owned());
+        // A retry of a change already recorded (before a crash, say): its first answer.
+        if let Some(request) = &change.request {
+            let id = format!("{:016x}", change.ticket_id);
+            let earlier = self
+                .store
+                .ticket_event_by_request(&id, &request.key)
+                .await
+                .map_err(|e| unavailable(&e))?;
+            if let Some(row) = earlier {
+                return match same_key(request).matches(&row.request_key) {
+                    Some(true) => Ok(row.view()),
+                    _ => Err(key_reused(&request.key)),
+                };
+            }
+        }
         let (reply, answer) = oneshot::channel();
         let command = Command {
             id: change.ticket_id,
             change: change.change,
+            request: change.request.as_ref().map(stored_key),
             reply,
         };
         self.tickets.send(command).await.map_err(|_| stopped())?;
@@ -148,8 +168,11 @@ impl Records for LiveRecords {
         };
         match answer {
             Ok(event) => Ok(TicketEventRow::new(&event).view()),
-            Err(e @ TicketError::UnknownTicket(_)) => Err(ApiError::NotFound(e.to_string())),
-            Err(e) => Err(ApiError::Conflict(e.to_string())),
+            Err(Refused::KeyReused(key)) => Err(key_reused(&key)),
+            Err(Refused::Ticket(e @ TicketError::UnknownTicket(_))) => {
+                Err(ApiError::NotFound(e.to_string()))
+            }
+            Err(Refused::Ticket(e)) => Err(ApiError::Conflict(e.to_string())),
         }
     }
 
@@ -196,6 +219,25 @@ impl Records for LiveRecords {
             Err(_) => Err(not_yet_durable()),
         }
     }
+}
+
+/// The store's form of a request's idempotency key.
+fn same_key(request: &argus_api::IdempotencyKey) -> argus_store::RequestKey {
+    argus_store::RequestKey {
+        key: request.key.clone(),
+        fingerprint: request.fingerprint,
+    }
+}
+
+/// As stored on the row of the change.
+fn stored_key(request: &argus_api::IdempotencyKey) -> String {
+    same_key(request).stored()
+}
+
+fn key_reused(key: &str) -> ApiError {
+    ApiError::Unprocessable(format!(
+        "idempotency key {key:?} was used for another request"
+    ))
 }
 
 /// How long a change a person made may take to become durable before the answer says so: the

@@ -3,14 +3,15 @@
 //! escalate to the department head), and every ticket event goes to the store's sink with the
 //! ticket as of that event; a change a person made is answered once its row is durable.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use argus_ingest::Ack;
 use argus_model::Timestamp;
 use argus_store::rows::{TicketEventRow, TicketRow};
 use argus_store::sink::Item;
-use argus_store::{Backend, Store};
+use argus_store::{Backend, RequestKey, Store};
 use argus_tickets::{Change, FiredAlert, TicketBook, TicketError, TicketEvent};
 use tokio::sync::{mpsc, oneshot};
 
@@ -23,8 +24,35 @@ pub struct Command {
     pub id: u64,
     /// The change.
     pub change: Change,
+    /// The request's idempotency key, as stored on the event's row (`RequestKey::stored`).
+    pub request: Option<String>,
     /// The event recorded, or why the change was refused.
-    pub reply: oneshot::Sender<Result<TicketEvent, TicketError>>,
+    pub reply: oneshot::Sender<Result<TicketEvent, Refused>>,
+}
+
+/// Why a change was not made.
+#[derive(Debug)]
+pub enum Refused {
+    /// The ticket book refused it.
+    Ticket(TicketError),
+    /// Its idempotency key came before with another request.
+    KeyReused(String),
+}
+
+/// The answers to the keyed requests of this run, by key: pending until durable (retries wait
+/// for the first answer), then done. Bounded: past [`REQUESTS_KEPT`], the done ones are let go
+/// (their rows answer retries from the store).
+type Requests = Arc<Mutex<HashMap<String, (u64, Answer)>>>;
+
+/// How many answers to keyed requests the book keeps in memory.
+const REQUESTS_KEPT: usize = 10_000;
+
+#[derive(Debug)]
+enum Answer {
+    /// Made, not yet durable: who else waits for it.
+    Pending(Vec<oneshot::Sender<Result<TicketEvent, Refused>>>),
+    /// Durable.
+    Done(TicketEvent),
 }
 
 /// What detection hands the ticket book, in order.
@@ -96,6 +124,7 @@ pub async fn run(
     clock.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let (mut created, mut escalated) = (0_u64, 0_u64);
     let mut refused_log = argus_telemetry::RateLimited::new(argus_telemetry::LOG_EVERY);
+    let requests: Requests = Arc::default();
     loop {
         let now = || Timestamp::from_system_time(SystemTime::now());
         let events = tokio::select! {
@@ -121,22 +150,46 @@ pub async fn run(
                 events
             }
             Some(command) = commands.recv() => {
+                let key = command.request.as_deref().and_then(RequestKey::parse);
+                let Some(command) = answered(&requests, key.as_ref(), command) else {
+                    continue;
+                };
                 match book.apply(command.id, command.change, now()) {
                     Ok(event) => {
                         // Confirmed only once its row is durable (the sink runs the ack then):
                         // a crash before that answers nothing, and the change can be made
-                        // again after the restart.
-                        let (reply, confirmed) = (command.reply, event.clone());
+                        // again after the restart (or found by its idempotency key).
+                        if let Some(key) = &key {
+                            let mut requests = requests.lock().unwrap_or_else(PoisonError::into_inner);
+                            if requests.len() >= REQUESTS_KEPT {
+                                requests.retain(|_, (_, a)| matches!(a, Answer::Pending(_)));
+                            }
+                            requests.insert(key.key.clone(), (key.fingerprint, Answer::Pending(Vec::new())));
+                        }
+                        let (reply, confirmed, shared) = (command.reply, event.clone(), Arc::clone(&requests));
                         let ack = Ack::new(move || {
+                            let waiters = key.map_or_else(Vec::new, |key| {
+                                let done = (key.fingerprint, Answer::Done(confirmed.clone()));
+                                let mut requests = shared.lock().unwrap_or_else(PoisonError::into_inner);
+                                match requests.insert(key.key, done) {
+                                    Some((_, Answer::Pending(waiters))) => waiters,
+                                    _ => Vec::new(),
+                                }
+                            });
+                            for waiter in waiters {
+                                let _ = waiter.send(Ok(confirmed.clone()));
+                            }
                             let _ = reply.send(Ok(confirmed));
                         });
-                        record(&book, std::slice::from_ref(&event), &sink, ack).await?;
+                        let mut rows = vec![TicketEventRow::new(&event)];
+                        rows[0].request_key = command.request.unwrap_or_default();
+                        record_rows(&book, std::slice::from_ref(&event), rows, &sink, ack).await?;
                     }
                     Err(e) => {
                         if let Some(count) = refused_log.note(1, std::time::Instant::now()) {
                             tracing::warn!(count, error = ?e.to_string(), "ticket changes refused since the last line (the last of them)");
                         }
-                        let _ = command.reply.send(Err(e));
+                        let _ = command.reply.send(Err(Refused::Ticket(e)));
                     }
                 }
                 continue;
@@ -151,10 +204,45 @@ pub async fn run(
     Ok(())
 }
 
+/// A keyed request this run has seen: answered here (its answer once durable, or a refusal of
+/// the key with another request), and `None`; otherwise the command, to be applied.
+fn answered(requests: &Requests, key: Option<&RequestKey>, command: Command) -> Option<Command> {
+    let Some(key) = key else {
+        return Some(command);
+    };
+    let mut requests = requests.lock().unwrap_or_else(PoisonError::into_inner);
+    let Some((fingerprint, answer)) = requests.get_mut(&key.key) else {
+        return Some(command);
+    };
+    if *fingerprint != key.fingerprint {
+        let _ = command.reply.send(Err(Refused::KeyReused(key.key.clone())));
+        return None;
+    }
+    match answer {
+        Answer::Done(event) => {
+            let _ = command.reply.send(Ok(event.clone()));
+        }
+        Answer::Pending(waiters) => waiters.push(command.reply),
+    }
+    None
+}
+
 /// Log ticket events and hand them to the sink with the tickets as of them.
 async fn record(
     book: &TicketBook,
     events: &[TicketEvent],
+    sink: &mpsc::Sender<Item>,
+    ack: Ack,
+) -> Result<(), ServiceError> {
+    let rows = events.iter().map(TicketEventRow::new).collect();
+    record_rows(book, events, rows, sink, ack).await
+}
+
+/// [`record`] with the events' rows given.
+async fn record_rows(
+    book: &TicketBook,
+    events: &[TicketEvent],
+    rows: Vec<TicketEventRow>,
     sink: &mpsc::Sender<Item>,
     ack: Ack,
 ) -> Result<(), ServiceError> {
@@ -183,7 +271,7 @@ async fn record(
             })
             .collect();
         let item = Item::Tickets {
-            events: events.iter().map(TicketEventRow::new).collect(),
+            events: rows,
             tickets,
             ack,
         };

@@ -86,6 +86,23 @@ impl ClickHouseStore {
         for m in MIGRATIONS.iter().filter(|m| !done.contains(&m.version)) {
             for statement in m.statements {
                 let what = format!("migration {} ({})", m.version, m.name);
+                if let Some((table, column)) = crate::migrations::added_column(statement) {
+                    let present: u64 = self
+                        .client
+                        .query(
+                            "SELECT count() FROM system.columns WHERE database = ? AND table = ? \
+                             AND name = ?",
+                        )
+                        .bind(db)
+                        .bind(table)
+                        .bind(column)
+                        .fetch_one()
+                        .await
+                        .map_err(query_error("read the columns of a table"))?;
+                    if present > 0 {
+                        continue;
+                    }
+                }
                 self.execute(&sql(statement, db), &what).await?;
             }
             let record = format!(
@@ -227,21 +244,40 @@ impl Store for ClickHouseStore {
         if self.alert(id).await?.is_none() {
             return Err(StoreError::UnknownAlert(id.clone()));
         }
-        let earlier: Vec<(String, i64)> = self
-            .query("SELECT actor, at_ms FROM alert_acks WHERE alert_id = ? ORDER BY at_ms LIMIT 1")
+        let earlier: Vec<(String, i64, String)> = self
+            .query(
+                "SELECT actor, at_ms, request_key FROM alert_acks WHERE alert_id = ? \
+                 ORDER BY at_ms LIMIT 1",
+            )
             .bind(id)
             .fetch_all()
             .await
             .map_err(query_error("read alert acknowledgements"))?;
-        if let Some((by, at)) = earlier.into_iter().next() {
-            return Err(StoreError::AlreadyAcknowledged {
-                alert_id: id.clone(),
-                by,
-                at: Timestamp(at).to_rfc3339(),
-            });
-        }
+        let retried = match earlier.into_iter().next() {
+            None => false,
+            Some((by, at, stored)) => match crate::same_request(&ack.request_key, &stored) {
+                // The same request again: its answer (the row below carries the acknowledgement).
+                Some(true) => true,
+                Some(false) => {
+                    return Err(StoreError::RequestKeyReused {
+                        key: crate::RequestKey::parse(&ack.request_key)
+                            .map(|k| k.key)
+                            .unwrap_or_default(),
+                    })
+                }
+                None => {
+                    return Err(StoreError::AlreadyAcknowledged {
+                        alert_id: id.clone(),
+                        by,
+                        at: Timestamp(at).to_rfc3339(),
+                    })
+                }
+            },
+        };
         // The acknowledgement first: a transition written from now on carries it ...
-        self.insert("alert_acks", &[AlertAckRow::new(ack)]).await?;
+        if !retried {
+            self.insert("alert_acks", &[AlertAckRow::new(ack)]).await?;
+        }
         // ... then the current row; should a transition read the acknowledgements just before
         // they held this one, its row wins over ours and is written again with it.
         let mut current = None;
@@ -411,6 +447,24 @@ impl Store for ClickHouseStore {
         .fetch_all()
         .await
         .map_err(query_error("read maintenance notices"))
+    }
+
+    async fn ticket_event_by_request(
+        &self,
+        ticket_id: &str,
+        key: &str,
+    ) -> Result<Option<TicketEventRow>, StoreError> {
+        let rows: Vec<TicketEventRow> = self
+            .query(
+                "SELECT ?fields FROM ticket_events WHERE ticket_id = ? AND request_key != '' \
+                 AND substring(request_key, 18, 256) = ? ORDER BY seq LIMIT 1",
+            )
+            .bind(ticket_id)
+            .bind(key)
+            .fetch_all()
+            .await
+            .map_err(query_error("read a ticket event by its request"))?;
+        Ok(rows.into_iter().next())
     }
 
     async fn inputs_since(

@@ -74,6 +74,12 @@ pub enum StoreError {
     /// No alert with this id is stored.
     #[error("no alert {0} is stored")]
     UnknownAlert(String),
+    /// An idempotency key given again with another request.
+    #[error("idempotency key {key:?} was used for another request")]
+    RequestKeyReused {
+        /// The key.
+        key: String,
+    },
     /// The alert was acknowledged before; an acknowledgement is recorded once.
     #[error("alert {alert_id} was already acknowledged by {by} at {at}")]
     AlreadyAcknowledged {
@@ -124,6 +130,50 @@ pub struct Acknowledgement {
     pub note: String,
     /// When.
     pub at: Timestamp,
+    /// The idempotency key of the request, as stored ([`RequestKey::stored`]); empty: none.
+    pub request_key: String,
+}
+
+/// The idempotency key of a change a person made through the API, kept on the row that
+/// records the change (`ticket_events`, `alert_acks`): the fingerprint of the request (16 hex
+/// digits), a colon, the key. A retry with the same key finds the row, and with it the answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestKey {
+    /// The client's key.
+    pub key: String,
+    /// The fingerprint of the request it came with.
+    pub fingerprint: u64,
+}
+
+/// Whether an acknowledgement's stored request key (`ours`) and an earlier one (`stored`) are
+/// the same request (`Some(true)`), the same key for another request (`Some(false)`), or not
+/// the same key at all (`None`, also when either has none).
+fn same_request(ours: &str, stored: &str) -> Option<bool> {
+    RequestKey::parse(ours)?.matches(stored)
+}
+
+impl RequestKey {
+    /// As stored in a `request_key` column.
+    pub fn stored(&self) -> String {
+        format!("{:016x}:{}", self.fingerprint, self.key)
+    }
+
+    /// A stored `request_key` (none when empty or not one).
+    pub fn parse(stored: &str) -> Option<Self> {
+        let (fingerprint, key) = stored.split_once(':')?;
+        let fingerprint = u64::from_str_radix(fingerprint, 16).ok()?;
+        (stored.find(':') == Some(16) && !key.is_empty()).then(|| Self {
+            key: key.to_owned(),
+            fingerprint,
+        })
+    }
+
+    /// Whether a stored key is this key: `Some(true)` for this very request, `Some(false)` for
+    /// the same key with another request, `None` for another key (or none).
+    pub fn matches(&self, stored: &str) -> Option<bool> {
+        let other = Self::parse(stored)?;
+        (other.key == self.key).then_some(other.fingerprint == self.fingerprint)
+    }
 }
 
 /// The contract both backends keep; the contract tests (tests/store.rs) run against each.
@@ -226,6 +276,14 @@ pub trait Store: Clone + Send + Sync + 'static {
         &self,
         after: Timestamp,
     ) -> impl Future<Output = Result<Vec<EventRow>, StoreError>> + Send;
+
+    /// The event of `ticket_id`'s record that a request with this idempotency key (the key
+    /// part of [`RequestKey::stored`]) made, if any.
+    fn ticket_event_by_request(
+        &self,
+        ticket_id: &str,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<TicketEventRow>, StoreError>> + Send;
 
     /// Every stored reading and enterprise event with an event time at or after `since`, each in
     /// event-time order: what detection takes again after a restart, from its checkpoint's
@@ -352,6 +410,13 @@ impl Store for Backend {
         since: Timestamp,
     ) -> Result<(Vec<ReadingRow>, Vec<EventRow>), StoreError> {
         delegate!(self, s => s.inputs_since(since).await)
+    }
+    async fn ticket_event_by_request(
+        &self,
+        ticket_id: &str,
+        key: &str,
+    ) -> Result<Option<TicketEventRow>, StoreError> {
+        delegate!(self, s => s.ticket_event_by_request(ticket_id, key).await)
     }
     async fn rejected(&self, limit: u32) -> Result<Vec<RejectedRow>, StoreError> {
         delegate!(self, s => s.rejected(limit).await)

@@ -1,5 +1,6 @@
 //! The ClickHouse schema as versioned migrations, applied in order at startup and recorded in
-//! `schema_migrations`. Every statement is idempotent (`IF NOT EXISTS`), so two processes
+//! `schema_migrations`. Every statement is idempotent (`IF NOT EXISTS`; an added column is
+//! skipped when it exists, see [`added_column`]), so two processes
 //! migrating at once, or a migration interrupted half way, are harmless; the one copy between
 //! tables (migration 9) goes into a ReplacingMergeTree, where rows copied twice are one. The SQL is valid on
 //! ClickHouse 18.16 (the local stack's server) and on current releases: no TTL, DateTime64,
@@ -195,7 +196,29 @@ pub const MIGRATIONS: &[Migration] = &[
             FROM {db}.rejected",
         ],
     },
+    Migration {
+        version: 10,
+        name: "request keys",
+        statements: &[
+            // The idempotency key of the API request that made a ticket change or an
+            // acknowledgement, on its row (`RequestKey::stored`; empty for Argus's own
+            // events): a retried request finds its answer there, even after a crash.
+            // 18.16 has no ADD COLUMN IF NOT EXISTS: the runner skips a column already there.
+            "ALTER TABLE {db}.ticket_events ADD COLUMN request_key String DEFAULT ''",
+            "ALTER TABLE {db}.alert_acks ADD COLUMN request_key String DEFAULT ''",
+        ],
+    },
 ];
+
+/// The table and column an `ALTER TABLE {db}.T ADD COLUMN C ...` statement adds, if it is one:
+/// the runner skips it when the column exists (a migration interrupted half way runs again).
+pub fn added_column(statement: &str) -> Option<(&str, &str)> {
+    let rest = statement.strip_prefix("ALTER TABLE {db}.")?;
+    let (table, rest) = rest.split_once(' ')?;
+    let rest = rest.strip_prefix("ADD COLUMN ")?;
+    let (column, _) = rest.split_once(' ')?;
+    Some((table, column))
+}
 
 /// A statement with the database filled in.
 pub fn sql(statement: &str, database: &str) -> String {

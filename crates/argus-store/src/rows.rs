@@ -88,6 +88,7 @@ pub const COLUMNS: &[(&str, &[(&str, &str)])] = &[
             ("from_state", "String"),
             ("note", "String"),
             ("outcome", "String"),
+            ("request_key", "String"),
             ("role", "String"),
             ("seq", "UInt32"),
             ("ticket_id", "String"),
@@ -119,6 +120,7 @@ pub const COLUMNS: &[(&str, &[(&str, &str)])] = &[
             ("at", "DateTime"),
             ("at_ms", "Int64"),
             ("note", "String"),
+            ("request_key", "String"),
         ],
     ),
     (
@@ -338,6 +340,8 @@ pub struct AlertAckRow {
     pub at: u32,
     /// When, ms.
     pub at_ms: i64,
+    /// The idempotency key of the request (`RequestKey::stored`), or empty.
+    pub request_key: String,
 }
 
 impl AlertAckRow {
@@ -349,6 +353,7 @@ impl AlertAckRow {
             note: a.note.clone(),
             at: seconds(a.at),
             at_ms: a.at.as_millis(),
+            request_key: a.request_key.clone(),
         }
     }
 }
@@ -517,6 +522,9 @@ pub struct TicketEventRow {
     pub alert_ids: Vec<String>,
     /// Outcome, when closed.
     pub outcome: String,
+    /// The idempotency key of the request that made it (`RequestKey::stored`); empty for
+    /// Argus's own events and requests without one.
+    pub request_key: String,
 }
 
 impl TicketEventRow {
@@ -535,6 +543,7 @@ impl TicketEventRow {
             note: e.note.clone(),
             alert_ids: e.alert_ids.iter().map(|a| format!("{a:016x}")).collect(),
             outcome: outcome_name(e.outcome),
+            request_key: String::new(),
         }
     }
 }

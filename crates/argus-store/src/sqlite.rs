@@ -154,6 +154,14 @@ const MIGRATIONS: &[Migration] = &[
                 origin, reason, detail, raw, raw_len, -rowid FROM rejected",
         ],
     },
+    Migration {
+        version: 10,
+        name: "request keys",
+        statements: &[
+            "ALTER TABLE ticket_events ADD COLUMN request_key TEXT NOT NULL DEFAULT ''",
+            "ALTER TABLE alert_acks ADD COLUMN request_key TEXT NOT NULL DEFAULT ''",
+        ],
+    },
 ];
 
 /// The SQLite type of a column Argus writes, from its ClickHouse type.
@@ -178,7 +186,7 @@ const EVENTS: &str = "enterprise_id, source, kind, event_time, event_ms, receive
 const REJECTED: &str =
     "received_at, received_ms, transport, origin, reason, detail, raw, raw_len, fingerprint";
 const TICKET_EVENTS: &str = "ticket_id, seq, at, at_ms, actor, role, event, from_state, \
-    to_state, note, alert_ids, outcome";
+    to_state, note, alert_ids, outcome, request_key";
 const TICKETS: &str = "ticket_id, enterprise_id, town, department, team, severity, state, \
     created_ms, deadline_ms, outcome, alert_ids, version";
 
@@ -477,7 +485,7 @@ fn write_batch(tx: &Transaction<'_>, batch: &RowBatch) -> rusqlite::Result<()> {
     // The legal record: an event already recorded (same ticket and seq) stays as it was.
     let mut stmt = tx.prepare_cached(&format!(
         "INSERT OR IGNORE INTO ticket_events ({TICKET_EVENTS}) VALUES \
-         (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+         (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
     ))?;
     for e in &batch.ticket_events {
         stmt.execute(params![
@@ -492,7 +500,8 @@ fn write_batch(tx: &Transaction<'_>, batch: &RowBatch) -> rusqlite::Result<()> {
             e.to_state,
             e.note,
             ids_json(&e.alert_ids),
-            e.outcome
+            e.outcome,
+            e.request_key
         ])?;
     }
     Ok(())
@@ -604,6 +613,7 @@ fn ticket_event_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TicketEventRow> {
         note: r.get(9)?,
         alert_ids: ids_from_json(&r.get::<_, String>(10)?),
         outcome: r.get(11)?,
+        request_key: r.get(12)?,
     })
 }
 
@@ -706,26 +716,45 @@ impl Store for SqliteStore {
             if find_alert(&tx, id)?.is_none() {
                 return Err(StoreError::UnknownAlert(id.clone()));
             }
-            let earlier: Option<(String, i64)> = tx
+            let earlier: Option<(String, i64, String)> = tx
                 .query_row(
-                    "SELECT actor, at_ms FROM alert_acks WHERE alert_id = ?1 ORDER BY at_ms LIMIT 1",
+                    "SELECT actor, at_ms, request_key FROM alert_acks WHERE alert_id = ?1 \
+                     ORDER BY at_ms LIMIT 1",
                     [id],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
                 )
                 .optional()
                 .map_err(sqlite_error("read alert acknowledgements"))?;
-            if let Some((by, at)) = earlier {
-                return Err(StoreError::AlreadyAcknowledged {
-                    alert_id: id.clone(),
-                    by,
-                    at: Timestamp(at).to_rfc3339(),
-                });
+            if let Some((by, at, stored)) = earlier {
+                return match crate::same_request(&ack.request_key, &stored) {
+                    // The same request again: its answer, nothing recorded twice.
+                    Some(true) => {
+                        find_alert(&tx, id)?.ok_or_else(|| StoreError::UnknownAlert(id.clone()))
+                    }
+                    Some(false) => Err(StoreError::RequestKeyReused {
+                        key: crate::RequestKey::parse(&ack.request_key)
+                            .map(|k| k.key)
+                            .unwrap_or_default(),
+                    }),
+                    None => Err(StoreError::AlreadyAcknowledged {
+                        alert_id: id.clone(),
+                        by,
+                        at: Timestamp(at).to_rfc3339(),
+                    }),
+                };
             }
             let row = AlertAckRow::new(&ack);
             tx.execute(
-                "INSERT INTO alert_acks (alert_id, actor, note, at, at_ms) \
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![row.alert_id, row.actor, row.note, row.at, row.at_ms],
+                "INSERT INTO alert_acks (alert_id, actor, note, at, at_ms, request_key) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    row.alert_id,
+                    row.actor,
+                    row.note,
+                    row.at,
+                    row.at_ms,
+                    row.request_key
+                ],
             )
             .map_err(sqlite_error("record an acknowledgement"))?;
             tx.execute(
@@ -734,7 +763,8 @@ impl Store for SqliteStore {
                 params![id, ack.actor, ack.at.as_millis()],
             )
             .map_err(sqlite_error("acknowledge an alert"))?;
-            let current = find_alert(&tx, id)?.ok_or_else(|| StoreError::UnknownAlert(id.clone()))?;
+            let current =
+                find_alert(&tx, id)?.ok_or_else(|| StoreError::UnknownAlert(id.clone()))?;
             tx.commit()
                 .map_err(sqlite_error("commit an acknowledgement"))?;
             Ok(current)
@@ -904,6 +934,29 @@ impl Store for SqliteStore {
                  ORDER BY event_ms, rowid"
             );
             select(c, "read maintenance notices", &sql, [after], event_row)
+        })
+        .await
+    }
+
+    async fn ticket_event_by_request(
+        &self,
+        ticket_id: &str,
+        key: &str,
+    ) -> Result<Option<TicketEventRow>, StoreError> {
+        let (ticket_id, key) = (ticket_id.to_owned(), key.to_owned());
+        self.with(move |c| {
+            let sql = format!(
+                "SELECT {TICKET_EVENTS} FROM ticket_events WHERE ticket_id = ?1 \
+                 AND request_key != '' AND substr(request_key, 18, 256) = ?2 ORDER BY seq LIMIT 1"
+            );
+            let rows = select(
+                c,
+                "read a ticket event by its request",
+                &sql,
+                params![ticket_id, key],
+                ticket_event_row,
+            )?;
+            Ok(rows.into_iter().next())
         })
         .await
     }
