@@ -288,18 +288,20 @@ fn readings_and_events_through_kafka_raise_and_resolve_alerts_on_two_workers() {
     let methane = |t: i64, v: f64| {
         format!("{{\"source\":\"MINE01-CH4-WF1\",\"ts\":{t},\"values\":{{\"mine_ch4\":{v}}}}}")
     };
+    // The event is of now: timestamped like the readings (50 s ago), it was late once the
+    // readings' source had moved event time past it first (which topic is polled first).
     let messages = [
-        (&topics.readings, "MINE01-CH4-WF1", methane(base, 0.3)),
-        (&topics.readings, "MINE01-CH4-WF1", methane(base + 5_000, 1.6)),
-        (&topics.readings, "MINE01-CH4-WF1", methane(base + 40_000, 0.5)),
-        (&topics.readings, "MINE01-CH4-WF1", methane(base + 45_000, 0.4)),
         (
             &topics.events,
             "15010201000102",
             format!(
-                "{{\"type\":\"production_state\",\"source\":\"15010201000102\",\"ts\":{base},\"running\":true}}"
+                "{{\"type\":\"production_state\",\"source\":\"15010201000102\",\"ts\":{now},\"running\":true}}"
             ),
         ),
+        (&topics.readings, "MINE01-CH4-WF1", methane(base, 0.3)),
+        (&topics.readings, "MINE01-CH4-WF1", methane(base + 5_000, 1.6)),
+        (&topics.readings, "MINE01-CH4-WF1", methane(base + 40_000, 0.5)),
+        (&topics.readings, "MINE01-CH4-WF1", methane(base + 45_000, 0.4)),
     ];
     rt.block_on(async {
         let producer: FutureProducer = kafka_config().create().unwrap_or_else(|e| panic!("{e}"));

@@ -29,7 +29,7 @@ use rdkafka::ClientConfig;
 use serde::Deserialize;
 
 use util::{
-    argus_config, free_port, http_get, repo_path, runtime, settings, unique, Running, Topics,
+    argus_config, free_port, http_get, repo_path, runtime, settings, stack, unique, Running, Topics,
 };
 
 /// One tick of the load: every methane sensor sends a reading.
@@ -49,14 +49,6 @@ const RULES: &str = "allowed_lateness_secs = 25\nidle_source_after_secs = 300\n\
                      max_delay_secs = 600\nadvance_every_ms = 100\ncheckpoint_every_secs = 5\n";
 
 static ONE_FAULT_AT_A_TIME: Mutex<()> = Mutex::new(());
-
-fn stack(args: &[&str]) {
-    let status = Command::new(repo_path("deploy/local/stack"))
-        .args(args)
-        .status()
-        .unwrap_or_else(|e| panic!("deploy/local/stack {args:?}: {e}"));
-    assert!(status.success(), "deploy/local/stack {args:?} failed");
-}
 
 fn registry() -> Registry {
     let text = std::fs::read_to_string(repo_path("config/registry.toml"))

@@ -30,19 +30,11 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 use util::{
-    argus_config, free_port, http_get, repo_path, runtime, settings, unique, Running, Topics,
+    argus_config, free_port, http_get, repo_path, runtime, settings, stack, unique, Running, Topics,
 };
 
 const MIN: i64 = 60_000;
 const LATENESS_MS: i64 = 300_000;
-
-fn stack(args: &[&str]) {
-    let status = Command::new(repo_path("deploy/local/stack"))
-        .args(args)
-        .status()
-        .unwrap_or_else(|e| panic!("deploy/local/stack {args:?}: {e}"));
-    assert!(status.success(), "deploy/local/stack {args:?} failed");
-}
 
 /// Minute data of the example county's stacks (O2, SO2, NOx) and methane sensors, one Kafka
 /// message (a JSON array) per minute, ending two minutes ago; and the same as readings.

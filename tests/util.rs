@@ -321,3 +321,12 @@ pub fn clean_up(
     });
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// Run `deploy/local/stack ARGS` (stop or start one service, say), which must succeed.
+pub fn stack(args: &[&str]) {
+    let status = std::process::Command::new(repo_path("deploy/local/stack"))
+        .args(args)
+        .status()
+        .unwrap_or_else(|e| panic!("deploy/local/stack {args:?}: {e}"));
+    assert!(status.success(), "deploy/local/stack {args:?} failed");
+}

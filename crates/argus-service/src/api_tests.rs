@@ -154,25 +154,24 @@ async fn fixture(name: &str) -> Fixture {
 }
 
 async fn call(app: &axum::Router, method: &str, uri: &str, body: &str) -> (StatusCode, String) {
-    let request = Request::builder()
-        .method(method)
-        .uri(uri)
-        .body(Body::from(body.to_owned()))
-        .unwrap();
-    let response = app.clone().oneshot(request).await.unwrap();
-    let status = response.status();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    (status, String::from_utf8_lossy(&bytes).into_owned())
+    send(app, Request::builder().method(method).uri(uri), body).await
 }
 
-/// [`call`] with an `Idempotency-Key`.
+/// A POST with an `Idempotency-Key`.
 async fn call_keyed(app: &axum::Router, uri: &str, body: &str, key: &str) -> (StatusCode, String) {
     let request = Request::builder()
         .method("POST")
         .uri(uri)
-        .header("idempotency-key", key)
-        .body(Body::from(body.to_owned()))
-        .unwrap();
+        .header("idempotency-key", key);
+    send(app, request, body).await
+}
+
+async fn send(
+    app: &axum::Router,
+    request: axum::http::request::Builder,
+    body: &str,
+) -> (StatusCode, String) {
+    let request = request.body(Body::from(body.to_owned())).unwrap();
     let response = app.clone().oneshot(request).await.unwrap();
     let status = response.status();
     let bytes = response.into_body().collect().await.unwrap().to_bytes();
