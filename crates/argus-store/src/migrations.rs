@@ -236,13 +236,22 @@ mod tests {
             assert!(m.version > last, "{} after {last}", m.version);
             last = m.version;
             for s in m.statements {
-                // Idempotent: created only if missing, or copied into a table that replaces
-                // rows by key (`rejected_inputs`).
+                // Idempotent: created only if missing, copied into a table that replaces
+                // rows by key (`rejected_inputs`), or a column the runner adds only if missing.
                 let replacing = s.starts_with("INSERT INTO {db}.rejected_inputs ");
-                assert!(s.contains("IF NOT EXISTS") || replacing, "{s}");
+                let added = added_column(s).is_some();
+                assert!(s.contains("IF NOT EXISTS") || replacing || added, "{s}");
                 assert!(!s.contains("TTL") && !s.contains("DateTime64"), "{s}");
             }
         }
         assert_eq!(sql("{db}.readings", "argus"), "argus.readings");
+        assert_eq!(
+            added_column("ALTER TABLE {db}.alert_acks ADD COLUMN request_key String DEFAULT ''"),
+            Some(("alert_acks", "request_key"))
+        );
+        assert_eq!(
+            added_column("ALTER TABLE {db}.readings DROP PARTITION 1"),
+            None
+        );
     }
 }
