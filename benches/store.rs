@@ -114,6 +114,7 @@ async fn measure<S: Store>(
         rx,
         options.clone(),
         telemetry,
+        None,
         stopping,
     ));
     let acked = Arc::new(AtomicUsize::new(0));

@@ -920,3 +920,87 @@ fn a_ticket_change_answered_200_survives_kill_9() {
     topics.delete(&rt);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// First write wins (issue 12, item 6): a reading sent again with another value leaves the
+/// record as it was, is kept in `conflicts`, and raises a `data_integrity` alert of its point,
+/// made a ticket for the environment department's monitoring-data team; the same reading sent
+/// again with its value is a duplicate, counted.
+#[test]
+fn a_reading_sent_again_with_another_value_is_a_conflict_with_an_alert_and_the_record_stays() {
+    use argus_store::Store;
+    let id = unique("e2e_conflict");
+    let topics = Topics::named(&id);
+    let (metrics_port, gateway_port) = (free_port(), free_port());
+    let (dir, config) = embedded_store_config(&id, metrics_port, gateway_port, &topics);
+    let rt = runtime();
+    topics.create(&rt, 1);
+    let argus = start_argus(&config, metrics_port);
+
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(0))
+        .unwrap_or(0);
+    let methane = |t: i64, v: f64| {
+        format!("{{\"source\":\"MINE02-CH4-WF1\",\"ts\":{t},\"values\":{{\"mine_ch4\":{v}}}}}")
+    };
+    let first: Vec<String> = (0..5)
+        .map(|i| methane(now - 10_000 + i * 1_000, 0.3))
+        .collect();
+    produce(&rt, &topics.readings, &first);
+    let store =
+        argus_store::SqliteStore::open(&dir.join("argus.sqlite")).unwrap_or_else(|e| panic!("{e}"));
+    wait_for("five readings stored", Duration::from_secs(30), || {
+        rt.block_on(store.counts()).is_ok_and(|c| c.readings == 5)
+    });
+    // The second reading again with its value, then with another one.
+    produce(&rt, &topics.readings, &[methane(now - 9_000, 0.3)]);
+    produce(&rt, &topics.readings, &[methane(now - 9_000, 0.9)]);
+    let fired = "argus_alert_transitions_total{kind=\"data_integrity\",transition=\"fired\"}";
+    let mut metrics = String::new();
+    let mut t = now;
+    wait_for("the data_integrity alert", Duration::from_secs(90), || {
+        // Later readings move event time past the conflict.
+        t += 1_000;
+        produce(&rt, &topics.readings, &[methane(t, 0.3)]);
+        metrics = http_get(metrics_port, "/metrics").unwrap_or_default();
+        sample(&metrics, fired) == 1
+    });
+    assert_eq!(sample(&metrics, "argus_store_duplicate_readings_total"), 1);
+    assert_eq!(
+        sample(&metrics, "argus_store_conflicting_readings_total"),
+        1
+    );
+    wait_for("its ticket", Duration::from_secs(30), || {
+        rt.block_on(store.open_tickets()).is_ok_and(|t| {
+            t.iter()
+                .any(|(t, _)| t.enterprise_id == "E009" && t.department == "environment")
+        })
+    });
+    stop_argus(argus);
+
+    rt.block_on(async {
+        let back = store
+            .readings(
+                "MINE02-CH4-WF1",
+                argus_model::Timestamp(now - 9_000),
+                argus_model::Timestamp(now - 8_999),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let values: Vec<f64> = back.iter().map(|r| r.value).collect();
+        assert_eq!(values, [0.3], "the record keeps the first value");
+        let alerts = store.enterprise_alerts("E009").await.unwrap_or_default();
+        let integrity: Vec<(&str, &str, &str)> = alerts
+            .iter()
+            .filter(|a| a.kind == "data_integrity")
+            .map(|a| (a.source.as_str(), a.rule_id.as_str(), a.status.as_str()))
+            .collect();
+        assert_eq!(
+            integrity,
+            [("MINE02-CH4-WF1", "reading-conflict", "firing")],
+            "{alerts:?}"
+        );
+    });
+    topics.delete(&rt);
+    let _ = std::fs::remove_dir_all(dir);
+}

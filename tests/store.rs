@@ -1,7 +1,8 @@
 //! The store contract, run against both backends: the real ClickHouse server of the local stack
 //! and the embedded SQLite file. Migrations applied once, rows round trip, replays do not
 //! duplicate, acknowledgements survive later transitions, tickets are read back, retention
-//! drops old months; then what only one backend has (ClickHouse's rollups, its column check
+//! drops old months, the first value of a reading stays (a different later one is a conflict);
+//! then what only one backend has (ClickHouse's rollups, its column check
 //! against a foreign table, the sink while the server is unreachable; SQLite's append-only
 //! triggers).
 
@@ -98,6 +99,7 @@ contract!(the_sink_acknowledges_inputs_once_their_rows_are_stored);
 contract!(maintenance_notices_and_silences_are_kept_and_read_back_by_window);
 contract!(the_inputs_since_a_checkpoint_are_read_back_in_event_time_order);
 contract!(a_change_retried_with_its_idempotency_key_finds_its_answer);
+contract!(the_first_value_of_a_reading_stays_and_a_different_later_one_is_a_conflict);
 
 async fn write<S: Store>(store: &S, mut batch: RowBatch) {
     ok(store.insert_batch(&mut batch).await);
@@ -560,6 +562,7 @@ async fn the_sink_acknowledges_inputs_once_their_rows_are_stored<S: Store>(store
         rx,
         options,
         telemetry.clone(),
+        None,
         stopping,
     ));
     for n in 0..5 {
@@ -590,6 +593,8 @@ async fn the_sink_acknowledges_inputs_once_their_rows_are_stored<S: Store>(store
 
 // What only ClickHouse has.
 
+/// The rollups count each reading once, however often it was delivered (issue 12: they
+/// counted every delivery, 800 samples for 720 readings after a Kafka broker restart).
 #[test]
 fn clickhouse_rollups_aggregate_valid_values_per_hour() {
     on_clickhouse("argus_rollups", |store| async move {
@@ -604,7 +609,9 @@ fn clickhouse_rollups_aggregate_valid_values_per_hour() {
                 reading("15010201000101", minute, 20.0 + (minute % 7) as f64, flag)
             })
             .collect();
-        write(&store, readings_batch(&readings)).await;
+        for _ in 0..3 {
+            write(&store, readings_batch(&readings)).await;
+        }
         let (samples, avg): (u64, f64) = ok(store
             .query(
                 "SELECT countMerge(samples), avgMerge(avg_value) FROM readings_1h \
@@ -816,6 +823,7 @@ fn clickhouse_unreachable_without_a_spool_nothing_is_acknowledged() {
             rx,
             options.clone(),
             telemetry.clone(),
+            None,
             stopping,
         ));
         tx.send(item(0)).await.unwrap_or_else(|e| panic!("{e}"));
@@ -891,6 +899,7 @@ fn clickhouse_unreachable_rows_are_spooled_acknowledged_and_written_later_in_ord
             rx,
             options.clone(),
             telemetry.clone(),
+            None,
             stopping,
         ));
         for n in 0..5 {
@@ -923,6 +932,7 @@ fn clickhouse_unreachable_rows_are_spooled_acknowledged_and_written_later_in_ord
             rx,
             options,
             telemetry.clone(),
+            None,
             stopping,
         ));
         tx.send(item(5)).await.unwrap_or_else(|e| panic!("{e}"));
@@ -1106,4 +1116,132 @@ async fn a_change_retried_with_its_idempotency_key_finds_its_answer<S: Store>(st
         None
     );
     assert_eq!(ok(store.ticket_event_by_request(&ticket, "").await), None);
+}
+
+/// First write wins (issue 12): a reading delivered again with its value is a duplicate (not
+/// written again, counted), with another value or flag a conflict (kept apart, with an event
+/// for detection, read back after a restart); the record keeps the first value. Recent
+/// readings (the remembered newest event time) and old ones (looked up) alike; within a batch
+/// too; and a batch written again (a retry after a write that went in) adds nothing.
+async fn the_first_value_of_a_reading_stays_and_a_different_later_one_is_a_conflict<S: Store>(
+    store: S,
+) {
+    use argus_model::EventKind;
+    use argus_store::rows::EventRow;
+    ok(store.prepare().await);
+    let now = Timestamp::from_system_time(std::time::SystemTime::now()).as_millis();
+    // A recent series (minutes ago) and an old one (days ago), 30 readings each.
+    let recent = |i: i64, value: f64, received: i64| Reading {
+        source: SourceId::from("15010201000101"),
+        metric: MetricCode::Known(Metric::So2),
+        value,
+        flag: DataFlag::N,
+        event_time: Timestamp(now - 3_600_000 + i * 60_000),
+        receive_time: Timestamp(now - 3_600_000 + i * 60_000 + received),
+    };
+    let old = |i: i64, value: f64, received: i64| {
+        let mut r = reading("15010201000105", i, value, DataFlag::N);
+        r.receive_time = Timestamp(r.receive_time.as_millis() + received);
+        r
+    };
+    let first: Vec<Reading> = (0..30)
+        .flat_map(|i| [recent(i, 10.0, 0), old(i, 20.0, 0)])
+        .collect();
+    let mut batch = readings_batch(&first);
+    ok(store.insert_batch(&mut batch).await);
+    assert_eq!((batch.duplicates, batch.conflicts.len()), (0, 0));
+    assert_eq!(ok(store.counts().await).readings, 60);
+
+    // Delivered again: 10 of each with their value, 3 of each with another value, 1 of each
+    // with another flag; and within the batch one new key twice with two values.
+    let mut again: Vec<Reading> = (0..10)
+        .flat_map(|i| [recent(i, 10.0, 1), old(i, 20.0, 1)])
+        .collect();
+    again.extend((10..13).flat_map(|i| [recent(i, 1000.0, 2), old(i, 2000.0, 2)]));
+    let mut flagged = [recent(13, 10.0, 3), old(13, 20.0, 3)];
+    for r in &mut flagged {
+        r.flag = DataFlag::D;
+    }
+    again.extend(flagged);
+    again.push(recent(40, 7.0, 0));
+    again.push(recent(40, 8.0, 5));
+    let mut batch = readings_batch(&again);
+    ok(store.insert_batch(&mut batch).await);
+    assert_eq!(batch.duplicates, 20, "the same value again is a duplicate");
+    assert_eq!(
+        batch.conflicts.len(),
+        9,
+        "another value or flag is a conflict"
+    );
+    assert!(
+        batch.readings.is_empty() && batch.events.is_empty(),
+        "written"
+    );
+    assert_eq!(ok(store.counts().await).readings, 61, "one new key");
+    let conflict = batch
+        .conflicts
+        .iter()
+        .find(|c| c.source == "15010201000105" && c.value == 2000.0)
+        .unwrap_or_else(|| panic!("no conflict of the old series: {:?}", batch.conflicts));
+    assert_eq!(
+        (conflict.stored_value, conflict.stored_flag.as_str()),
+        (20.0, "N")
+    );
+
+    // The record keeps the first values.
+    let back = ok(store
+        .readings(
+            "15010201000101",
+            Timestamp(now - 3_600_000),
+            Timestamp(now + 3_600_000),
+        )
+        .await);
+    assert_eq!(back.len(), 31);
+    assert!(
+        back[..30].iter().all(|r| r.value == 10.0 && r.flag == "N"),
+        "{back:?}"
+    );
+    assert_eq!(back[30].value, 7.0, "the first of the batch");
+    let back = ok(store
+        .readings("15010201000105", Timestamp(T0), Timestamp(T0 + 3_600_000))
+        .await);
+    assert!(
+        back.iter().all(|r| r.value == 20.0 && r.flag == "N"),
+        "{back:?}"
+    );
+
+    // The same batch written again (delivered again with the same receive times): no reading
+    // is added, the one new key of before is a duplicate now, the conflicts are found again.
+    let mut batch = readings_batch(&again);
+    ok(store.insert_batch(&mut batch).await);
+    assert_eq!((batch.duplicates, batch.conflicts.len()), (21, 9));
+    assert_eq!(ok(store.counts().await).readings, 61);
+
+    // The conflicts are inputs of detection after a restart: events at their receive time.
+    let (_, events) = ok(store.inputs_since(Timestamp(T0)).await);
+    let conflicts: Vec<_> = events
+        .iter()
+        .filter_map(EventRow::to_event)
+        .filter(|e| matches!(e.kind, EventKind::ReadingConflict { .. }))
+        .collect();
+    // Found twice: the same event twice (detection judges each event once).
+    let distinct = conflicts.iter().fold(Vec::new(), |mut seen, e| {
+        if !seen.contains(&e) {
+            seen.push(e);
+        }
+        seen
+    });
+    assert_eq!(
+        distinct.len(),
+        9,
+        "each conflicting delivery: {conflicts:?}"
+    );
+    let old_one = conflicts
+        .iter()
+        .find(
+            |e| matches!(e.kind, EventKind::ReadingConflict { received, .. } if received == 2000.0),
+        )
+        .unwrap_or_else(|| panic!("{conflicts:?}"));
+    assert_eq!(old_one.event_time, old(10, 0.0, 2).receive_time);
+    assert_eq!(old_one.enterprise_id.as_deref(), Some("E001"));
 }

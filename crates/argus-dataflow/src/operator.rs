@@ -7,7 +7,8 @@ use std::sync::Arc;
 use argus_model::{AlertKind, EventKind, Metric, MetricCode, Reading, SourceId, Timestamp};
 use argus_rules::crossfeed::{PowerCutFailure, Suppressions, TreatmentStopped};
 use argus_rules::quality::{
-    ConstantValue, FlagDuration, MissingData, OutOfRange, SuddenJump, ZeroWhileOperating,
+    ConstantValue, FlagDuration, MissingData, OutOfRange, ReadingConflict, SuddenJump,
+    ZeroWhileOperating,
 };
 use argus_rules::spec::{Instance, Machine};
 use argus_rules::{alert_id, Average, RuleSet, Threshold, Transition};
@@ -46,6 +47,8 @@ enum Running {
     PowerCutFailure(PowerCutFailure),
     /// Whether the alert was raised.
     Unregistered(bool),
+    // Last: checkpoints name variants by their index.
+    ReadingConflict(ReadingConflict),
 }
 
 type Out = Vec<(AlertKind, Transition)>;
@@ -70,6 +73,7 @@ impl Running {
                 Running::PowerCutFailure(PowerCutFailure::new(*params))
             }
             Machine::Unregistered => Running::Unregistered(false),
+            Machine::ReadingConflict(p) => Running::ReadingConflict(ReadingConflict::new(*p)),
         }
     }
 
@@ -95,6 +99,8 @@ impl Running {
                 }
             }
             (Running::PowerCutFailure(m), _) => m.on_methane(r, out),
+            // Conflicts come as events, found by the store.
+            (Running::ReadingConflict(_), _) => {}
             (Running::Unregistered(raised), _) => {
                 if !*raised {
                     *raised = true;
@@ -128,6 +134,11 @@ impl Running {
             ) => {
                 m.on_power_state(at, *powered, out);
             }
+            (Running::ReadingConflict(m), EventKind::ReadingConflict { .. }, Role::Any) => {
+                let mut ts = Vec::new();
+                m.on_conflict(at, &mut ts);
+                out.extend(ts.into_iter().map(|t| (ReadingConflict::KIND, t)));
+            }
             _ => {}
         }
     }
@@ -142,6 +153,7 @@ impl Running {
             Running::MissingData(m) => m.on_watermark(watermark, &mut ts),
             Running::TreatmentStopped(m) => m.on_watermark(watermark, out),
             Running::PowerCutFailure(m) => m.on_watermark(watermark, out),
+            Running::ReadingConflict(m) => m.on_watermark(watermark, &mut ts),
             Running::ConstantValue(_)
             | Running::OutOfRange(_)
             | Running::SuddenJump(_)
@@ -204,7 +216,9 @@ fn subscriptions(instance: &Instance) -> Vec<(SourceId, Role)> {
         Machine::PowerCutFailure { power_feed, .. } => {
             vec![own(judged), (power_feed.clone(), Role::Feed)]
         }
-        Machine::MissingData(_) | Machine::Unregistered => vec![own(Role::Any)],
+        Machine::MissingData(_) | Machine::Unregistered | Machine::ReadingConflict(_) => {
+            vec![own(Role::Any)]
+        }
         _ => vec![own(judged)],
     }
 }

@@ -28,6 +28,9 @@ pub enum AlertKind {
     TreatmentStopped,
     /// Methane at or over the power-cut threshold without the power being cut.
     PowerCutFailure,
+    /// A reading delivered again with another value than the one on record: the record keeps
+    /// the first, the later one is kept apart (the store's `conflicts` table).
+    DataIntegrity,
 }
 
 impl AlertKind {
@@ -43,6 +46,7 @@ impl AlertKind {
             AlertKind::UnregisteredSource => "unregistered_source",
             AlertKind::TreatmentStopped => "treatment_stopped",
             AlertKind::PowerCutFailure => "power_cut_failure",
+            AlertKind::DataIntegrity => "data_integrity",
         }
     }
 }

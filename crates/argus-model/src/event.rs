@@ -33,6 +33,19 @@ pub enum EventKind {
         /// Whether the area still has power.
         powered: bool,
     },
+    /// Found by the store, never sent by a feed: a reading of `source` delivered again with
+    /// another value or flag than the one on record (the first received, which stays). The
+    /// event time is when the later delivery was received.
+    ReadingConflict {
+        /// The reading's metric.
+        metric: crate::MetricCode,
+        /// The reading's event time.
+        reading_time: Timestamp,
+        /// The value on record.
+        stored: f64,
+        /// The value delivered later.
+        received: f64,
+    },
 }
 
 /// One enterprise event, in the same time model as readings.

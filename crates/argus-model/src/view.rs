@@ -14,7 +14,7 @@ pub struct AlertView {
     pub rule: String,
     /// The alert kind: `threshold`, `average`, `insufficient_data`, `data_quality`,
     /// `flag_duration`, `missing_data`, `unregistered_source`, `treatment_stopped`,
-    /// `power_cut_failure`.
+    /// `power_cut_failure`, `data_integrity`.
     pub kind: String,
     /// `blue` < `yellow` < `orange` < `red`.
     pub severity: String,

@@ -9,6 +9,7 @@
 //! | [`SuddenJump`] | `DataQuality` | a step too large for the time between readings | the next valid reading that is no jump |
 //! | [`FlagDuration`] | `FlagDuration` | fault or maintenance flags held too long | the first reading without such a flag |
 //! | [`MissingData`] | `MissingData` | no reading for too long in event time | the next reading |
+//! | [`ReadingConflict`] | `DataIntegrity` | a reading delivered again with another value | `quiet_ms` without another |
 //!
 //! Like the other rules, each machine sees one series' readings in event-time order and the
 //! watermark, and raises one kind of alert (its `KIND`). The first four judge valid readings
@@ -614,6 +615,76 @@ impl MissingData {
     }
 }
 
+/// Parameters of [`ReadingConflict`], validated by [`ReadingConflictParams::new`].
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ReadingConflictParams {
+    quiet_ms: i64,
+}
+
+impl ReadingConflictParams {
+    /// An episode of conflicts ends `quiet_ms` (more than 0) after its last conflict.
+    pub fn new(quiet_ms: i64) -> Result<Self, QualityError> {
+        check("quiet_ms", quiet_ms > 0, "more than 0 ms", quiet_ms as f64)?;
+        Ok(Self { quiet_ms })
+    }
+}
+
+/// Readings of a point delivered again with another value or flag than the one on record
+/// (found by the store, which keeps the first value and the later one apart). The alert starts
+/// at the first conflict's receive time, counts the conflicting deliveries, and resolves once
+/// the watermark is `quiet_ms` past the last one (`ended_at` the last conflict). Values are
+/// counts: `Fired` 1, `Resolved` the episode's number of conflicts as `peak` and `mean`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ReadingConflict {
+    params: ReadingConflictParams,
+    /// The open episode: its start, its last conflict, how many.
+    open: Option<(Timestamp, Timestamp, u64)>,
+}
+
+impl ReadingConflict {
+    /// The kind of alert it raises.
+    pub const KIND: AlertKind = AlertKind::DataIntegrity;
+
+    /// A machine that has seen no conflict.
+    pub fn new(params: ReadingConflictParams) -> Self {
+        Self { params, open: None }
+    }
+
+    /// A conflicting delivery received at `at` (in event-time order).
+    pub fn on_conflict(&mut self, at: Timestamp, out: &mut Vec<Transition>) {
+        self.on_watermark(at, out);
+        match &mut self.open {
+            Some((_, last, count)) => {
+                *last = (*last).max(at);
+                *count += 1;
+            }
+            None => {
+                self.open = Some((at, at, 1));
+                out.push(Transition::Fired {
+                    started_at: at,
+                    value: 1.0,
+                });
+            }
+        }
+    }
+
+    /// Event time has reached `watermark`: an episode quiet for `quiet_ms` resolves.
+    pub fn on_watermark(&mut self, watermark: Timestamp, out: &mut Vec<Transition>) {
+        let Some((started_at, last, count)) = self.open else {
+            return;
+        };
+        if elapsed_ms(last, watermark) >= self.params.quiet_ms {
+            self.open = None;
+            out.push(Transition::Resolved {
+                started_at,
+                ended_at: last,
+                peak: count as f64,
+                mean: count as f64,
+            });
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use argus_model::{Metric, MetricCode, SourceId};
@@ -856,6 +927,55 @@ mod tests {
         let stopped = || FlagDuration::new(ok(FlagDurationParams::new(60 * MIN, &[DataFlag::F])));
         let want = vec![fired(600, 0, 60.0), resolved(601, 0, 601.0, 601.0)];
         expect(stopped, &[("F0 w600 601=1", want)]);
+    }
+
+    #[test]
+    fn conflicts_are_one_episode_until_a_quiet_spell() {
+        let mut m = ReadingConflict::new(ok(ReadingConflictParams::new(60 * MIN)));
+        let mut out = Vec::new();
+        m.on_conflict(Timestamp(10 * MIN), &mut out);
+        m.on_conflict(Timestamp(30 * MIN), &mut out);
+        m.on_watermark(Timestamp(89 * MIN), &mut out);
+        m.on_conflict(Timestamp(80 * MIN), &mut out);
+        assert_eq!(
+            out,
+            vec![Transition::Fired {
+                started_at: Timestamp(10 * MIN),
+                value: 1.0
+            }]
+        );
+        out.clear();
+        m.on_watermark(Timestamp(140 * MIN), &mut out);
+        assert_eq!(
+            out,
+            vec![Transition::Resolved {
+                started_at: Timestamp(10 * MIN),
+                ended_at: Timestamp(80 * MIN),
+                peak: 3.0,
+                mean: 3.0
+            }]
+        );
+        // A conflict after the quiet spell is a new episode, even before the watermark says so.
+        out.clear();
+        m.on_conflict(Timestamp(150 * MIN), &mut out);
+        m.on_conflict(Timestamp(300 * MIN), &mut out);
+        let starts: Vec<_> = out
+            .iter()
+            .map(|t| match t {
+                Transition::Fired { started_at, .. } => ("fired", *started_at),
+                Transition::Resolved { started_at, .. } => ("resolved", *started_at),
+                Transition::Updated { started_at, .. } => ("updated", *started_at),
+            })
+            .collect();
+        assert_eq!(
+            starts,
+            vec![
+                ("fired", Timestamp(150 * MIN)),
+                ("resolved", Timestamp(150 * MIN)),
+                ("fired", Timestamp(300 * MIN))
+            ]
+        );
+        assert!(ReadingConflictParams::new(0).is_err());
     }
 
     #[test]

@@ -17,8 +17,8 @@ use crate::crossfeed::{PowerCutParams, TreatmentParams};
 use crate::fnv::FnvHashMap;
 use crate::quality::{
     ConstantValue, ConstantValueParams, FlagDuration, FlagDurationParams, MissingData,
-    MissingDataParams, OutOfRange, OutOfRangeParams, SuddenJump, SuddenJumpParams,
-    ZeroWhileOperating, ZeroWhileOperatingParams,
+    MissingDataParams, OutOfRange, OutOfRangeParams, ReadingConflict, ReadingConflictParams,
+    SuddenJump, SuddenJumpParams, ZeroWhileOperating, ZeroWhileOperatingParams,
 };
 use crate::{AverageParams, Comparison, O2Correction, Period, SeriesKey, ThresholdParams};
 
@@ -153,6 +153,13 @@ enum RawRule {
         point_kinds: Vec<PointKind>,
         max_gap_secs: u64,
     },
+    ReadingConflict {
+        id: String,
+        severity: Severity,
+        #[serde(default)]
+        point_kinds: Vec<PointKind>,
+        quiet_secs: u64,
+    },
     TreatmentStopped {
         id: String,
         severity: Severity,
@@ -181,6 +188,7 @@ impl RawRule {
             | RawRule::SuddenJump { id, .. }
             | RawRule::FlagDuration { id, .. }
             | RawRule::MissingData { id, .. }
+            | RawRule::ReadingConflict { id, .. }
             | RawRule::TreatmentStopped { id, .. }
             | RawRule::PowerCutFailure { id, .. }
             | RawRule::UnregisteredSource { id, .. } => id,
@@ -197,6 +205,7 @@ impl RawRule {
             | RawRule::SuddenJump { severity, .. }
             | RawRule::FlagDuration { severity, .. }
             | RawRule::MissingData { severity, .. }
+            | RawRule::ReadingConflict { severity, .. }
             | RawRule::TreatmentStopped { severity, .. }
             | RawRule::PowerCutFailure { severity, .. }
             | RawRule::UnregisteredSource { severity, .. } => *severity,
@@ -305,6 +314,8 @@ pub enum Machine {
     FlagDuration(FlagDurationParams),
     /// No reading of the point, whatever its metric, for too long in event time.
     MissingData(MissingDataParams),
+    /// Readings of the point delivered again with another value than the one on record.
+    ReadingConflict(ReadingConflictParams),
     /// Treatment power below its running threshold while a served production line runs.
     TreatmentStopped(TreatmentParams),
     /// Methane at the power-cut level without the power cut of `power_feed` in time.
@@ -616,6 +627,7 @@ fn lookback_ms(rule: &RawRule) -> i64 {
             min_duration_secs, ..
         } => *min_duration_secs,
         RawRule::FlagDuration { max_flag_secs, .. } => *max_flag_secs,
+        RawRule::ReadingConflict { quiet_secs, .. } => *quiet_secs,
         RawRule::MissingData { max_gap_secs, .. } | RawRule::SuddenJump { max_gap_secs, .. } => {
             *max_gap_secs
         }
@@ -794,6 +806,18 @@ fn bind(
                 let params = MissingDataParams::new(secs_to_ms(*max_gap_secs)).map_err(quality)?;
                 let machine = Machine::MissingData(params);
                 push(id.to_owned(), MissingData::KIND, None, "", machine);
+            }
+        }
+        RawRule::ReadingConflict {
+            point_kinds,
+            quiet_secs,
+            ..
+        } => {
+            if applies(point_kinds, point) {
+                let params =
+                    ReadingConflictParams::new(secs_to_ms(*quiet_secs)).map_err(quality)?;
+                let machine = Machine::ReadingConflict(params);
+                push(id.to_owned(), ReadingConflict::KIND, None, "", machine);
             }
         }
         RawRule::TreatmentStopped {

@@ -72,6 +72,7 @@ async fn fixture(name: &str) -> Fixture {
         sink_rx,
         options,
         telemetry.clone(),
+        None,
         stopping,
     );
     tokio::spawn(sink);

@@ -2,12 +2,14 @@
 //! (backpressure: a full channel makes the sources wait), dead letters published to the
 //! dead-letter topic when Kafka is on, readings, events and dead letters to the store's sink,
 //! records handed to the detection dataflow, and each envelope acknowledged once what it carried
-//! is durable, so the sources may advance (Kafka offsets, MQTT PUBACKs, HJ 212 replies).
+//! is durable, so the sources may advance (Kafka offsets, MQTT PUBACKs, HJ 212 replies). The
+//! conflicting readings the store's sink finds come back as events for detection.
 
 use std::time::{Duration, Instant};
 
 use argus_ingest::{DeadLetter, Envelope};
 use argus_kafka::DeadLetterSink;
+use argus_model::Event;
 use argus_telemetry::{RateLimited, Telemetry, LOG_EVERY};
 use tokio::sync::{mpsc, watch};
 
@@ -26,9 +28,11 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(30);
 /// an envelope whose dead letters were still being retried at shutdown is not acknowledged, so
 /// its input is delivered again after a restart. Readings, events and dead letters go to the
 /// store's sink with the envelope's acknowledgement (it runs once they are written); records go
-/// to the detection dataflow. Fails if the sink or the dataflow stops.
+/// to the detection dataflow, and so do the conflicts the sink reports (`conflicts`, first).
+/// Fails if the sink or the dataflow stops.
 pub async fn run(
     mut rx: mpsc::Receiver<Envelope>,
+    mut conflicts: mpsc::UnboundedReceiver<Vec<Event>>,
     dlq: Option<DeadLetterSink>,
     telemetry: Telemetry,
     sink: mpsc::Sender<Item>,
@@ -39,7 +43,20 @@ pub async fn run(
     let mut last_progress = Instant::now();
     let mut refused_log = RateLimited::new(LOG_EVERY);
     let readiness = telemetry.readiness.clone();
-    while let Some(envelope) = rx.recv().await {
+    let mut reporting = true;
+    loop {
+        let envelope = tokio::select! {
+            biased;
+            found = conflicts.recv(), if reporting => {
+                match found {
+                    Some(events) => detection.send(events.into_iter().map(Record::Event).collect()).await?,
+                    None => reporting = false,
+                }
+                continue;
+            }
+            envelope = rx.recv() => envelope,
+        };
+        let Some(envelope) = envelope else { break };
         readiness.pipeline_busy();
         if let Some(first) = envelope.dead_letters.first() {
             let n = envelope.dead_letters.len() as u64;

@@ -345,12 +345,16 @@ pub async fn run(
         .store
         .retention_months
         .map(|months| retention(store.clone(), months, telemetry.clone(), stopped(&stopping)));
+    // Conflicting readings the sink finds, as events to detection (unbounded: the sink never
+    // waits for detection, which waits for the sink).
+    let (conflicts_tx, conflicts_rx) = mpsc::unbounded_channel();
     let sink = argus_store::sink::run(
         store,
         argus_store::Labels::new(&registry),
         sink_rx,
         sink_options,
         telemetry.clone(),
+        Some(conflicts_tx),
         stopping.clone(),
     );
     let book = argus_tickets::TicketBook::new(policy, &registry);
@@ -427,6 +431,7 @@ pub async fn run(
         "pipeline",
         crate::pipeline::run(
             rx,
+            conflicts_rx,
             dlq,
             telemetry.clone(),
             sink_tx,

@@ -2,7 +2,7 @@
 //! the writer user.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError};
 
 use argus_config::ClickHouseSettings;
 use argus_model::Timestamp;
@@ -10,8 +10,8 @@ use clickhouse::Client;
 
 use crate::migrations::{sql, MIGRATIONS, MIGRATIONS_TABLE};
 use crate::rows::{
-    AlertAckRow, AlertEventRow, AlertRow, EventRow, ReadingRow, RejectedRow, TicketEventRow,
-    TicketRow, COLUMNS,
+    first_writes, AlertAckRow, AlertEventRow, AlertRow, EventRow, ReadingKey, ReadingRow,
+    RejectedRow, StoredReading, TicketEventRow, TicketRow, COLUMNS,
 };
 use crate::spool::RowBatch;
 use crate::{life_order, same_columns, Acknowledgement, Counts, Store, StoreError};
@@ -25,7 +25,20 @@ pub struct ClickHouseStore {
     /// shared by every clone of the store in this process, so concurrent requests for one alert
     /// give one acknowledgement.
     acknowledging: Arc<tokio::sync::Mutex<()>>,
+    /// Per series (source, metric), an event time at or after which the table holds no reading
+    /// of it but those this process wrote (see [`ClickHouseStore::on_record`]).
+    newest: Arc<std::sync::Mutex<HashMap<(String, String), i64>>>,
 }
+
+/// How far back the newest reading of a series is looked for the first time a process writes
+/// it: a reading older than that, or older than the newest written since, is looked up.
+const FIRST_WRITE_HORIZON_MS: i64 = 2 * 86_400_000;
+
+/// Keys per lookup query (well within ClickHouse's 256 KiB `max_query_size`).
+const LOOKUP_CHUNK: usize = 1_000;
+
+/// Series remembered at most (beyond, the memory starts over: more lookups, same answers).
+const MAX_SERIES: usize = 200_000;
 
 impl std::fmt::Debug for ClickHouseStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -55,6 +68,7 @@ impl ClickHouseStore {
             client,
             database: database.to_owned(),
             acknowledging: Arc::default(),
+            newest: Arc::default(),
         }
     }
 
@@ -174,6 +188,109 @@ impl ClickHouseStore {
 }
 
 impl ClickHouseStore {
+    /// What the table holds for the keys of `readings` that may be on record: each series'
+    /// newest event time is looked up once (over [`FIRST_WRITE_HORIZON_MS`]) and remembered
+    /// with what this process writes, so that a reading newer than that needs no lookup: in
+    /// a steady feed, none does. Redeliveries, backfills and late readings are looked up by key
+    /// (the table's primary key). Exact while this process is the only one writing the series
+    /// (a Kafka partition, a plain subscription per process, one gateway per logger).
+    async fn on_record(
+        &self,
+        readings: &[ReadingRow],
+    ) -> Result<HashMap<ReadingKey, StoredReading>, StoreError> {
+        let floor_ms = Timestamp::from_system_time(std::time::SystemTime::now())
+            .as_millis()
+            .saturating_sub(FIRST_WRITE_HORIZON_MS);
+        let unknown: Vec<(String, String)> = {
+            let newest = self.newest.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut unknown: Vec<(String, String)> = readings
+                .iter()
+                .filter(|r| !newest.contains_key(&(r.source.clone(), r.metric.clone())))
+                .map(|r| (r.source.clone(), r.metric.clone()))
+                .collect();
+            unknown.sort_unstable();
+            unknown.dedup();
+            unknown
+        };
+        let mut found = HashMap::new();
+        for chunk in unknown.chunks(LOOKUP_CHUNK) {
+            let rows: Vec<(String, String, i64)> = self
+                .query(
+                    "SELECT source, metric, max(event_ms) FROM readings \
+                     WHERE event_time >= toDateTime(?) AND event_ms >= ? \
+                     AND (source, metric) IN (SELECT tupleElement(k, 1), tupleElement(k, 2) \
+                     FROM (SELECT arrayJoin(?) AS k)) GROUP BY source, metric",
+                )
+                .bind(floor_ms.max(0) / 1_000)
+                .bind(floor_ms)
+                .bind(chunk)
+                .fetch_all()
+                .await
+                .map_err(query_error("read the newest readings of series"))?;
+            found.extend(rows.into_iter().map(|(s, m, t)| ((s, m), t)));
+        }
+        let keys: Vec<(String, String, String)> = {
+            let mut newest = self.newest.lock().unwrap_or_else(PoisonError::into_inner);
+            if newest.len() + unknown.len() > MAX_SERIES {
+                newest.clear();
+            }
+            for series in unknown {
+                let t = found.get(&series).copied().unwrap_or(floor_ms - 1);
+                newest.insert(series, t.max(floor_ms - 1));
+            }
+            let mut keys: Vec<(String, String, String)> = readings
+                .iter()
+                .filter(|r| {
+                    newest
+                        .get(&(r.source.clone(), r.metric.clone()))
+                        .is_none_or(|&t| r.event_ms <= t)
+                })
+                .map(|r| (r.source.clone(), r.metric.clone(), r.event_ms.to_string()))
+                .collect();
+            keys.sort_unstable();
+            keys.dedup();
+            keys
+        };
+        let mut stored = HashMap::new();
+        for chunk in keys.chunks(LOOKUP_CHUNK) {
+            let ms = |k: &(String, String, String)| k.2.parse::<i64>().unwrap_or(0);
+            let (from, to) = chunk.iter().fold((i64::MAX, i64::MIN), |(lo, hi), k| {
+                (lo.min(ms(k)), hi.max(ms(k)))
+            });
+            // The first received of each key (a row written twice by a race is one).
+            let rows: Vec<StoredReading> = self
+                .query(
+                    "SELECT source, metric, event_ms, argMin(value, receive_ms), \
+                     argMin(flag, receive_ms), min(receive_ms) FROM readings \
+                     WHERE event_time >= toDateTime(?) AND event_time <= toDateTime(?) \
+                     AND (source, metric, event_ms) IN (SELECT tupleElement(k, 1), \
+                     tupleElement(k, 2), toInt64(tupleElement(k, 3)) \
+                     FROM (SELECT arrayJoin(?) AS k)) GROUP BY source, metric, event_ms",
+                )
+                .bind(from.max(0) / 1_000)
+                .bind(to.max(0) / 1_000)
+                .bind(chunk)
+                .fetch_all()
+                .await
+                .map_err(query_error("read the readings on record"))?;
+            stored.extend(
+                rows.into_iter()
+                    .map(|r| ((r.source.clone(), r.metric.clone(), r.event_ms), r)),
+            );
+        }
+        Ok(stored)
+    }
+
+    /// Remember the newest event time written of each series in `readings`.
+    fn written(&self, readings: &[ReadingRow]) {
+        let mut newest = self.newest.lock().unwrap_or_else(PoisonError::into_inner);
+        for r in readings {
+            if let Some(t) = newest.get_mut(&(r.source.clone(), r.metric.clone())) {
+                *t = (*t).max(r.event_ms);
+            }
+        }
+    }
+
     /// Carry earlier acknowledgements onto alert rows that would replace an acknowledged row
     /// (updated and resolved ones): an acknowledgement survives the alert's later transitions.
     async fn carry_acknowledgements(&self, alerts: &mut [AlertRow]) -> Result<(), StoreError> {
@@ -219,8 +336,22 @@ impl Store for ClickHouseStore {
     }
 
     async fn insert_batch(&self, batch: &mut RowBatch) -> Result<(), StoreError> {
+        // First write wins: readings on record already are dropped (the same value) or kept
+        // apart (another one); sorted again on a retry, so a write that failed after it was
+        // in counts once.
+        if !batch.readings.is_empty() {
+            let stored = self.on_record(&batch.readings).await?;
+            batch.duplicates += first_writes(
+                &mut batch.readings,
+                &stored,
+                &mut batch.conflicts,
+                &mut batch.events,
+            );
+        }
         // Replacing tables first: a retry of them is harmless.
+        self.insert("conflicts", &batch.conflicts).await?;
         self.insert("readings", &batch.readings).await?;
+        self.written(&batch.readings);
         batch.readings.clear();
         self.insert("alert_events", &batch.alert_events).await?;
         batch.alert_events.clear();

@@ -208,6 +208,23 @@ pub const MIGRATIONS: &[Migration] = &[
             "ALTER TABLE {db}.alert_acks ADD COLUMN request_key String DEFAULT ''",
         ],
     },
+    Migration {
+        version: 11,
+        name: "conflicting readings",
+        statements: &[
+            // First write wins: a reading delivered again with another value or flag than the
+            // one on record is kept here, one row per delivery (a retried write replaces
+            // itself), and the record keeps the first.
+            "CREATE TABLE IF NOT EXISTS {db}.conflicts (\
+                source String, metric String, event_ms Int64, event_time DateTime, \
+                enterprise_id String, stored_value Float64, stored_flag String, \
+                stored_receive_ms Int64, value Float64, flag String, receive_ms Int64, \
+                received_at DateTime\
+            ) ENGINE = ReplacingMergeTree \
+            PARTITION BY toYYYYMM(received_at) \
+            ORDER BY (source, metric, event_ms, receive_ms)",
+        ],
+    },
 ];
 
 /// The table and column an `ALTER TABLE {db}.T ADD COLUMN C ...` statement adds, if it is one:

@@ -138,6 +138,23 @@ pub const COLUMNS: &[(&str, &[(&str, &str)])] = &[
         ],
     ),
     (
+        "conflicts",
+        &[
+            ("enterprise_id", "String"),
+            ("event_ms", "Int64"),
+            ("event_time", "DateTime"),
+            ("flag", "String"),
+            ("metric", "String"),
+            ("receive_ms", "Int64"),
+            ("received_at", "DateTime"),
+            ("source", "String"),
+            ("stored_flag", "String"),
+            ("stored_receive_ms", "Int64"),
+            ("stored_value", "Float64"),
+            ("value", "Float64"),
+        ],
+    ),
+    (
         "events",
         &[
             ("body", "String"),
@@ -731,6 +748,147 @@ impl AlertEventRow {
     }
 }
 
+/// What the record holds for a reading key (source, metric, event time): the first value
+/// received, which stays.
+#[derive(Debug, Clone, PartialEq, Row, Serialize, Deserialize)]
+pub struct StoredReading {
+    /// The source.
+    pub source: String,
+    /// The metric code.
+    pub metric: String,
+    /// Event time, UTC ms.
+    pub event_ms: i64,
+    /// The value on record.
+    pub value: f64,
+    /// Its data flag.
+    pub flag: String,
+    /// When it was received, UTC ms.
+    pub receive_ms: i64,
+}
+
+/// A row of `conflicts`: a reading delivered again with another value or flag than the one on
+/// record, kept apart (the record keeps the first). One row per conflicting delivery.
+#[derive(Debug, Clone, PartialEq, Row, Serialize, Deserialize)]
+pub struct ConflictRow {
+    /// The source (MN or device id).
+    pub source: String,
+    /// The metric code.
+    pub metric: String,
+    /// The reading's event time, UTC ms.
+    pub event_ms: i64,
+    /// The reading's event time, seconds.
+    pub event_time: u32,
+    /// The enterprise of a registered source, else empty.
+    pub enterprise_id: String,
+    /// The value on record (the first received).
+    pub stored_value: f64,
+    /// Its data flag.
+    pub stored_flag: String,
+    /// When the value on record was received, UTC ms.
+    pub stored_receive_ms: i64,
+    /// The value delivered later.
+    pub value: f64,
+    /// Its data flag.
+    pub flag: String,
+    /// When the later delivery was received, UTC ms.
+    pub receive_ms: i64,
+    /// The same, seconds (partitioning).
+    pub received_at: u32,
+}
+
+impl ConflictRow {
+    fn new(stored: &StoredReading, later: &ReadingRow) -> Self {
+        Self {
+            source: later.source.clone(),
+            metric: later.metric.clone(),
+            event_ms: later.event_ms,
+            event_time: later.event_time,
+            enterprise_id: later.enterprise_id.clone(),
+            stored_value: stored.value,
+            stored_flag: stored.flag.clone(),
+            stored_receive_ms: stored.receive_ms,
+            value: later.value,
+            flag: later.flag.clone(),
+            receive_ms: later.receive_ms,
+            received_at: seconds(Timestamp(later.receive_ms)),
+        }
+    }
+
+    /// The conflict as an input to detection (a `data_integrity` alert of the point): an event
+    /// at the later delivery's receive time.
+    pub fn to_event(&self) -> Event {
+        Event {
+            enterprise_id: (!self.enterprise_id.is_empty()).then(|| self.enterprise_id.clone()),
+            source: Some(argus_model::SourceId::from(self.source.as_str())),
+            event_time: Timestamp(self.receive_ms),
+            receive_time: Timestamp(self.receive_ms),
+            kind: EventKind::ReadingConflict {
+                metric: argus_model::MetricCode::parse(&self.metric),
+                reading_time: Timestamp(self.event_ms),
+                stored: self.stored_value,
+                received: self.value,
+            },
+        }
+    }
+
+    fn same_delivery(&self, other: &ConflictRow) -> bool {
+        (&self.source, &self.metric, self.event_ms, self.receive_ms)
+            == (
+                &other.source,
+                &other.metric,
+                other.event_ms,
+                other.receive_ms,
+            )
+    }
+}
+
+/// A reading key: source, metric, event time (ms).
+pub type ReadingKey = (String, String, i64);
+
+/// Readings sorted by what the record already holds (first write wins): those to write (the
+/// first of each key), a count of duplicates (same value and flag as the first: dropped), and
+/// the conflicts (another value or flag: kept apart, each with its event in `events`). A
+/// conflict already in `conflicts` (a retried batch) is not added again.
+pub fn first_writes(
+    readings: &mut Vec<ReadingRow>,
+    stored: &std::collections::HashMap<ReadingKey, StoredReading>,
+    conflicts: &mut Vec<ConflictRow>,
+    events: &mut Vec<EventRow>,
+) -> u64 {
+    let mut first: std::collections::HashMap<ReadingKey, StoredReading> =
+        std::collections::HashMap::new();
+    let mut duplicates = 0;
+    readings.retain(|r| {
+        let key = (r.source.clone(), r.metric.clone(), r.event_ms);
+        let on_record = stored.get(&key).or_else(|| first.get(&key));
+        let Some(on_record) = on_record else {
+            first.insert(
+                key,
+                StoredReading {
+                    source: r.source.clone(),
+                    metric: r.metric.clone(),
+                    event_ms: r.event_ms,
+                    value: r.value,
+                    flag: r.flag.clone(),
+                    receive_ms: r.receive_ms,
+                },
+            );
+            return true;
+        };
+        if on_record.value.to_bits() == r.value.to_bits() && on_record.flag == r.flag {
+            duplicates += 1;
+        } else {
+            let conflict = ConflictRow::new(on_record, r);
+            if !conflicts.iter().any(|c| c.same_delivery(&conflict)) {
+                events.push(EventRow::new(&conflict.to_event(), "store"));
+                conflicts.push(conflict);
+            }
+        }
+        false
+    });
+    duplicates
+}
+
 /// A row of `events`: an enterprise event (production state, power-cut feedback, maintenance
 /// notice) or a staff silence, as received (append only). `body` is the event as JSON, so it
 /// can be taken back whole; `until_ms` is a notice's window end (else the event time).
@@ -740,7 +898,8 @@ pub struct EventRow {
     pub enterprise_id: String,
     /// The source it concerns (empty for enterprise-wide events).
     pub source: String,
-    /// `production_state`, `power_cut_feedback`, `maintenance_notice`.
+    /// `production_state`, `power_cut_feedback`, `maintenance_notice`, `reading_conflict`
+    /// (found by the store, transport `store`).
     pub kind: String,
     /// Event time, seconds (partitioning).
     pub event_time: u32,
@@ -750,7 +909,7 @@ pub struct EventRow {
     pub receive_ms: i64,
     /// A notice's window end, ms (else the event time).
     pub until_ms: i64,
-    /// How it came (`kafka`, `mqtt`, `api` for a staff silence).
+    /// How it came (`kafka`, `mqtt`, `api` for a staff silence, `store` for a conflict).
     pub transport: String,
     /// The event as JSON.
     pub body: String,
@@ -763,6 +922,7 @@ impl EventRow {
             EventKind::ProductionState { .. } => ("production_state", e.event_time),
             EventKind::PowerCutFeedback { .. } => ("power_cut_feedback", e.event_time),
             EventKind::MaintenanceNotice { to, .. } => ("maintenance_notice", *to),
+            EventKind::ReadingConflict { .. } => ("reading_conflict", e.event_time),
         };
         Self {
             enterprise_id: e.enterprise_id.clone().unwrap_or_default(),

@@ -10,13 +10,13 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use argus_ingest::{Ack, DeadLetter};
-use argus_model::{Reading, Timestamp};
+use argus_model::{Event, Reading, Timestamp};
 use argus_rules::AlertTransition;
 use argus_telemetry::Telemetry;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
-use crate::rows::{EventRow, RejectedRow, TicketEventRow, TicketRow};
+use crate::rows::{ConflictRow, EventRow, RejectedRow, TicketEventRow, TicketRow};
 use crate::spool::{RowBatch, Spool, SpoolError};
 use crate::{Labels, Store, StoreError};
 
@@ -136,6 +136,8 @@ struct Sink<S> {
     backoff: Duration,
     /// When the store may be tried again after a failure.
     next_try: Instant,
+    /// Where the conflicting readings found by a write go (as events, to detection).
+    conflicts: Option<mpsc::UnboundedSender<Vec<Event>>>,
 }
 
 impl<S: Store> Sink<S> {
@@ -204,6 +206,7 @@ impl<S: Store> Sink<S> {
             match self.store.insert_batch(&mut batch).await {
                 Ok(()) => {
                     spool.pop(spooled.seq).map_err(StoreError::Spool)?;
+                    written(&self.telemetry, self.conflicts.as_ref(), &mut batch);
                     self.telemetry
                         .store
                         .rows
@@ -274,6 +277,8 @@ impl<S: Store> Sink<S> {
             ticket_events,
             tickets,
             events,
+            conflicts: Vec::new(),
+            duplicates: 0,
         };
         let total = rows.len();
         loop {
@@ -282,6 +287,7 @@ impl<S: Store> Sink<S> {
                 match self.store.insert_batch(&mut rows).await {
                     Ok(()) => {
                         self.succeeded();
+                        written(&self.telemetry, self.conflicts.as_ref(), &mut rows);
                         self.telemetry
                             .store
                             .rows
@@ -328,8 +334,39 @@ impl<S: Store> Sink<S> {
     }
 }
 
+/// A batch is in: count its duplicates and hand on its conflicts.
+fn written(
+    telemetry: &Telemetry,
+    to: Option<&mpsc::UnboundedSender<Vec<Event>>>,
+    batch: &mut RowBatch,
+) {
+    let store = &telemetry.store;
+    store
+        .duplicate_readings
+        .inc_by(std::mem::take(&mut batch.duplicates));
+    let conflicts = std::mem::take(&mut batch.conflicts);
+    let Some(first) = conflicts.first() else {
+        return;
+    };
+    store.conflicting_readings.inc_by(conflicts.len() as u64);
+    tracing::warn!(
+        count = conflicts.len(),
+        source = ?first.source,
+        metric = ?first.metric,
+        stored = first.stored_value,
+        received = first.value,
+        "readings delivered again with another value: the record keeps the first, the later ones are in the conflicts table; the first of these"
+    );
+    if let Some(tx) = to {
+        // Detection may have stopped first (at shutdown): the events are stored anyway.
+        let _ = tx.send(conflicts.iter().map(ConflictRow::to_event).collect());
+    }
+}
+
 /// Prepare the database (migrations and the column check, retried while the store is
 /// unreachable), then make durable what `rx` brings until every sender is gone, and flush.
+/// Readings are written first-write-wins (see [`crate::rows::first_writes`]); the conflicts a
+/// write finds go to `conflicts`, as events, once the batch is in.
 /// Fails only on what retrying cannot mend: tables whose columns are not Argus's (writing would
 /// store garbage), an SQLite file that cannot be migrated, and a spool the file system refuses.
 pub async fn run<S: Store>(
@@ -338,6 +375,7 @@ pub async fn run<S: Store>(
     mut rx: mpsc::Receiver<Item>,
     options: SinkOptions,
     telemetry: Telemetry,
+    conflicts: Option<mpsc::UnboundedSender<Vec<Event>>>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), StoreError> {
     let spool = match &options.spool {
@@ -362,6 +400,7 @@ pub async fn run<S: Store>(
         ready: false,
         backoff: Duration::from_millis(100),
         next_try: Instant::now(),
+        conflicts,
     };
     sink.gauge();
     sink.prepare().await?;

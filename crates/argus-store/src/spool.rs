@@ -13,7 +13,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::rows::{
-    AlertEventRow, AlertRow, EventRow, ReadingRow, RejectedRow, TicketEventRow, TicketRow,
+    AlertEventRow, AlertRow, ConflictRow, EventRow, ReadingRow, RejectedRow, TicketEventRow,
+    TicketRow,
 };
 
 /// The rows of one batch, for every table Argus writes.
@@ -34,6 +35,14 @@ pub struct RowBatch {
     /// `events` rows (absent from batches spooled before they were stored).
     #[serde(default)]
     pub events: Vec<EventRow>,
+    /// `conflicts` rows found among its readings ([`crate::rows::first_writes`]). Written with
+    /// the batch (again on a retry: they replace themselves) and left in it for the writer to
+    /// hand on once the batch is in; not counted in [`RowBatch::len`].
+    #[serde(default)]
+    pub conflicts: Vec<ConflictRow>,
+    /// Readings dropped as delivered again with the value on record (counted, not kept).
+    #[serde(default)]
+    pub duplicates: u64,
 }
 
 impl RowBatch {

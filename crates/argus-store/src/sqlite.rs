@@ -13,8 +13,8 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use crate::migrations::Migration;
 use crate::rows::{
-    AlertAckRow, AlertEventRow, AlertRow, EventRow, ReadingRow, RejectedRow, TicketEventRow,
-    TicketRow, COLUMNS,
+    first_writes, AlertAckRow, AlertEventRow, AlertRow, EventRow, ReadingRow, RejectedRow,
+    StoredReading, TicketEventRow, TicketRow, COLUMNS,
 };
 use crate::spool::RowBatch;
 use crate::{life_order, same_columns, Acknowledgement, Counts, Store, StoreError};
@@ -162,6 +162,25 @@ const MIGRATIONS: &[Migration] = &[
             "ALTER TABLE alert_acks ADD COLUMN request_key TEXT NOT NULL DEFAULT ''",
         ],
     },
+    Migration {
+        version: 11,
+        name: "conflicting readings",
+        statements: &[
+            "CREATE TABLE IF NOT EXISTS conflicts (\
+                source TEXT NOT NULL, metric TEXT NOT NULL, event_ms INTEGER NOT NULL, \
+                event_time INTEGER NOT NULL, enterprise_id TEXT NOT NULL, \
+                stored_value REAL NOT NULL, stored_flag TEXT NOT NULL, \
+                stored_receive_ms INTEGER NOT NULL, value REAL NOT NULL, flag TEXT NOT NULL, \
+                receive_ms INTEGER NOT NULL, received_at INTEGER NOT NULL, \
+                PRIMARY KEY (source, metric, event_ms, receive_ms)) STRICT",
+            "CREATE TRIGGER IF NOT EXISTS conflicts_append_only_update \
+                BEFORE UPDATE ON conflicts \
+                BEGIN SELECT RAISE(ABORT, 'conflicts is append only'); END",
+            "CREATE TRIGGER IF NOT EXISTS conflicts_append_only_delete \
+                BEFORE DELETE ON conflicts \
+                BEGIN SELECT RAISE(ABORT, 'conflicts is append only'); END",
+        ],
+    },
 ];
 
 /// The SQLite type of a column Argus writes, from its ClickHouse type.
@@ -175,6 +194,8 @@ fn sqlite_type(clickhouse: &str) -> &'static str {
 
 const READINGS: &str =
     "source, metric, event_ms, event_time, value, flag, enterprise_id, receive_ms";
+const CONFLICTS: &str = "source, metric, event_ms, event_time, enterprise_id, stored_value, \
+    stored_flag, stored_receive_ms, value, flag, receive_ms, received_at";
 const ALERT_EVENTS: &str = "alert_id, transition, rule_id, kind, severity, enterprise_id, \
     town, source, metric, standard, started_at, started_ms, ended_ms, value, peak, mean, \
     limit_value, muted, recorded_ms";
@@ -327,12 +348,65 @@ fn check_columns(conn: &Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// First write wins: what the file holds for the keys of the batch's readings sorts them
+/// (see [`first_writes`]).
+fn sort_readings(tx: &Transaction<'_>, batch: &mut RowBatch) -> rusqlite::Result<()> {
+    let mut stored = std::collections::HashMap::new();
+    let mut stmt = tx.prepare_cached(
+        "SELECT value, flag, receive_ms FROM readings \
+         WHERE source = ?1 AND metric = ?2 AND event_ms = ?3",
+    )?;
+    for r in &batch.readings {
+        let found = stmt
+            .query_row(params![r.source, r.metric, r.event_ms], |row| {
+                Ok(StoredReading {
+                    source: r.source.clone(),
+                    metric: r.metric.clone(),
+                    event_ms: r.event_ms,
+                    value: row.get(0)?,
+                    flag: row.get(1)?,
+                    receive_ms: row.get(2)?,
+                })
+            })
+            .optional()?;
+        if let Some(found) = found {
+            stored.insert((r.source.clone(), r.metric.clone(), r.event_ms), found);
+        }
+    }
+    batch.duplicates += first_writes(
+        &mut batch.readings,
+        &stored,
+        &mut batch.conflicts,
+        &mut batch.events,
+    );
+    Ok(())
+}
+
 fn write_batch(tx: &Transaction<'_>, batch: &RowBatch) -> rusqlite::Result<()> {
     let mut stmt = tx.prepare_cached(&format!(
+        "INSERT OR IGNORE INTO conflicts ({CONFLICTS}) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+    ))?;
+    for c in &batch.conflicts {
+        stmt.execute(params![
+            c.source,
+            c.metric,
+            c.event_ms,
+            c.event_time,
+            c.enterprise_id,
+            c.stored_value,
+            c.stored_flag,
+            c.stored_receive_ms,
+            c.value,
+            c.flag,
+            c.receive_ms,
+            c.received_at
+        ])?;
+    }
+    // Sorted first: a key on record stays as it is.
+    let mut stmt = tx.prepare_cached(&format!(
         "INSERT INTO readings ({READINGS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
-         ON CONFLICT (source, metric, event_ms) DO UPDATE SET event_time = excluded.event_time, \
-         value = excluded.value, flag = excluded.flag, enterprise_id = excluded.enterprise_id, \
-         receive_ms = excluded.receive_ms WHERE excluded.receive_ms >= readings.receive_ms"
+         ON CONFLICT (source, metric, event_ms) DO NOTHING"
     ))?;
     for r in &batch.readings {
         stmt.execute(params![
@@ -689,20 +763,26 @@ impl Store for SqliteStore {
     }
 
     async fn insert_batch(&self, batch: &mut RowBatch) -> Result<(), StoreError> {
-        let rows = std::mem::take(batch);
+        let mut rows = std::mem::take(batch);
         let (result, rows) = self
             .with(move |c| {
                 let written = c.transaction().and_then(|tx| {
+                    sort_readings(&tx, &mut rows)?;
                     write_batch(&tx, &rows)?;
                     tx.commit()
                 });
                 Ok((written.map_err(sqlite_error("write a batch")), rows))
             })
             .await?;
-        // One transaction: all of it is in, or none of it.
-        if result.is_err() {
-            *batch = rows;
-        }
+        // One transaction: all of it is in, or none of it (sorted again on a retry).
+        *batch = match result {
+            Ok(()) => RowBatch {
+                conflicts: rows.conflicts,
+                duplicates: rows.duplicates,
+                ..RowBatch::default()
+            },
+            Err(_) => rows,
+        };
         result
     }
 

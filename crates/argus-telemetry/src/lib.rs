@@ -81,6 +81,10 @@ pub mod names {
     pub const STORE_SPOOL_BYTES: &str = "argus_store_spool_bytes";
     /// Counter: failed write attempts to the store (each retried).
     pub const STORE_WRITE_FAILURES_TOTAL: &str = "argus_store_write_failures_total";
+    /// Counter: readings delivered again with the value on record (dropped: first write wins).
+    pub const STORE_DUPLICATE_READINGS_TOTAL: &str = "argus_store_duplicate_readings_total";
+    /// Counter: readings delivered again with another value or flag (kept in `conflicts`).
+    pub const STORE_CONFLICTING_READINGS_TOTAL: &str = "argus_store_conflicting_readings_total";
     /// Counter: months of readings dropped by retention.
     pub const STORE_RETENTION_DROPPED_MONTHS_TOTAL: &str =
         "argus_store_retention_dropped_months_total";
@@ -112,6 +116,8 @@ pub mod names {
         ALERT_ACKNOWLEDGEMENTS_TOTAL,
         STORE_ROWS_TOTAL,
         STORE_WRITE_FAILURES_TOTAL,
+        STORE_DUPLICATE_READINGS_TOTAL,
+        STORE_CONFLICTING_READINGS_TOTAL,
         STORE_SPOOL_BYTES,
         STORE_RETENTION_DROPPED_MONTHS_TOTAL,
     ];
@@ -162,6 +168,10 @@ pub struct StoreMetrics {
     pub spool_bytes: IntGauge,
     /// Months of readings dropped by retention.
     pub retention_dropped_months: IntCounter,
+    /// Readings delivered again with the value on record.
+    pub duplicate_readings: IntCounter,
+    /// Readings delivered again with another value or flag.
+    pub conflicting_readings: IntCounter,
     /// Alerts acknowledged by a person.
     pub acknowledgements: IntCounter,
 }
@@ -448,6 +458,14 @@ impl Telemetry {
             retention_dropped_months: counter(
                 names::STORE_RETENTION_DROPPED_MONTHS_TOTAL,
                 "Months of readings dropped by retention",
+            )?,
+            duplicate_readings: counter(
+                names::STORE_DUPLICATE_READINGS_TOTAL,
+                "Readings delivered again with the value on record, dropped (first write wins)",
+            )?,
+            conflicting_readings: counter(
+                names::STORE_CONFLICTING_READINGS_TOTAL,
+                "Readings delivered again with another value or flag, kept in the conflicts table",
             )?,
             acknowledgements: counter(
                 names::ALERT_ACKNOWLEDGEMENTS_TOTAL,

@@ -316,6 +316,7 @@ fn rule_kind(instance: &Instance) -> &'static str {
         Machine::TreatmentStopped(_) => "treatment_stopped",
         Machine::PowerCutFailure { .. } => "power_cut_failure",
         Machine::Unregistered => "unregistered_source",
+        Machine::ReadingConflict(_) => "reading_conflict",
     }
 }
 
