@@ -128,7 +128,9 @@ struct Load {
 }
 
 impl Load {
-    fn start(sensors: Vec<Sensor>, topics: &Topics, mqtt_prefix: &str) -> Self {
+    /// MQTT sensors publish under the prefixes in turn (one per process of a cluster: each
+    /// series has one writer).
+    fn start(sensors: Vec<Sensor>, topics: &Topics, mqtt_prefixes: &[String]) -> Self {
         let sent = Arc::new(Mutex::new(Sent::default()));
         let mqtt_paused = Arc::new(AtomicBool::new(false));
         let mqtt_idle = Arc::new(AtomicBool::new(false));
@@ -140,7 +142,7 @@ impl Load {
             Arc::clone(&tick),
         );
         let topic = topics.readings.clone();
-        let prefix = mqtt_prefix.to_owned();
+        let prefix = mqtt_prefixes.to_vec();
         let thread = std::thread::spawn(move || {
             let rt = runtime();
             rt.block_on(load(sensors, topic, prefix, s, p, idle, t));
@@ -185,7 +187,7 @@ impl Load {
 async fn load(
     sensors: Vec<Sensor>,
     topic: String,
-    prefix: String,
+    prefixes: Vec<String>,
     sent: Arc<Mutex<Sent>>,
     paused: Arc<AtomicBool>,
     idle: Arc<AtomicBool>,
@@ -254,6 +256,7 @@ async fn load(
             let mut lines = Vec::new();
             for (i, sensor) in sensors.iter().enumerate().filter(|(_, s)| !s.by_kafka) {
                 let payload = reading(i, sensor);
+                let prefix = &prefixes[i % prefixes.len()];
                 let topic = format!("{prefix}/readings/{}/{}", sensor.enterprise, sensor.mn);
                 client
                     .publish(&topic, QoS::AtLeastOnce, false, payload.clone())
@@ -393,6 +396,11 @@ struct Stored {
     alerts: BTreeMap<String, String>,
     /// (alert id, transition) -> rows (FINAL).
     transitions: BTreeMap<(String, String), u64>,
+    /// Rows of `readings` before collapsing (a reading written twice is two).
+    reading_rows: u64,
+    /// Valid readings, and the samples the 1-minute rollup counted.
+    valid_readings: u64,
+    rollup_samples: u64,
     tickets: Vec<TicketRowView>,
     /// ticket id -> every seq of its record (duplicates kept).
     ticket_events: BTreeMap<String, Vec<u32>>,
@@ -405,6 +413,9 @@ fn read_store(rt: &tokio::runtime::Runtime, store: &ClickHouseStore) -> Stored {
         };
         let readings = one("SELECT count() FROM readings FINAL").await;
         let distinct_readings = one("SELECT uniqExact(source, metric, event_ms) FROM readings").await;
+        let reading_rows = one("SELECT count() FROM readings").await;
+        let valid_readings = one("SELECT countIf(flag = 'N') FROM readings FINAL").await;
+        let rollup_samples = one("SELECT countMerge(samples) FROM readings_1m").await;
         let alerts: Vec<(String, String)> = store
             .query("SELECT alert_id, status FROM alerts FINAL")
             .fetch_all()
@@ -432,6 +443,9 @@ fn read_store(rt: &tokio::runtime::Runtime, store: &ClickHouseStore) -> Stored {
         Stored {
             readings,
             distinct_readings,
+            reading_rows,
+            valid_readings,
+            rollup_samples,
             alerts: alerts.into_iter().collect(),
             transitions: transitions
                 .into_iter()
@@ -466,12 +480,16 @@ fn scenario(fault: Fault) {
     topics.create(&rt, 2);
     let dir = std::env::temp_dir().join(&id);
     std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
-    let mqtt_prefix = format!("argus-fault/{id}");
     let processes = if fault == Fault::KillClusterProcess {
         2
     } else {
         1
     };
+    // Each process of a cluster subscribes to its own MQTT topics (README: one writer per
+    // series keeps first-write-wins and the rollups exact).
+    let mqtt_prefixes: Vec<String> = (0..processes)
+        .map(|p| format!("argus-fault/{id}/p{p}"))
+        .collect();
     let hosts = dir.join("hosts.txt");
     std::fs::write(
         &hosts,
@@ -483,7 +501,8 @@ fn scenario(fault: Fault) {
             let home = dir.join(format!("process-{p}"));
             std::fs::create_dir_all(&home).unwrap_or_else(|e| panic!("{e}"));
             let metrics_port = free_port();
-            let text = argus_config(&id, metrics_port, free_port(), &mqtt_prefix, &topics, RULES);
+            let prefix = &mqtt_prefixes[p];
+            let text = argus_config(&id, metrics_port, free_port(), prefix, &topics, RULES);
             let config = home.join("argus.toml");
             std::fs::write(&config, text).unwrap_or_else(|e| panic!("{e}"));
             Argus {
@@ -501,7 +520,7 @@ fn scenario(fault: Fault) {
     let store = ClickHouseStore::with_database(&s.clickhouse, &id);
 
     let started = Instant::now();
-    let load = Load::start(sensors.clone(), &topics, &mqtt_prefix);
+    let load = Load::start(sensors.clone(), &topics, &mqtt_prefixes);
     load.wait_for_tick(FAULT_AT);
     let note = match fault {
         Fault::KillArgus => {
@@ -638,12 +657,16 @@ fn scenario(fault: Fault) {
         .count();
     let events: usize = stored.ticket_events.values().map(Vec::len).sum();
     util::report(&format!(
-        "faults: {name}: {note}; {} readings sent, {} stored ({} distinct); {} alerts ({fired} \
+        "faults: {name}: {note}; {} readings sent, {} stored ({} distinct, {} rows, {} rollup \
+         samples of {} valid); {} alerts ({fired} \
          fired, {resolved} resolved) replayed, {} stored; {} transitions replayed, {} stored; \
          {} tickets expected, {} stored, {} ticket events; {:?} in all",
         sent.readings,
         stored.readings,
         stored.distinct_readings,
+        stored.reading_rows,
+        stored.rollup_samples,
+        stored.valid_readings,
         expected_alerts.len(),
         stored.alerts.len(),
         replayed.len(),
@@ -657,6 +680,14 @@ fn scenario(fault: Fault) {
     assert_eq!(
         stored.distinct_readings, sent.readings as u64,
         "readings, none doubled"
+    );
+    assert_eq!(
+        stored.reading_rows, sent.readings as u64,
+        "each reading written once (first write wins)"
+    );
+    assert_eq!(
+        stored.rollup_samples, stored.valid_readings,
+        "the rollups count each valid reading once"
     );
     let missing: Vec<_> = expected_alerts
         .iter()
