@@ -981,6 +981,7 @@ async fn maintenance_notices_and_silences_are_kept_and_read_back_by_window<S: St
         to: Timestamp(T0 + to * 60_000),
         points: vec![SourceId::from("MINE02-CH4-WF1")],
         reason: reason.to_owned(),
+        request: String::new(),
     };
     let ended = event(0, notice(0, 60, "over before"));
     let silence = event(

@@ -16,7 +16,7 @@
 //! - `POST /api/tickets/{id}/state` `{"to", "actor", "role", "note", "outcome"}`: the event;
 //! - `POST /api/silences` `{"enterprise", "points", "from", "to", "reason", "actor"}`.
 //!
-//! An acknowledgement or a ticket change may carry an `Idempotency-Key` header: sent again
+//! An acknowledgement, a ticket change or a silence may carry an `Idempotency-Key` header: sent again
 //! with the same key and request (a retry after a lost answer, or after Argus restarted), it
 //! gets the first answer and changes nothing; the same key with another request is a 422.
 
@@ -316,8 +316,11 @@ struct SilenceBody {
 
 async fn silence<R: Records>(
     State(state): Shared<R>,
+    headers: axum::http::HeaderMap,
+    uri: axum::http::Uri,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
+    let request = idempotency_key(&headers, &uri, &body)?;
     let body: SilenceBody = staff_request(&body, |b: &SilenceBody| &b.actor)?;
     let enterprise = state
         .registry
@@ -351,6 +354,7 @@ async fn silence<R: Records>(
         to,
         reason: body.reason,
         actor: body.actor,
+        request,
     };
     state.records.silence(silence).await?;
     Ok("silence set\n".into_response())

@@ -57,6 +57,8 @@ pub struct Silence {
     pub reason: String,
     /// Who set it.
     pub actor: String,
+    /// Its idempotency key, if the client gave one.
+    pub request: Option<IdempotencyKey>,
 }
 
 /// The service behind the API.

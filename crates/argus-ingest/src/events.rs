@@ -230,6 +230,7 @@ fn decode_event(
                     to,
                     points,
                     reason,
+                    request: String::new(),
                 },
             )))
         }

@@ -27,6 +27,10 @@ pub enum EventKind {
         points: Vec<SourceId>,
         /// Why, as filed.
         reason: String,
+        /// The stored idempotency key of the staff request that set it (a silence through the
+        /// API); empty for a notice an enterprise filed.
+        #[serde(default)]
+        request: String,
     },
     /// Coal-mine power-cut feedback: whether the area a methane sensor guards is powered.
     PowerCutFeedback {

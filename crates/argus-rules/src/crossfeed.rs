@@ -1280,6 +1280,7 @@ mod tests {
             to: at(20),
             points: vec![],
             reason: "desulfurisation tower overhaul".to_owned(),
+            request: String::new(),
         };
         let mut s = Suppressions::new();
         assert!(!s.add_notice(&notice(None, maintenance.clone())));

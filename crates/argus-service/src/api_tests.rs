@@ -419,3 +419,65 @@ async fn changes_retried_with_their_idempotency_key_get_the_first_answer() {
         .unwrap();
     assert_eq!(found.as_ref(), accepted.first().copied());
 }
+
+/// A silence retried with its idempotency key is set once (issue 12): the retry answers 200
+/// from the store without a second silence, the same key with another body is refused (422).
+#[tokio::test]
+async fn a_silence_retried_with_its_idempotency_key_is_set_once() {
+    use argus_store::rows::EventRow;
+    use argus_store::spool::RowBatch;
+    let mut f = fixture("silence_key").await;
+    let (_, body) = call(&f.app, "GET", "/api/alerts", "").await;
+    let enterprise = json(&body)["alerts"][0]["enterprise"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // The pipeline's part: store the silence, then acknowledge it.
+    let store = f.store.clone();
+    let mut pipeline = std::mem::replace(&mut f.pipeline, mpsc::channel(1).1);
+    let stored = tokio::spawn(async move {
+        let mut envelopes = 0;
+        while let Some(envelope) = pipeline.recv().await {
+            let events = envelope
+                .records
+                .iter()
+                .filter_map(|r| match r {
+                    argus_ingest::Record::Event(e) => Some(EventRow::new(e, "api")),
+                    argus_ingest::Record::Reading(_) => None,
+                })
+                .collect();
+            let mut batch = RowBatch {
+                events,
+                ..RowBatch::default()
+            };
+            store.insert_batch(&mut batch).await.unwrap();
+            envelope.ack.done();
+            envelopes += 1;
+        }
+        envelopes
+    });
+    let silence = format!(
+        r#"{{"enterprise": "{enterprise}", "from": "2026-11-26T08:00:00+08:00",
+            "to": "2026-11-26T12:00:00+08:00", "reason": "ventilation works", "actor": "Operator Liu"}}"#
+    );
+    let (first, again) = tokio::join!(
+        call_keyed(&f.app, "/api/silences", &silence, "silence-1"),
+        call_keyed(&f.app, "/api/silences", &silence, "silence-1"),
+    );
+    assert_eq!(
+        (first.0, again.0),
+        (StatusCode::OK, StatusCode::OK),
+        "{first:?} {again:?}"
+    );
+    let (status, _) = call_keyed(&f.app, "/api/silences", &silence, "silence-1").await;
+    assert_eq!(status, StatusCode::OK);
+    let other = silence.replace("ventilation works", "another reason");
+    let (status, body) = call_keyed(&f.app, "/api/silences", &other, "silence-1").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let notices = f.store.notices_until_after(Timestamp(0)).await.unwrap();
+    assert_eq!(notices.len(), 1, "one silence: {notices:?}");
+    let found = f.store.silence_by_request("silence-1").await.unwrap();
+    assert_eq!(found.as_ref(), notices.first());
+    drop(f);
+    assert_eq!(stored.await.unwrap(), 1, "one silence went to the pipeline");
+}

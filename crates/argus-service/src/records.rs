@@ -21,6 +21,8 @@ pub struct LiveRecords {
     tickets: mpsc::Sender<Command>,
     pipeline: mpsc::Sender<Envelope>,
     telemetry: Telemetry,
+    /// Silences with an idempotency key, one at a time (shared by clones).
+    silencing: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl LiveRecords {
@@ -37,6 +39,7 @@ impl LiveRecords {
             tickets,
             pipeline,
             telemetry,
+            silencing: std::sync::Arc::default(),
         }
     }
 }
@@ -177,6 +180,25 @@ impl Records for LiveRecords {
     }
 
     async fn silence(&self, silence: Silence) -> Result<(), ApiError> {
+        // Keyed silences one at a time: a retry waits for the first, then finds it stored.
+        let _one_at_a_time = match &silence.request {
+            Some(_) => Some(self.silencing.lock().await),
+            None => None,
+        };
+        let request = silence.request.as_ref().map(same_key);
+        if let Some(request) = &request {
+            let earlier = self
+                .store
+                .silence_by_request(&request.key)
+                .await
+                .map_err(|e| unavailable(&e))?;
+            if let Some(earlier) = earlier {
+                return match request.matches(&earlier.request_key) {
+                    Some(true) => Ok(()),
+                    _ => Err(key_reused(&request.key)),
+                };
+            }
+        }
         let at = now();
         tracing::info!(
             enterprise = %silence.enterprise,
@@ -200,6 +222,7 @@ impl Records for LiveRecords {
                     .map(|p| SourceId::from(p.as_str()))
                     .collect(),
                 reason: format!("silence by {}: {}", silence.actor, silence.reason),
+                request: request.map(|r| r.stored()).unwrap_or_default(),
             },
         };
         let (stored, durable) = oneshot::channel();

@@ -81,6 +81,7 @@ pub fn recorded_day(registry: &Registry, rng: &mut Rng) -> Vec<Input> {
                 to: Timestamp(START + 8 * 60 * MIN),
                 points: vec![p.mn.clone()],
                 reason: "desulfurisation tower overhaul".to_owned(),
+                request: String::new(),
             };
             out.push(event(enterprise, None, 4 * 60, notice));
         }

@@ -580,6 +580,20 @@ impl Store for ClickHouseStore {
         .map_err(query_error("read maintenance notices"))
     }
 
+    async fn silence_by_request(&self, key: &str) -> Result<Option<EventRow>, StoreError> {
+        let rows: Vec<EventRow> = self
+            .query(
+                "SELECT ?fields FROM events WHERE kind = 'maintenance_notice' \
+                 AND request_key != '' AND substring(request_key, 18, 256) = ? \
+                 ORDER BY event_ms LIMIT 1",
+            )
+            .bind(key)
+            .fetch_all()
+            .await
+            .map_err(query_error("read a silence by its request"))?;
+        Ok(rows.into_iter().next())
+    }
+
     async fn ticket_event_by_request(
         &self,
         ticket_id: &str,

@@ -285,6 +285,13 @@ pub trait Store: Clone + Send + Sync + 'static {
         key: &str,
     ) -> impl Future<Output = Result<Option<TicketEventRow>, StoreError>> + Send;
 
+    /// The staff silence made by the request with idempotency key `key` (the client's key), if
+    /// one was stored.
+    fn silence_by_request(
+        &self,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<EventRow>, StoreError>> + Send;
+
     /// Every stored reading and enterprise event with an event time at or after `since`, each in
     /// event-time order: what detection takes again after a restart, from its checkpoint's
     /// frontier on.
@@ -417,6 +424,9 @@ impl Store for Backend {
         key: &str,
     ) -> Result<Option<TicketEventRow>, StoreError> {
         delegate!(self, s => s.ticket_event_by_request(ticket_id, key).await)
+    }
+    async fn silence_by_request(&self, key: &str) -> Result<Option<EventRow>, StoreError> {
+        delegate!(self, s => s.silence_by_request(key).await)
     }
     async fn rejected(&self, limit: u32) -> Result<Vec<RejectedRow>, StoreError> {
         delegate!(self, s => s.rejected(limit).await)

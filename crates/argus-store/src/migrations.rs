@@ -225,6 +225,15 @@ pub const MIGRATIONS: &[Migration] = &[
             ORDER BY (source, metric, event_ms, receive_ms)",
         ],
     },
+    Migration {
+        version: 12,
+        name: "silence request keys",
+        statements: &[
+            // The idempotency key of the API request that set a silence, on its row: a retried
+            // request finds it there, even after a crash.
+            "ALTER TABLE {db}.events ADD COLUMN request_key String DEFAULT ''",
+        ],
+    },
 ];
 
 /// The table and column an `ALTER TABLE {db}.T ADD COLUMN C ...` statement adds, if it is one:

@@ -163,6 +163,7 @@ pub const COLUMNS: &[(&str, &[(&str, &str)])] = &[
             ("event_time", "DateTime"),
             ("kind", "String"),
             ("receive_ms", "Int64"),
+            ("request_key", "String"),
             ("source", "String"),
             ("transport", "String"),
             ("until_ms", "Int64"),
@@ -913,6 +914,9 @@ pub struct EventRow {
     pub transport: String,
     /// The event as JSON.
     pub body: String,
+    /// A staff silence's request key (`RequestKey::stored`), else empty.
+    #[serde(default)]
+    pub request_key: String,
 }
 
 impl EventRow {
@@ -938,6 +942,10 @@ impl EventRow {
             until_ms: until.as_millis(),
             transport: transport.to_owned(),
             body: serde_json::to_string(e).unwrap_or_default(),
+            request_key: match &e.kind {
+                EventKind::MaintenanceNotice { request, .. } => request.clone(),
+                _ => String::new(),
+            },
         }
     }
 

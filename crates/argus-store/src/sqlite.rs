@@ -181,6 +181,11 @@ const MIGRATIONS: &[Migration] = &[
                 BEGIN SELECT RAISE(ABORT, 'conflicts is append only'); END",
         ],
     },
+    Migration {
+        version: 12,
+        name: "silence request keys",
+        statements: &["ALTER TABLE events ADD COLUMN request_key TEXT NOT NULL DEFAULT ''"],
+    },
 ];
 
 /// The SQLite type of a column Argus writes, from its ClickHouse type.
@@ -203,7 +208,7 @@ const ALERTS: &str = "alert_id, rule_id, kind, severity, status, enterprise_id, 
     metric, standard, started_at, started_ms, ended_ms, value, peak, mean, limit_value, muted, \
     acknowledged_by, acknowledged_ms, version";
 const EVENTS: &str = "enterprise_id, source, kind, event_time, event_ms, receive_ms, until_ms, \
-    transport, body";
+    transport, body, request_key";
 const REJECTED: &str =
     "received_at, received_ms, transport, origin, reason, detail, raw, raw_len, fingerprint";
 const TICKET_EVENTS: &str = "ticket_id, seq, at, at_ms, actor, role, event, from_state, \
@@ -541,7 +546,7 @@ fn write_batch(tx: &Transaction<'_>, batch: &RowBatch) -> rusqlite::Result<()> {
         ])?;
     }
     let mut stmt = tx.prepare_cached(&format!(
-        "INSERT INTO events ({EVENTS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+        "INSERT INTO events ({EVENTS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
     ))?;
     for e in &batch.events {
         stmt.execute(params![
@@ -553,7 +558,8 @@ fn write_batch(tx: &Transaction<'_>, batch: &RowBatch) -> rusqlite::Result<()> {
             e.receive_ms,
             e.until_ms,
             e.transport,
-            e.body
+            e.body,
+            e.request_key
         ])?;
     }
     // The legal record: an event already recorded (same ticket and seq) stays as it was.
@@ -655,6 +661,7 @@ fn event_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<EventRow> {
         until_ms: r.get(6)?,
         transport: r.get(7)?,
         body: r.get(8)?,
+        request_key: r.get(9)?,
     })
 }
 
@@ -1004,6 +1011,20 @@ impl Store for SqliteStore {
             })
             .await?;
         Ok(rows.into_iter().next())
+    }
+
+    async fn silence_by_request(&self, key: &str) -> Result<Option<EventRow>, StoreError> {
+        let key = key.to_owned();
+        self.with(move |c| {
+            let sql = format!(
+                "SELECT {EVENTS} FROM events WHERE kind = 'maintenance_notice' \
+                 AND request_key != '' AND substr(request_key, 18, 256) = ?1 \
+                 ORDER BY event_ms, rowid LIMIT 1"
+            );
+            let rows = select(c, "read a silence by its request", &sql, [key], event_row)?;
+            Ok(rows.into_iter().next())
+        })
+        .await
     }
 
     async fn notices_until_after(&self, after: Timestamp) -> Result<Vec<EventRow>, StoreError> {
