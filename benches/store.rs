@@ -2,7 +2,9 @@
 //! the embedded SQLite file: items of
 //! 1,000 readings (an envelope's worth) sent to `argus_store::sink::run`, batched at the shipped
 //! `batch_max_rows`, written, and acknowledged; timed from the first send to the last
-//! acknowledgement. Needs the local stack (`deploy/local/stack up`). `cargo bench --bench store`;
+//! acknowledgement; old data (every key looked up before it is written), or with
+//! `ARGUS_BENCH_LIVE=1` a live feed's (no lookup). Needs the local stack (`deploy/local/stack
+//! up`). `cargo bench --bench store`;
 //! under `cargo test` it runs once on a small input as a smoke test. Results in
 //! benches/RESULTS.md.
 
@@ -37,7 +39,24 @@ fn main() {
         Metric::Oxygen,
         Metric::Particulate,
     ];
-    let t0 = 1_795_622_400_000_i64;
+    // A backfill of old data by default (every key looked up: first write wins); with
+    // ARGUS_BENCH_LIVE=1 the readings end now, as a live feed's (newer than what is on record:
+    // no lookup).
+    let live = std::env::var_os("ARGUS_BENCH_LIVE").is_some();
+    let minutes = (total / sources.len() / metrics.len()) as i64 + 1;
+    let t0 = if live {
+        Timestamp::from_system_time(std::time::SystemTime::now()).as_millis() - minutes * 60_000
+    } else {
+        1_795_622_400_000_i64
+    };
+    println!(
+        "{}",
+        if live {
+            "live feed (event times up to now)"
+        } else {
+            "old data (days ago)"
+        }
+    );
     let readings: Vec<Reading> = (0..total)
         .map(|i| {
             let source = &sources[i % sources.len()];

@@ -27,18 +27,59 @@ pub struct ClickHouseStore {
     acknowledging: Arc<tokio::sync::Mutex<()>>,
     /// Per series (source, metric), an event time at or after which the table holds no reading
     /// of it but those this process wrote (see [`ClickHouseStore::on_record`]).
-    newest: Arc<std::sync::Mutex<HashMap<(String, String), i64>>>,
+    newest: Arc<std::sync::Mutex<Newest>>,
+}
+
+/// Per source, per metric: the newest event time (ms) on record that this process knows of.
+type Newest = HashMap<String, HashMap<String, i64>>;
+
+fn newest_of(newest: &Newest, r: &ReadingRow) -> Option<i64> {
+    newest.get(&r.source)?.get(&r.metric).copied()
 }
 
 /// How far back the newest reading of a series is looked for the first time a process writes
 /// it: a reading older than that, or older than the newest written since, is looked up.
 const FIRST_WRITE_HORIZON_MS: i64 = 2 * 86_400_000;
 
-/// Keys per lookup query (well within ClickHouse's 256 KiB `max_query_size`).
-const LOOKUP_CHUNK: usize = 1_000;
+/// Series or ranges per lookup query (well within ClickHouse's 256 KiB `max_query_size`).
+const LOOKUP_CHUNK: usize = 500;
 
 /// Series remembered at most (beyond, the memory starts over: more lookups, same answers).
 const MAX_SERIES: usize = 200_000;
+
+/// Keys of one series closer than this in event time are read as one range.
+const RANGE_GAP_MS: i64 = 3_600_000;
+
+/// Event times `from..=to` (ms) of one series (source, metric): a primary-key range.
+type Range = (String, String, i64, i64);
+
+/// The ranges covering sorted, distinct `keys`: one per series, split where keys lie more than
+/// [`RANGE_GAP_MS`] apart.
+fn key_ranges(keys: &[ReadingKey]) -> Vec<Range> {
+    let mut ranges: Vec<Range> = Vec::new();
+    for (source, metric, ms) in keys {
+        match ranges.last_mut() {
+            Some((s, m, _, to)) if s == source && m == metric && ms - *to <= RANGE_GAP_MS => {
+                *to = *ms;
+            }
+            _ => ranges.push((source.clone(), metric.clone(), *ms, *ms)),
+        }
+    }
+    ranges
+}
+
+/// `n` primary-key range conditions joined by OR (ClickHouse reads only their granules), bound
+/// by [`bind_ranges`].
+fn range_conditions(n: usize) -> String {
+    vec!["(source = ? AND metric = ? AND event_ms >= ? AND event_ms <= ?)"; n].join(" OR ")
+}
+
+fn bind_ranges(mut query: clickhouse::query::Query, ranges: &[Range]) -> clickhouse::query::Query {
+    for (source, metric, from, to) in ranges {
+        query = query.bind(source).bind(metric).bind(*from).bind(*to);
+    }
+    query
+}
 
 impl std::fmt::Debug for ClickHouseStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -205,7 +246,7 @@ impl ClickHouseStore {
             let newest = self.newest.lock().unwrap_or_else(PoisonError::into_inner);
             let mut unknown: Vec<(String, String)> = readings
                 .iter()
-                .filter(|r| !newest.contains_key(&(r.source.clone(), r.metric.clone())))
+                .filter(|r| newest_of(&newest, r).is_none())
                 .map(|r| (r.source.clone(), r.metric.clone()))
                 .collect();
             unknown.sort_unstable();
@@ -214,62 +255,65 @@ impl ClickHouseStore {
         };
         let mut found = HashMap::new();
         for chunk in unknown.chunks(LOOKUP_CHUNK) {
-            let rows: Vec<(String, String, i64)> = self
-                .query(
-                    "SELECT source, metric, max(event_ms) FROM readings \
-                     WHERE event_time >= toDateTime(?) AND event_ms >= ? \
-                     AND (source, metric) IN (SELECT tupleElement(k, 1), tupleElement(k, 2) \
-                     FROM (SELECT arrayJoin(?) AS k)) GROUP BY source, metric",
-                )
-                .bind(floor_ms.max(0) / 1_000)
-                .bind(floor_ms)
-                .bind(chunk)
+            // One primary-key range per series: (source, metric, event_ms >= floor).
+            let ranges: Vec<Range> = chunk
+                .iter()
+                .map(|(s, m)| (s.clone(), m.clone(), floor_ms, i64::MAX))
+                .collect();
+            let sql = format!(
+                "SELECT source, metric, max(event_ms) FROM readings \
+                 WHERE event_time >= toDateTime(?) AND ({}) GROUP BY source, metric",
+                range_conditions(ranges.len())
+            );
+            let query = bind_ranges(self.query(&sql).bind(floor_ms.max(0) / 1_000), &ranges);
+            let rows: Vec<(String, String, i64)> = query
                 .fetch_all()
                 .await
                 .map_err(query_error("read the newest readings of series"))?;
             found.extend(rows.into_iter().map(|(s, m, t)| ((s, m), t)));
         }
-        let keys: Vec<(String, String, String)> = {
+        let mut keys: Vec<ReadingKey> = {
             let mut newest = self.newest.lock().unwrap_or_else(PoisonError::into_inner);
-            if newest.len() + unknown.len() > MAX_SERIES {
+            let series: usize = newest.values().map(HashMap::len).sum();
+            if series + unknown.len() > MAX_SERIES {
                 newest.clear();
             }
-            for series in unknown {
-                let t = found.get(&series).copied().unwrap_or(floor_ms - 1);
-                newest.insert(series, t.max(floor_ms - 1));
+            for (source, metric) in unknown {
+                let t = found
+                    .get(&(source.clone(), metric.clone()))
+                    .copied()
+                    .unwrap_or(floor_ms - 1);
+                newest
+                    .entry(source)
+                    .or_default()
+                    .insert(metric, t.max(floor_ms - 1));
             }
-            let mut keys: Vec<(String, String, String)> = readings
+            readings
                 .iter()
-                .filter(|r| {
-                    newest
-                        .get(&(r.source.clone(), r.metric.clone()))
-                        .is_none_or(|&t| r.event_ms <= t)
-                })
-                .map(|r| (r.source.clone(), r.metric.clone(), r.event_ms.to_string()))
-                .collect();
-            keys.sort_unstable();
-            keys.dedup();
-            keys
+                .filter(|r| newest_of(&newest, r).is_none_or(|t| r.event_ms <= t))
+                .map(|r| (r.source.clone(), r.metric.clone(), r.event_ms))
+                .collect()
         };
+        keys.sort_unstable();
+        keys.dedup();
         let mut stored = HashMap::new();
-        for chunk in keys.chunks(LOOKUP_CHUNK) {
-            let ms = |k: &(String, String, String)| k.2.parse::<i64>().unwrap_or(0);
-            let (from, to) = chunk.iter().fold((i64::MAX, i64::MIN), |(lo, hi), k| {
-                (lo.min(ms(k)), hi.max(ms(k)))
+        for chunk in key_ranges(&keys).chunks(LOOKUP_CHUNK) {
+            let (from, to) = chunk.iter().fold((i64::MAX, i64::MIN), |(lo, hi), r| {
+                (lo.min(r.2), hi.max(r.3))
             });
             // The first received of each key (a row written twice by a race is one).
-            let rows: Vec<StoredReading> = self
-                .query(
-                    "SELECT source, metric, event_ms, argMin(value, receive_ms), \
-                     argMin(flag, receive_ms), min(receive_ms) FROM readings \
-                     WHERE event_time >= toDateTime(?) AND event_time <= toDateTime(?) \
-                     AND (source, metric, event_ms) IN (SELECT tupleElement(k, 1), \
-                     tupleElement(k, 2), toInt64(tupleElement(k, 3)) \
-                     FROM (SELECT arrayJoin(?) AS k)) GROUP BY source, metric, event_ms",
-                )
+            let sql = format!(
+                "SELECT source, metric, event_ms, argMin(value, receive_ms), \
+                 argMin(flag, receive_ms), min(receive_ms) FROM readings \
+                 WHERE event_time >= toDateTime(?) AND event_time <= toDateTime(?) AND ({}) \
+                 GROUP BY source, metric, event_ms",
+                range_conditions(chunk.len())
+            );
+            let query = self
+                .query(&sql)
                 .bind(from.max(0) / 1_000)
-                .bind(to.max(0) / 1_000)
-                .bind(chunk)
+                .bind(to.max(0) / 1_000);
+            let rows: Vec<StoredReading> = bind_ranges(query, chunk)
                 .fetch_all()
                 .await
                 .map_err(query_error("read the readings on record"))?;
@@ -285,7 +329,7 @@ impl ClickHouseStore {
     fn written(&self, readings: &[ReadingRow]) {
         let mut newest = self.newest.lock().unwrap_or_else(PoisonError::into_inner);
         for r in readings {
-            if let Some(t) = newest.get_mut(&(r.source.clone(), r.metric.clone())) {
+            if let Some(t) = newest.get_mut(&r.source).and_then(|m| m.get_mut(&r.metric)) {
                 *t = (*t).max(r.event_ms);
             }
         }
@@ -672,5 +716,40 @@ impl Store for ClickHouseStore {
             tickets,
             ticket_events,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_become_one_range_per_series_split_at_long_gaps() {
+        let key = |s: &str, ms: i64| (s.to_owned(), "a21026".to_owned(), ms);
+        let keys = [
+            key("A", 0),
+            key("A", 60_000),
+            key("A", 60_000 + RANGE_GAP_MS),
+            key("A", 60_001 + 2 * RANGE_GAP_MS),
+            key("B", 5),
+        ];
+        let ranges = key_ranges(&keys);
+        let ranges: Vec<(&str, i64, i64)> = ranges
+            .iter()
+            .map(|(s, _, from, to)| (s.as_str(), *from, *to))
+            .collect();
+        assert_eq!(
+            ranges,
+            [
+                ("A", 0, 60_000 + RANGE_GAP_MS),
+                ("A", 60_001 + 2 * RANGE_GAP_MS, 60_001 + 2 * RANGE_GAP_MS),
+                ("B", 5, 5)
+            ]
+        );
+        assert_eq!(
+            range_conditions(2).matches('?').count(),
+            8,
+            "four binds a range"
+        );
     }
 }

@@ -849,33 +849,59 @@ pub type ReadingKey = (String, String, i64);
 /// Readings sorted by what the record already holds (first write wins): those to write (the
 /// first of each key), a count of duplicates (same value and flag as the first: dropped), and
 /// the conflicts (another value or flag: kept apart, each with its event in `events`). A
-/// conflict already in `conflicts` (a retried batch) is not added again.
+/// conflict already in `conflicts` (a retried batch) is not added again. Allocates nothing for
+/// a batch of new, distinct keys (a steady feed).
 pub fn first_writes(
     readings: &mut Vec<ReadingRow>,
     stored: &std::collections::HashMap<ReadingKey, StoredReading>,
     conflicts: &mut Vec<ConflictRow>,
     events: &mut Vec<EventRow>,
 ) -> u64 {
-    let mut first: std::collections::HashMap<ReadingKey, StoredReading> =
-        std::collections::HashMap::new();
+    // For each reading: the index of the first reading of its key in the batch, if not itself.
+    let mut first: std::collections::HashMap<(&str, &str, i64), usize> =
+        std::collections::HashMap::with_capacity(readings.len());
+    let earlier: Vec<Option<usize>> = readings
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let key = (r.source.as_str(), r.metric.as_str(), r.event_ms);
+            match first.entry(key) {
+                std::collections::hash_map::Entry::Occupied(e) => Some(*e.get()),
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert(i);
+                    None
+                }
+            }
+        })
+        .collect();
+    drop(first);
+    if stored.is_empty() && earlier.iter().all(Option::is_none) {
+        return 0;
+    }
     let mut duplicates = 0;
-    readings.retain(|r| {
-        let key = (r.source.clone(), r.metric.clone(), r.event_ms);
-        let on_record = stored.get(&key).or_else(|| first.get(&key));
-        let Some(on_record) = on_record else {
-            first.insert(
-                key,
-                StoredReading {
-                    source: r.source.clone(),
-                    metric: r.metric.clone(),
-                    event_ms: r.event_ms,
-                    value: r.value,
-                    flag: r.flag.clone(),
-                    receive_ms: r.receive_ms,
-                },
-            );
-            return true;
+    let mut keep = Vec::with_capacity(readings.len());
+    for (i, r) in readings.iter().enumerate() {
+        let on_record = if stored.is_empty() {
+            None
+        } else {
+            stored.get(&(r.source.clone(), r.metric.clone(), r.event_ms))
         };
+        let batch_first = earlier[i].map(|j| {
+            let f = &readings[j];
+            StoredReading {
+                source: f.source.clone(),
+                metric: f.metric.clone(),
+                event_ms: f.event_ms,
+                value: f.value,
+                flag: f.flag.clone(),
+                receive_ms: f.receive_ms,
+            }
+        });
+        let Some(on_record) = on_record.or(batch_first.as_ref()) else {
+            keep.push(true);
+            continue;
+        };
+        keep.push(false);
         if on_record.value.to_bits() == r.value.to_bits() && on_record.flag == r.flag {
             duplicates += 1;
         } else {
@@ -885,8 +911,9 @@ pub fn first_writes(
                 conflicts.push(conflict);
             }
         }
-        false
-    });
+    }
+    let mut keep = keep.into_iter();
+    readings.retain(|_| keep.next().unwrap_or(true));
     duplicates
 }
 

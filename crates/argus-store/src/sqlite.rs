@@ -353,38 +353,54 @@ fn check_columns(conn: &Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// First write wins: what the file holds for the keys of the batch's readings sorts them
-/// (see [`first_writes`]).
-fn sort_readings(tx: &Transaction<'_>, batch: &mut RowBatch) -> rusqlite::Result<()> {
-    let mut stored = std::collections::HashMap::new();
-    let mut stmt = tx.prepare_cached(
+/// First write wins: each reading is inserted unless its key is on record (or earlier in the
+/// batch); one that is not inserted is compared with the value on record: a duplicate (counted,
+/// returned) or a conflict (added to the batch's conflicts, with its event, unless already
+/// there from an earlier attempt).
+fn write_readings(tx: &Transaction<'_>, batch: &mut RowBatch) -> rusqlite::Result<u64> {
+    let mut insert = tx.prepare_cached(&format!(
+        "INSERT INTO readings ({READINGS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
+         ON CONFLICT (source, metric, event_ms) DO NOTHING"
+    ))?;
+    let mut on_record = tx.prepare_cached(
         "SELECT value, flag, receive_ms FROM readings \
          WHERE source = ?1 AND metric = ?2 AND event_ms = ?3",
     )?;
+    let mut stored = std::collections::HashMap::new();
+    let mut again = Vec::new();
     for r in &batch.readings {
-        let found = stmt
-            .query_row(params![r.source, r.metric, r.event_ms], |row| {
-                Ok(StoredReading {
-                    source: r.source.clone(),
-                    metric: r.metric.clone(),
-                    event_ms: r.event_ms,
-                    value: row.get(0)?,
-                    flag: row.get(1)?,
-                    receive_ms: row.get(2)?,
-                })
-            })
-            .optional()?;
-        if let Some(found) = found {
-            stored.insert((r.source.clone(), r.metric.clone(), r.event_ms), found);
+        let inserted = insert.execute(params![
+            r.source,
+            r.metric,
+            r.event_ms,
+            r.event_time,
+            r.value,
+            r.flag,
+            r.enterprise_id,
+            r.receive_ms
+        ])?;
+        if inserted > 0 {
+            continue;
         }
+        let first = on_record.query_row(params![r.source, r.metric, r.event_ms], |row| {
+            Ok(StoredReading {
+                source: r.source.clone(),
+                metric: r.metric.clone(),
+                event_ms: r.event_ms,
+                value: row.get(0)?,
+                flag: row.get(1)?,
+                receive_ms: row.get(2)?,
+            })
+        })?;
+        stored.insert((r.source.clone(), r.metric.clone(), r.event_ms), first);
+        again.push(r.clone());
     }
-    batch.duplicates += first_writes(
-        &mut batch.readings,
+    Ok(first_writes(
+        &mut again,
         &stored,
         &mut batch.conflicts,
         &mut batch.events,
-    );
-    Ok(())
+    ))
 }
 
 fn write_batch(tx: &Transaction<'_>, batch: &RowBatch) -> rusqlite::Result<()> {
@@ -408,23 +424,7 @@ fn write_batch(tx: &Transaction<'_>, batch: &RowBatch) -> rusqlite::Result<()> {
             c.received_at
         ])?;
     }
-    // Sorted first: a key on record stays as it is.
-    let mut stmt = tx.prepare_cached(&format!(
-        "INSERT INTO readings ({READINGS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
-         ON CONFLICT (source, metric, event_ms) DO NOTHING"
-    ))?;
-    for r in &batch.readings {
-        stmt.execute(params![
-            r.source,
-            r.metric,
-            r.event_ms,
-            r.event_time,
-            r.value,
-            r.flag,
-            r.enterprise_id,
-            r.receive_ms
-        ])?;
-    }
+    // The readings are in already (`write_readings`).
     let mut stmt = tx.prepare_cached(&format!(
         "INSERT INTO alert_events ({ALERT_EVENTS}) VALUES \
          (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19) \
@@ -774,23 +774,24 @@ impl Store for SqliteStore {
         let (result, rows) = self
             .with(move |c| {
                 let written = c.transaction().and_then(|tx| {
-                    sort_readings(&tx, &mut rows)?;
+                    let duplicates = write_readings(&tx, &mut rows)?;
                     write_batch(&tx, &rows)?;
-                    tx.commit()
+                    tx.commit()?;
+                    Ok(duplicates)
                 });
                 Ok((written.map_err(sqlite_error("write a batch")), rows))
             })
             .await?;
         // One transaction: all of it is in, or none of it (sorted again on a retry).
         *batch = match result {
-            Ok(()) => RowBatch {
+            Ok(duplicates) => RowBatch {
                 conflicts: rows.conflicts,
-                duplicates: rows.duplicates,
+                duplicates: rows.duplicates + duplicates,
                 ..RowBatch::default()
             },
             Err(_) => rows,
         };
-        result
+        result.map(|_| ())
     }
 
     async fn acknowledge(&self, ack: &Acknowledgement) -> Result<AlertRow, StoreError> {
