@@ -86,7 +86,12 @@ fn main() {
     let labels = Labels::new(&registry);
     let database = format!("argus_bench_{}", std::process::id());
     let store = ClickHouseStore::with_database(&settings.clickhouse, &database);
+    // ARGUS_BENCH_SQLITE_ONLY=1 skips ClickHouse (and its merges running meanwhile).
+    let clickhouse = std::env::var_os("ARGUS_BENCH_SQLITE_ONLY").is_none();
     rt.block_on(async {
+        if !clickhouse {
+            return;
+        }
         store.prepare().await.unwrap_or_else(|e| panic!("{e}"));
         // ARGUS_BENCH_NO_ROLLUPS=1 measures the readings table alone (what the rollups cost).
         if std::env::var_os("ARGUS_BENCH_NO_ROLLUPS").is_some() {
