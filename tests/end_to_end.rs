@@ -17,8 +17,8 @@ use rdkafka::{ClientConfig, Message};
 use rumqttc::{AsyncClient, MqttOptions, QoS};
 
 use crate::util::{
-    argus_config, client_id, free_port, http_get, http_post, repo_path, runtime, sample, settings,
-    unique, wait_for, write_config, Running, Topics,
+    argus_config, client_id, free_port, http_get, http_post, now_ms, repo_path, runtime, sample,
+    settings, unique, wait_for, write_config, Running, Topics,
 };
 
 #[test]
@@ -280,10 +280,7 @@ fn readings_and_events_through_kafka_raise_and_resolve_alerts_on_two_workers() {
 
     // A working-face methane sensor reaches the power-cut level and its area's power is never
     // reported cut; methane falls back below the restore level 35 s later.
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(0))
-        .unwrap_or(0);
+    let now = now_ms();
     let base = now - 50_000;
     let methane = |t: i64, v: f64| {
         format!("{{\"source\":\"MINE01-CH4-WF1\",\"ts\":{t},\"values\":{{\"mine_ch4\":{v}}}}}")
@@ -626,10 +623,7 @@ fn a_silence_and_a_notice_set_before_a_restart_mute_alerts_recorded_without_tick
     let argus = start();
 
     // Staff silence the mine for two hours around now; refused requests say why.
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(0))
-        .unwrap_or(0);
+    let now = now_ms();
     let rfc = |ms: i64| argus_model::Timestamp(ms).to_rfc3339();
     let silence = format!(
         r#"{{"enterprise": "E009", "from": "{}", "to": "{}", "reason": "ventilation works", "actor": "Operator Liu"}}"#,
@@ -781,10 +775,7 @@ fn a_dead_letter_the_broker_refuses_does_not_hold_back_the_inputs_behind_it() {
     });
     let argus = start_argus(&config, metrics_port);
 
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(0))
-        .unwrap_or(0);
+    let now = now_ms();
     let huge = format!("{{\"{}\": 1}}", "K".repeat(990_000));
     let good = |n: i64| {
         format!(
@@ -851,10 +842,7 @@ fn a_ticket_change_answered_200_survives_kill_9() {
     let argus = start_argus(&config, metrics_port);
 
     // Methane over the alarm level at a mine: an alert, and a ticket dispatched to its team.
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(0))
-        .unwrap_or(0);
+    let now = now_ms();
     let methane: Vec<String> = [(now, 1.2), (now + 5_000, 0.4)]
         .iter()
         .map(|(t, v)| {
@@ -936,10 +924,7 @@ fn a_reading_sent_again_with_another_value_is_a_conflict_with_an_alert_and_the_r
     topics.create(&rt, 1);
     let argus = start_argus(&config, metrics_port);
 
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(0))
-        .unwrap_or(0);
+    let now = now_ms();
     let methane = |t: i64, v: f64| {
         format!("{{\"source\":\"MINE02-CH4-WF1\",\"ts\":{t},\"values\":{{\"mine_ch4\":{v}}}}}")
     };

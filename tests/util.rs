@@ -56,6 +56,11 @@ pub fn client_id(prefix: &str) -> String {
     unique(prefix).chars().take(23).collect()
 }
 
+/// The clock, UTC ms.
+pub fn now_ms() -> i64 {
+    argus_model::Timestamp::from_system_time(std::time::SystemTime::now()).as_millis()
+}
+
 /// A free TCP port on 127.0.0.1.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
