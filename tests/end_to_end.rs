@@ -563,6 +563,31 @@ pub(crate) fn embedded_store_config(
     (dir, config)
 }
 
+/// A single node on the embedded store, with topics of its own (one partition each).
+struct Node {
+    topics: Topics,
+    metrics_port: u16,
+    dir: std::path::PathBuf,
+    config: std::path::PathBuf,
+    rt: tokio::runtime::Runtime,
+}
+
+fn embedded_node(prefix: &str) -> Node {
+    let id = unique(prefix);
+    let topics = Topics::named(&id);
+    let (metrics_port, gateway_port) = (free_port(), free_port());
+    let (dir, config) = embedded_store_config(&id, metrics_port, gateway_port, &topics);
+    let rt = runtime();
+    topics.create(&rt, 1);
+    Node {
+        topics,
+        metrics_port,
+        dir,
+        config,
+        rt,
+    }
+}
+
 /// `argus run` on `config`, once it serves its metrics.
 fn start_argus(config: &std::path::Path, metrics_port: u16) -> Running {
     let child = Command::new(env!("CARGO_BIN_EXE_argus"))
@@ -612,12 +637,13 @@ pub(crate) fn kafka_client() -> ClientConfig {
 #[test]
 fn a_silence_and_a_notice_set_before_a_restart_mute_alerts_recorded_without_tickets() {
     use argus_store::Store;
-    let id = unique("e2e_silence");
-    let topics = Topics::named(&id);
-    let (metrics_port, gateway_port) = (free_port(), free_port());
-    let (dir, config) = embedded_store_config(&id, metrics_port, gateway_port, &topics);
-    let rt = runtime();
-    topics.create(&rt, 1);
+    let Node {
+        topics,
+        metrics_port,
+        dir,
+        config,
+        rt,
+    } = embedded_node("e2e_silence");
     let start = || start_argus(&config, metrics_port);
     let stop = stop_argus;
     let argus = start();
@@ -833,12 +859,13 @@ fn a_dead_letter_the_broker_refuses_does_not_hold_back_the_inputs_behind_it() {
 /// it, restart, and the change is in the record, once.
 #[test]
 fn a_ticket_change_answered_200_survives_kill_9() {
-    let id = unique("e2e_durable");
-    let topics = Topics::named(&id);
-    let (metrics_port, gateway_port) = (free_port(), free_port());
-    let (dir, config) = embedded_store_config(&id, metrics_port, gateway_port, &topics);
-    let rt = runtime();
-    topics.create(&rt, 1);
+    let Node {
+        topics,
+        metrics_port,
+        dir,
+        config,
+        rt,
+    } = embedded_node("e2e_durable");
     let argus = start_argus(&config, metrics_port);
 
     // Methane over the alarm level at a mine: an alert, and a ticket dispatched to its team.
@@ -916,12 +943,13 @@ fn a_ticket_change_answered_200_survives_kill_9() {
 #[test]
 fn a_reading_sent_again_with_another_value_is_a_conflict_with_an_alert_and_the_record_stays() {
     use argus_store::Store;
-    let id = unique("e2e_conflict");
-    let topics = Topics::named(&id);
-    let (metrics_port, gateway_port) = (free_port(), free_port());
-    let (dir, config) = embedded_store_config(&id, metrics_port, gateway_port, &topics);
-    let rt = runtime();
-    topics.create(&rt, 1);
+    let Node {
+        topics,
+        metrics_port,
+        dir,
+        config,
+        rt,
+    } = embedded_node("e2e_conflict");
     let argus = start_argus(&config, metrics_port);
 
     let now = now_ms();
