@@ -798,7 +798,7 @@ pub struct ConflictRow {
 }
 
 impl ConflictRow {
-    fn new(stored: &StoredReading, later: &ReadingRow) -> Self {
+    fn new(stored: OnRecord<'_>, later: &ReadingRow) -> Self {
         Self {
             source: later.source.clone(),
             metric: later.metric.clone(),
@@ -806,7 +806,7 @@ impl ConflictRow {
             event_time: later.event_time,
             enterprise_id: later.enterprise_id.clone(),
             stored_value: stored.value,
-            stored_flag: stored.flag.clone(),
+            stored_flag: stored.flag.to_owned(),
             stored_receive_ms: stored.receive_ms,
             value: later.value,
             flag: later.flag.clone(),
@@ -846,11 +846,61 @@ impl ConflictRow {
 /// A reading key: source, metric, event time (ms).
 pub type ReadingKey = (String, String, i64);
 
+/// The value on record of a reading key (the first received), borrowed.
+#[derive(Debug, Clone, Copy)]
+pub struct OnRecord<'a> {
+    /// The value.
+    pub value: f64,
+    /// Its data flag.
+    pub flag: &'a str,
+    /// When it was received, UTC ms.
+    pub receive_ms: i64,
+}
+
+impl<'a> From<&'a StoredReading> for OnRecord<'a> {
+    fn from(s: &'a StoredReading) -> Self {
+        Self {
+            value: s.value,
+            flag: &s.flag,
+            receive_ms: s.receive_ms,
+        }
+    }
+}
+
+impl<'a> From<&'a ReadingRow> for OnRecord<'a> {
+    fn from(r: &'a ReadingRow) -> Self {
+        Self {
+            value: r.value,
+            flag: &r.flag,
+            receive_ms: r.receive_ms,
+        }
+    }
+}
+
+/// A reading whose key is on record: whether it is a duplicate (the same value and flag);
+/// otherwise it is a conflict, added to `conflicts` with its event in `events` unless already
+/// there (a retried batch).
+pub fn settle(
+    later: &ReadingRow,
+    on_record: OnRecord<'_>,
+    conflicts: &mut Vec<ConflictRow>,
+    events: &mut Vec<EventRow>,
+) -> bool {
+    if on_record.value.to_bits() == later.value.to_bits() && on_record.flag == later.flag {
+        return true;
+    }
+    let conflict = ConflictRow::new(on_record, later);
+    if !conflicts.iter().any(|c| c.same_delivery(&conflict)) {
+        events.push(EventRow::new(&conflict.to_event(), "store"));
+        conflicts.push(conflict);
+    }
+    false
+}
+
 /// Readings sorted by what the record already holds (first write wins): those to write (the
-/// first of each key), a count of duplicates (same value and flag as the first: dropped), and
-/// the conflicts (another value or flag: kept apart, each with its event in `events`). A
-/// conflict already in `conflicts` (a retried batch) is not added again. Allocates nothing for
-/// a batch of new, distinct keys (a steady feed).
+/// first of each key) stay, the others are [`settle`]d against the value on record or the first
+/// of their key in the batch; returns the duplicates. Allocates nothing for a batch of new,
+/// distinct keys (a steady feed).
 pub fn first_writes(
     readings: &mut Vec<ReadingRow>,
     stored: &std::collections::HashMap<ReadingKey, StoredReading>,
@@ -879,39 +929,24 @@ pub fn first_writes(
         return 0;
     }
     let mut duplicates = 0;
-    let mut keep = Vec::with_capacity(readings.len());
-    for (i, r) in readings.iter().enumerate() {
-        let on_record = if stored.is_empty() {
-            None
-        } else {
-            stored.get(&(r.source.clone(), r.metric.clone(), r.event_ms))
-        };
-        let batch_first = earlier[i].map(|j| {
-            let f = &readings[j];
-            StoredReading {
-                source: f.source.clone(),
-                metric: f.metric.clone(),
-                event_ms: f.event_ms,
-                value: f.value,
-                flag: f.flag.clone(),
-                receive_ms: f.receive_ms,
+    let keep: Vec<bool> = readings
+        .iter()
+        .zip(&earlier)
+        .map(|(r, earlier)| {
+            let on_record = (!stored.is_empty())
+                .then(|| stored.get(&(r.source.clone(), r.metric.clone(), r.event_ms)))
+                .flatten()
+                .map(OnRecord::from)
+                .or_else(|| earlier.map(|j| OnRecord::from(&readings[j])));
+            let Some(on_record) = on_record else {
+                return true;
+            };
+            if settle(r, on_record, conflicts, events) {
+                duplicates += 1;
             }
-        });
-        let Some(on_record) = on_record.or(batch_first.as_ref()) else {
-            keep.push(true);
-            continue;
-        };
-        keep.push(false);
-        if on_record.value.to_bits() == r.value.to_bits() && on_record.flag == r.flag {
-            duplicates += 1;
-        } else {
-            let conflict = ConflictRow::new(on_record, r);
-            if !conflicts.iter().any(|c| c.same_delivery(&conflict)) {
-                events.push(EventRow::new(&conflict.to_event(), "store"));
-                conflicts.push(conflict);
-            }
-        }
-    }
+            false
+        })
+        .collect();
     let mut keep = keep.into_iter();
     readings.retain(|_| keep.next().unwrap_or(true));
     duplicates

@@ -13,8 +13,8 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use crate::migrations::Migration;
 use crate::rows::{
-    first_writes, AlertAckRow, AlertEventRow, AlertRow, EventRow, ReadingRow, RejectedRow,
-    StoredReading, TicketEventRow, TicketRow, COLUMNS,
+    settle, AlertAckRow, AlertEventRow, AlertRow, EventRow, OnRecord, ReadingRow, RejectedRow,
+    TicketEventRow, TicketRow, COLUMNS,
 };
 use crate::spool::RowBatch;
 use crate::{life_order, same_columns, Acknowledgement, Counts, Store, StoreError};
@@ -354,9 +354,8 @@ fn check_columns(conn: &Connection) -> Result<(), StoreError> {
 }
 
 /// First write wins: each reading is inserted unless its key is on record (or earlier in the
-/// batch); one that is not inserted is compared with the value on record: a duplicate (counted,
-/// returned) or a conflict (added to the batch's conflicts, with its event, unless already
-/// there from an earlier attempt).
+/// batch); one that is not inserted is [`settle`]d against the value on record. Returns the
+/// duplicates.
 fn write_readings(tx: &Transaction<'_>, batch: &mut RowBatch) -> rusqlite::Result<u64> {
     let mut insert = tx.prepare_cached(&format!(
         "INSERT INTO readings ({READINGS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
@@ -366,8 +365,7 @@ fn write_readings(tx: &Transaction<'_>, batch: &mut RowBatch) -> rusqlite::Resul
         "SELECT value, flag, receive_ms FROM readings \
          WHERE source = ?1 AND metric = ?2 AND event_ms = ?3",
     )?;
-    let mut stored = std::collections::HashMap::new();
-    let mut again = Vec::new();
+    let mut duplicates = 0;
     for r in &batch.readings {
         let inserted = insert.execute(params![
             r.source,
@@ -382,25 +380,20 @@ fn write_readings(tx: &Transaction<'_>, batch: &mut RowBatch) -> rusqlite::Resul
         if inserted > 0 {
             continue;
         }
-        let first = on_record.query_row(params![r.source, r.metric, r.event_ms], |row| {
-            Ok(StoredReading {
-                source: r.source.clone(),
-                metric: r.metric.clone(),
-                event_ms: r.event_ms,
-                value: row.get(0)?,
-                flag: row.get(1)?,
-                receive_ms: row.get(2)?,
-            })
-        })?;
-        stored.insert((r.source.clone(), r.metric.clone(), r.event_ms), first);
-        again.push(r.clone());
+        let (value, flag, receive_ms): (f64, String, i64) = on_record
+            .query_row(params![r.source, r.metric, r.event_ms], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+            })?;
+        let first = OnRecord {
+            value,
+            flag: &flag,
+            receive_ms,
+        };
+        if settle(r, first, &mut batch.conflicts, &mut batch.events) {
+            duplicates += 1;
+        }
     }
-    Ok(first_writes(
-        &mut again,
-        &stored,
-        &mut batch.conflicts,
-        &mut batch.events,
-    ))
+    Ok(duplicates)
 }
 
 fn write_batch(tx: &Transaction<'_>, batch: &RowBatch) -> rusqlite::Result<()> {
