@@ -35,6 +35,10 @@ struct Resume {
     seed: u64,
     /// Where the simulated feed has got to, epoch ms.
     reached_ms: i64,
+    /// Where it started (the first run's start), epoch ms: a resumed feed is generated from
+    /// there, so that its world goes on (absent in files of earlier releases).
+    #[serde(default)]
+    started_ms: Option<i64>,
 }
 
 /// Write the demo's files into the state folder (the county's files only if missing, so edits
@@ -70,14 +74,14 @@ fn resume_path(state: &Path) -> PathBuf {
     state.join("demo.json")
 }
 
-fn read_resume(state: &Path, seed: u64) -> Option<i64> {
+fn read_resume(state: &Path, seed: u64) -> Option<Resume> {
     let text = std::fs::read_to_string(resume_path(state)).ok()?;
     let resume: Resume = serde_json::from_str(&text).ok()?;
-    (resume.seed == seed).then_some(resume.reached_ms)
+    (resume.seed == seed).then_some(resume)
 }
 
-fn write_resume(state: &Path, seed: u64, reached_ms: i64) -> anyhow::Result<()> {
-    let text = serde_json::to_string(&Resume { seed, reached_ms })?;
+fn write_resume(state: &Path, resume: &Resume) -> anyhow::Result<()> {
+    let text = serde_json::to_string(resume)?;
     let path = resume_path(state);
     std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))
 }
@@ -99,10 +103,16 @@ pub fn run(options: DemoArgs) -> anyhow::Result<()> {
     let day_back = (now.as_millis() - i64::from(options.hours_back) * 3_600_000)
         .div_euclid(3_600_000)
         * 3_600_000;
-    let start = read_resume(state, options.seed)
-        .filter(|&reached| reached > day_back)
-        .unwrap_or(day_back);
-    let resumed = start != day_back;
+    // A resumed feed starts where the first run did and skips what that sent.
+    let resume = read_resume(state, options.seed).filter(|r| r.reached_ms > day_back);
+    let resumed = resume.is_some();
+    let (start, resume_after) = match &resume {
+        Some(r) => match r.started_ms {
+            Some(started) => (started, Some(Timestamp(r.reached_ms))),
+            None => (r.reached_ms, None),
+        },
+        None => (day_back, None),
+    };
 
     let runtime = tokio::runtime::Runtime::new().context("cannot start the tokio runtime")?;
     runtime.block_on(async {
@@ -136,6 +146,7 @@ pub fn run(options: DemoArgs) -> anyhow::Result<()> {
             rules_text,
             seed: options.seed,
             start: Timestamp(start),
+            resume_after,
             end: None,
             pacing: argus_sim::send::Pacing::CatchUp {
                 speed: options.speed,
@@ -159,7 +170,7 @@ pub fn run(options: DemoArgs) -> anyhow::Result<()> {
         say(format!(
             "argus demo: the example county ({}), simulated from {} at {}x the clock{}",
             summary,
-            Timestamp(start).to_rfc3339(),
+            resume_after.unwrap_or(Timestamp(start)).to_rfc3339(),
             options.speed,
             if resumed { " (resumed)" } else { "" }
         ));
@@ -197,7 +208,12 @@ pub fn run(options: DemoArgs) -> anyhow::Result<()> {
             .context("the simulator panicked")?
             .context("the simulator failed")?;
         if let Some(reached) = reached {
-            write_resume(state, options.seed, reached.as_millis())?;
+            let resume = Resume {
+                seed: options.seed,
+                reached_ms: reached.as_millis(),
+                started_ms: Some(start),
+            };
+            write_resume(state, &resume)?;
         }
         service.await.context("the service panicked")??;
         summary.abort();

@@ -40,6 +40,10 @@ pub struct Simulation {
     pub seed: u64,
     /// Simulated start.
     pub start: Timestamp,
+    /// A resumed feed: the simulated world is generated from `start` as before, and what comes
+    /// at or before this instant (sent by the earlier run) is skipped, so the world goes on
+    /// where it stopped instead of starting afresh there.
+    pub resume_after: Option<Timestamp>,
     /// Simulated end; none runs until stopped.
     pub end: Option<Timestamp>,
     /// How simulated time follows the clock.
@@ -86,7 +90,11 @@ pub async fn run(
         logger_averages: sim.logger_averages,
         params: RuleParams::from_rules_toml(&sim.rules_text),
     };
-    let generator = Generator::new(sim.registry, sim.rules, scenario)?;
+    let mut generator = Generator::new(sim.registry, sim.rules, scenario)?;
+    if let Some(after) = sim.resume_after {
+        let skipped = generator.skip_through(after)?;
+        tracing::info!(groups = skipped, until = %after.to_rfc3339(), "simulated feed resumed where it stopped");
+    }
     let file = std::fs::OpenOptions::new()
         .create(true)
         .write(true)
@@ -182,6 +190,7 @@ pub fn command(settings: &Settings, o: SimulateArgs) -> anyhow::Result<ExitCode>
         rules_text,
         seed: o.seed,
         start,
+        resume_after: None,
         end: Some(Timestamp(
             start.as_millis() + (o.hours * 3_600_000.0).round() as i64,
         )),

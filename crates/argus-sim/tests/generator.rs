@@ -108,3 +108,56 @@ fn the_truth_file_reads_back() {
     assert_eq!(truth.feed_end_ms, Some(1));
     assert!(Truth::parse("{\"record\":\"nonsense\"}").is_err());
 }
+
+/// A resumed feed (`argus demo` run again) goes on where it stopped: skipping what an earlier
+/// run sent gives exactly the groups (messages and truth) an uninterrupted run sends after it;
+/// a scenario started afresh at the resume point does not (its world would jump there).
+#[test]
+fn a_feed_skipped_through_an_instant_goes_on_as_if_never_stopped() {
+    let registry = || Registry::from_toml_str(REGISTRY, "registry.toml").unwrap();
+    let scenario = Scenario::default_day().with_hours(3.0);
+    let after = scenario.start.plus_millis(75 * 60_000 + 7_000);
+    // Every group after `after`, as text, then what the end commits to.
+    let groups_after = |mut g: Generator| {
+        let mut out = Vec::new();
+        while let Some(group) = g.next_group().unwrap() {
+            if group.at <= after {
+                continue;
+            }
+            for m in &group.messages {
+                out.push(format!(
+                    "{} {:?} {}",
+                    m.at,
+                    m.route,
+                    String::from_utf8_lossy(&m.payload)
+                ));
+            }
+            out.extend(
+                group
+                    .truth
+                    .iter()
+                    .map(|e| serde_json::to_string(e).unwrap()),
+            );
+        }
+        out.extend(g.finish().iter().map(|e| serde_json::to_string(e).unwrap()));
+        out
+    };
+    let whole = groups_after(generator(registry(), scenario.clone()));
+    let mut resumed = generator(registry(), scenario.clone());
+    let skipped = resumed.skip_through(after).unwrap();
+    assert!(skipped > 100, "{skipped} groups skipped");
+    let rest = groups_after(resumed);
+    assert!(rest.len() > 1_000, "{}", rest.len());
+    assert!(
+        rest == whole,
+        "the resumed feed differs from the uninterrupted one"
+    );
+    let afresh = groups_after(generator(
+        registry(),
+        Scenario {
+            start: after.plus_millis(1),
+            ..scenario
+        },
+    ));
+    assert!(afresh != rest, "a scenario started afresh is another world");
+}

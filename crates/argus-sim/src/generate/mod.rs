@@ -754,6 +754,20 @@ impl Generator {
         }
     }
 
+    /// Generate and drop every instant at or before `t` (what an earlier run of the same
+    /// scenario sent), so the next group is the one that run would have sent next; returns how
+    /// many were dropped.
+    pub fn skip_through(&mut self, t: Timestamp) -> Result<u64, SimError> {
+        let mut skipped = 0;
+        while self.peek_time().is_some_and(|at| at <= t) {
+            if self.next_group()?.is_none() {
+                break;
+            }
+            skipped += 1;
+        }
+        Ok(skipped)
+    }
+
     /// The next simulated instant, or `None` once the scenario's end is reached.
     pub fn next_group(&mut self) -> Result<Option<Group>, SimError> {
         let Some(at) = self.peek_time() else {
