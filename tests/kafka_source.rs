@@ -4,6 +4,7 @@
 //! joining the group taking partitions over without losing anything.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -782,17 +783,23 @@ fn a_joining_member_takes_over_partitions_without_loss() {
             ..SourceOptions::default()
         };
         let seen: Arc<Mutex<HashMap<ReadingKey, usize>>> = Arc::default();
-        let member = |telemetry: Telemetry| {
-            let running = start_with(
-                &rt,
-                &group,
+        let member = |telemetry: Telemetry, assigned: Arc<AtomicUsize>| {
+            let source = KafkaSource::with_topics(
+                &kafka_settings(&group),
                 &topics,
                 decoder(DecodeOptions::default()),
                 telemetry,
-                2,
-                options,
-            );
-            let Running { mut rx, stop, task } = running;
+            )
+            .unwrap_or_else(|e| panic!("source: {e}"))
+            .with_options(options)
+            .on_assign(move || {
+                assigned.fetch_add(1, Ordering::SeqCst);
+            });
+            let (tx, mut rx) = mpsc::channel(2);
+            let (stop, stopped) = oneshot::channel::<()>();
+            let task = rt.spawn(source.run(tx, async {
+                let _ = stopped.await;
+            }));
             let seen = Arc::clone(&seen);
             let worker = rt.spawn(async move {
                 let mut mine = 0;
@@ -822,13 +829,14 @@ fn a_joining_member_takes_over_partitions_without_loss() {
 
         let first_telemetry = telemetry();
         let second_telemetry = telemetry();
+        let hooks: [Arc<AtomicUsize>; 2] = Default::default();
         let started = Instant::now();
-        let first = member(first_telemetry.clone());
+        let first = member(first_telemetry.clone(), Arc::clone(&hooks[0]));
         while seen_count() == 0 {
             assert!(started.elapsed() < Duration::from_secs(30), "first member got nothing");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        let second = member(second_telemetry.clone());
+        let second = member(second_telemetry.clone(), Arc::clone(&hooks[1]));
         while seen_count() < MESSAGES {
             assert!(
                 started.elapsed() < Duration::from_secs(60),
@@ -856,6 +864,11 @@ fn a_joining_member_takes_over_partitions_without_loss() {
         let rebalances = |t: &Telemetry, event: &str| t.kafka.rebalances.with_label_values(&[event]).get();
         assert!(rebalances(&first_telemetry, "revoke") >= 1);
         assert!(rebalances(&second_telemetry, "assign") >= 1);
+        let hooked = hooks.each_ref().map(|h| h.load(Ordering::SeqCst));
+        assert!(hooked.iter().all(|&n| n >= 1), "assign hooks ran {hooked:?} times");
+        // The first member settles what it sent before giving partitions up, and drops a batch
+        // gathered across the rebalance: the second starts where the first stopped.
+        assert_eq!(duplicates, 0, "readings delivered twice across the rebalance");
         assert_eq!(assert_fully_committed(&group, &topic, PARTITIONS), MESSAGES as i64);
         eprintln!(
             "kafka_source: rebalance: members took {taken:?} readings, {duplicates} delivered twice, \

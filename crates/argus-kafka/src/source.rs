@@ -27,10 +27,15 @@
 //! readings scale out with the processes. (`cooperative-sticky`, which revokes only what moves,
 //! balances the total count only: with the readings, HJ 212 and events topics and two members,
 //! one member got every readings partition, issue 12.) A rebalance revokes every partition and
-//! assigns the new share (eager). On revoke, what is acknowledged for the revoked partitions is committed
-//! synchronously and their trackers are dropped; acknowledgements arriving later for them are
-//! ignored (each assignment has its own epoch), the new owner reads from the committed offset.
-//! On assign, the partitions get fresh trackers.
+//! assigns the new share (eager). On revoke, the source first waits (up to
+//! [`SourceOptions::shutdown_grace`]) for the envelopes it sent to be acknowledged, so that
+//! what this member stored is committed and not read again by the partitions' next owner (two
+//! members writing the same readings at once would both find them new); then what is
+//! acknowledged is committed synchronously and the trackers are dropped. Acknowledgements
+//! arriving later are ignored (each assignment has its own epoch), and a batch still being
+//! gathered across a rebalance is discarded: the new owner reads from the committed offset.
+//! On assign, the partitions get fresh trackers and the hook of
+//! [`KafkaSource::on_assign`] runs (the store forgets which series only it writes).
 //!
 //! # Backpressure
 //!
@@ -41,7 +46,7 @@
 
 use std::fmt;
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
@@ -78,9 +83,9 @@ pub struct SourceOptions {
     pub max_wait: Duration,
     /// Interval of the periodic commits of acknowledged offsets.
     pub commit_interval: Duration,
-    /// At shutdown, how long to wait for the envelopes already sent to be acknowledged (or
-    /// dropped) before the last commit, so a pipeline that drains its channel does not leave
-    /// them to be read again.
+    /// At shutdown, and when partitions are revoked, how long to wait for the envelopes
+    /// already sent to be acknowledged (or dropped) before the commit, so that what was stored
+    /// is not read again (by this member after a restart, or by the partitions' next owner).
     pub shutdown_grace: Duration,
 }
 
@@ -103,7 +108,7 @@ impl Default for SourceOptions {
 #[derive(Debug, Default)]
 struct Shared {
     tracker: Mutex<OffsetTracker>,
-    /// Bumped by every rebalance: a batch in progress starts new offset ranges after one.
+    /// Bumped by every rebalance: a batch gathered across one is discarded.
     generation: AtomicU64,
     /// Held for the whole of a commit, from reading the offsets to recording the result.
     commits: Mutex<()>,
@@ -111,6 +116,26 @@ struct Shared {
     outstanding: AtomicUsize,
     /// Notified when `outstanding` drops to zero.
     settled: Notify,
+    /// How long a revoke waits for the envelopes in flight, in ms.
+    revoke_grace_ms: AtomicU64,
+    /// Set once the source is closing: a revoke then waits for nothing more.
+    closing: AtomicBool,
+    /// Run when partitions are assigned.
+    on_assign: AssignHook,
+}
+
+/// What to run when partitions are assigned (see [`KafkaSource::on_assign`]).
+#[derive(Default)]
+struct AssignHook(std::sync::OnceLock<Box<dyn Fn() + Send + Sync>>);
+
+impl fmt::Debug for AssignHook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.get().is_some() {
+            "AssignHook(set)"
+        } else {
+            "AssignHook(none)"
+        })
+    }
 }
 
 impl Shared {
@@ -134,6 +159,30 @@ impl Shared {
                 return;
             }
             notified.await;
+        }
+    }
+
+    /// Block until every envelope sent is acknowledged or dropped, for at most `grace`; false
+    /// if some are still out. Called by librdkafka's rebalance callback inside `recv`: on a
+    /// multi-thread runtime the worker hands its other tasks over meanwhile; on a
+    /// current-thread runtime the pipeline could not run, so nothing is waited for.
+    fn settled_within(&self, grace: Duration) -> bool {
+        let wait = || {
+            let deadline = std::time::Instant::now() + grace;
+            loop {
+                if self.outstanding.load(Ordering::Acquire) == 0 {
+                    return true;
+                }
+                if std::time::Instant::now() >= deadline {
+                    return false;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        };
+        match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+            Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(wait),
+            Ok(_) => self.outstanding.load(Ordering::Acquire) == 0,
+            Err(_) => wait(),
         }
     }
 }
@@ -193,8 +242,22 @@ impl ConsumerContext for SourceContext {
                         .inc();
                     tracing::info!(group = %self.group, partitions = %describe(partitions), "kafka partitions revoked");
                 }
-                // Before the partitions go, their acknowledged offsets are committed, or the new
-                // owner reads them again.
+                // Before the partitions go, what was sent is stored and acknowledged, and the
+                // acknowledged offsets are committed, or the new owner reads them again.
+                if !self.shared.closing.load(Ordering::Acquire) {
+                    let grace =
+                        Duration::from_millis(self.shared.revoke_grace_ms.load(Ordering::Acquire));
+                    if !self.shared.settled_within(grace) {
+                        let outstanding = self.shared.outstanding.load(Ordering::Acquire);
+                        tracing::warn!(
+                            group = %self.group,
+                            outstanding,
+                            ?grace,
+                            "envelopes still unacknowledged when partitions are revoked: \
+                             their messages will be read again by the next owner"
+                        );
+                    }
+                }
                 let _commit = self.shared.commit_lock();
                 let offsets: Vec<CommitOffset> = {
                     let mut tracker = self.shared.tracker();
@@ -228,6 +291,9 @@ impl ConsumerContext for SourceContext {
                     .with_label_values(&["assign"])
                     .inc();
                 tracing::info!(group = %self.group, partitions = %describe(partitions), "kafka partitions assigned");
+                if let Some(hook) = self.shared.on_assign.0.get() {
+                    hook();
+                }
             }
         }
     }
@@ -374,6 +440,10 @@ impl KafkaSource {
                 brokers: settings.bootstrap_servers.clone(),
                 source: Box::new(source),
             })?;
+        let options = SourceOptions::default();
+        shared
+            .revoke_grace_ms
+            .store(millis(options.shutdown_grace), Ordering::Release);
         Ok(Self {
             consumer: Arc::new(consumer),
             shared,
@@ -381,7 +451,7 @@ impl KafkaSource {
             group,
             decoder,
             telemetry,
-            options: SourceOptions::default(),
+            options,
         })
     }
 
@@ -395,6 +465,20 @@ impl KafkaSource {
             commit_interval: options.commit_interval.max(Duration::from_millis(1)),
             shutdown_grace: options.shutdown_grace,
         };
+        self.shared
+            .revoke_grace_ms
+            .store(millis(options.shutdown_grace), Ordering::Release);
+        self
+    }
+
+    /// Run `hook` whenever partitions are assigned to this member (from librdkafka's
+    /// rebalance callback: keep it short). The service makes the store forget which series it
+    /// alone writes: another member may have written them meanwhile. Set once; a second hook
+    /// is ignored.
+    pub fn on_assign(self, hook: impl Fn() + Send + Sync + 'static) -> Self {
+        if self.shared.on_assign.0.set(Box::new(hook)).is_err() {
+            tracing::warn!(group = %self.group, "a kafka assign hook was set already");
+        }
         self
     }
 
@@ -445,6 +529,7 @@ impl KafkaSource {
         let Self {
             consumer, group, ..
         } = self;
+        self.shared.closing.store(true, Ordering::Release);
         // Blocking calls: a last synchronous commit, then closing the consumer, which revokes
         // its partitions (the revoke callback commits anything acknowledged meanwhile) and
         // waits for the group to let it go.
@@ -498,6 +583,11 @@ impl KafkaSource {
                     message = self.consumer.recv() => self.take(&mut batch, message)?,
                 }
             }
+            let generation = self.shared.generation.load(Ordering::Acquire);
+            if generation != batch.generation {
+                self.discard(&mut batch, generation);
+                continue;
+            }
             // Hand it over, waiting for room in the channel (backpressure) and committing meanwhile.
             let envelope = self.seal(batch);
             let send = tx.send(envelope);
@@ -540,7 +630,7 @@ impl KafkaSource {
         };
         let generation = self.shared.generation.load(Ordering::Acquire);
         if generation != batch.generation {
-            batch.new_generation(generation);
+            self.discard(batch, generation);
         }
         let (topic, partition, offset) = (message.topic(), message.partition(), message.offset());
         batch.track(topic, partition, offset, || {
@@ -585,6 +675,20 @@ impl KafkaSource {
             )),
         }
         Ok(())
+    }
+
+    /// A rebalance happened while `batch` was gathered: its messages are read again from the
+    /// committed offsets (by this member or the partitions' new owner), so they are dropped
+    /// here, unacknowledged, and the batch starts over in `generation`.
+    fn discard(&self, batch: &mut Batch, generation: u64) {
+        if !batch.is_empty() {
+            tracing::debug!(
+                group = %self.group,
+                messages = batch.payloads,
+                "batch gathered across a kafka rebalance dropped: its messages are read again"
+            );
+        }
+        *batch = Batch::new(generation);
     }
 
     /// Count the batch, register its offsets and wrap it into an envelope whose ack marks them.
@@ -650,8 +754,6 @@ struct Span {
     epoch: Option<u64>,
     first: i64,
     last: i64,
-    /// Closed by a rebalance: later messages of the partition start a new span.
-    open: bool,
 }
 
 /// A batch being gathered.
@@ -685,15 +787,6 @@ impl Batch {
         self.payloads >= saturating_u64(options.max_messages) || self.bytes >= options.max_bytes
     }
 
-    /// A rebalance happened while gathering: offsets received from now on belong to the
-    /// partitions' new assignments.
-    fn new_generation(&mut self, generation: u64) {
-        self.generation = generation;
-        for span in &mut self.spans {
-            span.open = false;
-        }
-    }
-
     /// Record a received offset; `epoch` looks up the partition's assignment for a new span.
     fn track(
         &mut self,
@@ -705,7 +798,7 @@ impl Batch {
         if let Some(span) = self
             .spans
             .iter_mut()
-            .find(|s| s.open && s.partition == partition && s.topic == topic)
+            .find(|s| s.partition == partition && s.topic == topic)
         {
             span.last = offset;
             return;
@@ -725,7 +818,6 @@ impl Batch {
             epoch,
             first: offset,
             last: offset,
-            open: true,
         });
     }
 }
@@ -776,6 +868,10 @@ fn now() -> Timestamp {
     Timestamp::from_system_time(SystemTime::now())
 }
 
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
 fn saturating_u64(n: usize) -> u64 {
     u64::try_from(n).unwrap_or(u64::MAX)
 }
@@ -785,14 +881,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn spans_follow_partitions_and_rebalances() {
+    fn spans_follow_partitions() {
         let mut batch = Batch::new(0);
         batch.track("r", 0, 10, || Some(1));
         batch.track("r", 1, 3, || Some(2));
         batch.track("r", 0, 11, || panic!("span of r/0 is open"));
         batch.track("e", 0, 7, || None);
-        batch.new_generation(1);
-        batch.track("r", 0, 12, || Some(5));
         let spans: Vec<_> = batch
             .spans
             .iter()
@@ -804,7 +898,6 @@ mod tests {
                 ("r", 0, Some(1), 10, 11),
                 ("r", 1, Some(2), 3, 3),
                 ("e", 0, None, 7, 7),
-                ("r", 0, Some(5), 12, 12)
             ]
         );
     }

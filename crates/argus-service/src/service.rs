@@ -326,6 +326,11 @@ pub async fn run(
         ),
     };
     tracing::info!(store = %store.describe(), "store");
+    // Partitions moved: the series they carry may have been written by another member since.
+    let kafka = kafka.map(|source| {
+        let store = store.clone();
+        source.on_assign(move || store.forget_written_series())
+    });
     let (sink_tx, sink_rx) = mpsc::channel(settings.ingest.pipeline_capacity);
     let sink_options =
         argus_store::sink::SinkOptions {

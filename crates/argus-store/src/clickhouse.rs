@@ -413,6 +413,13 @@ impl Store for ClickHouseStore {
         Ok(())
     }
 
+    fn forget_written_series(&self) {
+        self.newest
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
+
     async fn acknowledge(&self, ack: &Acknowledgement) -> Result<AlertRow, StoreError> {
         let _one_at_a_time = self.acknowledging.lock().await;
         let id = &ack.alert_id;

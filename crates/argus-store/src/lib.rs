@@ -195,6 +195,11 @@ pub trait Store: Clone + Send + Sync + 'static {
         batch: &mut RowBatch,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// Forget which series this process alone has written since it looked them up (another
+    /// process may write them now: a Kafka rebalance moved their partitions). The next write
+    /// of each looks the record up again; a store that remembers nothing ignores this.
+    fn forget_written_series(&self) {}
+
     /// Record that a person acknowledged an alert: an `alert_acks` row and the alert's current
     /// row carrying who and when. Refused for an alert not stored, or acknowledged before.
     fn acknowledge(
@@ -367,6 +372,9 @@ impl Store for Backend {
     }
     async fn insert_batch(&self, batch: &mut RowBatch) -> Result<(), StoreError> {
         delegate!(self, s => s.insert_batch(batch).await)
+    }
+    fn forget_written_series(&self) {
+        delegate!(self, s => s.forget_written_series())
     }
     async fn acknowledge(&self, ack: &Acknowledgement) -> Result<AlertRow, StoreError> {
         delegate!(self, s => s.acknowledge(ack).await)
