@@ -123,6 +123,7 @@ pub fn run_batch(
     // allowed lateness before closing (all data is in, but windows the data did not see close
     // stay open), whatever its share of the input.
     let newest = inputs.iter().map(|i| i.event_time().as_millis()).max();
+    let first = inputs.iter().map(Input::event_time).min();
     let lateness = options.watermarks.allowed_lateness_ms;
     let end = event_time(Timestamp(newest.unwrap_or(0).saturating_sub(lateness)));
     let collected = Arc::new(Mutex::new(BatchOutput::default()));
@@ -136,7 +137,8 @@ pub fn run_batch(
         let rules = Arc::clone(&rules);
         worker.dataflow::<u64, _, _>(|scope| {
             let stream = input.to_stream(scope);
-            detect(stream, Arc::clone(&rules))
+            // Every registered point is expected from the input's first event time.
+            detect(stream, Arc::clone(&rules), first)
                 .inspect(move |t: &AlertTransition| {
                     out.lock()
                         .unwrap_or_else(PoisonError::into_inner)
@@ -163,6 +165,11 @@ pub fn run_batch(
         }
         if end > *input.time() {
             input.advance_to(end);
+            // The end is a watermark: judged before the input closes (a closed input is no
+            // watermark; a short input would otherwise never see one).
+            while probe.less_than(&end) {
+                worker.step();
+            }
         }
         input.close();
         while worker.step() {}

@@ -84,6 +84,9 @@ pub struct LiveOptions {
     pub advance_every: Duration,
     /// How often (wall clock) a checkpoint is taken; `None`: no checkpoints.
     pub checkpoint_every: Option<Duration>,
+    /// From when every registered point is expected to report (the service's start, in event
+    /// time); `None`: the first frontier ([`Resume::watch_from`]).
+    pub watch_from: Option<argus_model::Timestamp>,
 }
 
 /// How long an idle worker sleeps before looking at its feed again.
@@ -116,6 +119,7 @@ where
             // Checkpointed, a stop is a pause: what the frontier has not passed is judged after
             // the restart, from the store.
             pause_at_end: options.checkpoint_every.is_some(),
+            watch_from: options.watch_from,
         };
         let mut last_checkpoint = Instant::now();
         let mut input = InputHandle::<u64, CapacityContainerBuilder<Vec<Input>>>::new();

@@ -425,12 +425,18 @@ fn order(input: &Input) -> (i64, u8, u32, u64, u8) {
     }
 }
 
-/// Run the rules over a stream of readings and events; returns the alert transitions.
+/// Run the rules over a stream of readings and events, every registered point expected from
+/// `watch_from` (see [`Resume::watch_from`]); returns the alert transitions.
 pub fn detect<'scope>(
     inputs: Stream<'scope, u64, Vec<Input>>,
     rules: Arc<RuleSet>,
+    watch_from: Option<Timestamp>,
 ) -> Stream<'scope, u64, Vec<AlertTransition>> {
-    detect_resumable(inputs, rules, Resume::default()).flat_map(|d| match d {
+    let resume = Resume {
+        watch_from,
+        ..Resume::default()
+    };
+    detect_resumable(inputs, rules, resume).flat_map(|d| match d {
         Detected::Transition(t) => Some(t),
         Detected::Checkpoint(_) => None,
     })
@@ -463,6 +469,10 @@ pub struct Resume {
     /// not passed are left unjudged (a restart takes them again from the store, after the last
     /// checkpoint) instead of judged without a watermark as at the end of a recorded input.
     pub pause_at_end: bool,
+    /// From when every registered point is expected to report (missing data counts from then
+    /// for a point that has not reported): the input's first event time for a recorded input;
+    /// `None`, the first frontier the worker sees (when the live service starts watching).
+    pub watch_from: Option<Timestamp>,
 }
 
 /// [`detect`], starting from a checkpoint and saving checkpoints as `resume` says. Inputs with
@@ -496,6 +506,8 @@ pub fn detect_resumable<'scope>(
                 }
             });
             let lookback_ms = rules.longest_lookback_ms();
+            let watch_from = resume.watch_from;
+            let mut watching = false;
             let save = move |units: &Units, unregistered: usize, until: u64| {
                 Detected::Checkpoint(Box::new(Checkpoint {
                     worker,
@@ -531,6 +543,15 @@ pub fn detect_resumable<'scope>(
                     clock = None;
                     judged_to = until;
                     return;
+                }
+                // Every registered point of this worker's enterprises is expected from now on.
+                if !watching {
+                    watching = true;
+                    let first_frontier = (until != u64::MAX)
+                        .then(|| Timestamp(i64::try_from(until).unwrap_or(i64::MAX)));
+                    if let Some(since) = watch_from.or(first_frontier) {
+                        units.expect_all(&rules, worker, peers, since);
+                    }
                 }
                 // Only the inputs the frontier has passed are sorted and judged; the rest wait.
                 let mut ready: Vec<Input> = pending
@@ -703,6 +724,35 @@ pub(crate) struct Units {
 }
 
 impl Units {
+    /// Create the units of the enterprises this worker owns (`worker` of `peers`, as the
+    /// exchange routes them) that have none yet, and expect each of their points from `since`
+    /// (missing data counts from then for a point that has not reported).
+    fn expect_all(&mut self, rules: &RuleSet, worker: usize, peers: usize, since: Timestamp) {
+        let peers = u64::try_from(peers.max(1)).unwrap_or(1);
+        for key in rules.enterprises() {
+            if usize::try_from(hash_str(key) % peers).ok() != Some(worker) {
+                continue;
+            }
+            let i = match self.by_key.get(&**key) {
+                Some(&i) => i,
+                None => {
+                    let instances = rules.for_enterprise(key).to_vec();
+                    self.units
+                        .push(Unit::new(Arc::clone(key), Origin::Enterprise, instances));
+                    self.by_key.insert(Arc::clone(key), self.units.len() - 1);
+                    self.units.len() - 1
+                }
+            };
+            if let Some(unit) = self.units.get_mut(i) {
+                for (_, machine) in &mut unit.machines {
+                    if let Running::MissingData(m) = machine {
+                        m.expect_from(since);
+                    }
+                }
+            }
+        }
+    }
+
     /// Hand `input` to the unit that judges it, created when first needed.
     fn take(
         &mut self,

@@ -72,18 +72,132 @@ pub struct AverageParams {
     pub period: Period,
     /// The limit; an average strictly above it violates.
     pub limit: f64,
-    /// Fewest valid values for the average to count (e.g. 45 minute values an hour; 20 hourly
-    /// values a day).
+    /// Fewest valid values for the average to count: minute values for an hour (a minute with
+    /// at least one valid reading; 45 under HJ 75), hourly values for a day (20).
     pub min_valid_samples: u32,
+    /// For a daily average, fewest valid minute values for one of its hours to be a valid
+    /// hourly value (45); unused for an hourly average.
+    pub min_valid_minutes: u32,
     /// O2 correction, for flue gas concentrations judged at a reference O2.
     pub o2: Option<O2Correction>,
 }
 
+/// One natural hour of a series: the sum and count of its valid values, and which of its
+/// minutes have a valid value, or a stopped one (flag F) and none valid.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
-struct Window {
+struct Hour {
     start: Timestamp,
     sum: f64,
     n: u32,
+    /// Bit m: minute m has a valid value.
+    valid_minutes: u64,
+    /// Bit m: minute m has a reading flagged stopped (F).
+    stopped_minutes: u64,
+}
+
+impl Hour {
+    fn new(start: Timestamp) -> Self {
+        Self {
+            start,
+            sum: 0.0,
+            n: 0,
+            valid_minutes: 0,
+            stopped_minutes: 0,
+        }
+    }
+
+    fn minute_bit(&self, at: Timestamp) -> u64 {
+        let minute = (at.as_millis() - self.start.as_millis()).clamp(0, HOUR_MS - 1) / 60_000;
+        1 << minute
+    }
+
+    /// Valid minutes, and minutes stopped with no valid value.
+    fn minutes(&self) -> (u32, u32) {
+        (
+            self.valid_minutes.count_ones(),
+            (self.stopped_minutes & !self.valid_minutes).count_ones(),
+        )
+    }
+
+    fn judge(&self, min_valid_minutes: u32) -> Outcome {
+        let (valid, stopped) = self.minutes();
+        Outcome::of(valid, stopped, 60, min_valid_minutes, || {
+            self.sum / f64::from(self.n)
+        })
+    }
+}
+
+/// What a window (an hour, or a day of hours) comes to.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Outcome {
+    /// Enough valid values: their average is judged against the limit.
+    Valid(f64),
+    /// The facility stopped for the whole window (flag F): neither judged nor insufficient.
+    Stopped,
+    /// Too few valid values for the time it ran: the count of valid values.
+    Insufficient(u32),
+}
+
+impl Outcome {
+    /// `valid` and `stopped` units (minutes, hours) of `total`: stopped time does not count as
+    /// expected, so the fewest valid units needed shrink in proportion to the time it ran
+    /// (`min_valid` of `total` when it never stopped).
+    fn of(
+        valid: u32,
+        stopped: u32,
+        total: u32,
+        min_valid: u32,
+        average: impl FnOnce() -> f64,
+    ) -> Self {
+        let running = total.saturating_sub(stopped);
+        let needed =
+            (u64::from(min_valid.max(1)) * u64::from(running)).div_ceil(u64::from(total.max(1)));
+        if valid == 0 && running == 0 {
+            Outcome::Stopped
+        } else if valid > 0 && u64::from(valid) >= needed {
+            Outcome::Valid(average())
+        } else {
+            Outcome::Insufficient(valid)
+        }
+    }
+}
+
+/// The window being filled: its current hour and, for a day, what its earlier hours came to.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Window {
+    start: Timestamp,
+    hour: Hour,
+    /// Sum of the valid hourly averages of the day's closed hours.
+    hours_sum: f64,
+    /// Valid hours among the day's closed hours.
+    hours_valid: u32,
+    /// Stopped hours among the day's closed hours.
+    hours_stopped: u32,
+}
+
+impl Window {
+    fn new(start: Timestamp) -> Self {
+        Self {
+            start,
+            hour: Hour::new(start),
+            hours_sum: 0.0,
+            hours_valid: 0,
+            hours_stopped: 0,
+        }
+    }
+
+    /// A day's hour is over: count what it came to and start the hour at `next`.
+    fn close_hour(&mut self, min_valid_minutes: u32, next: Timestamp) {
+        match self.hour.judge(min_valid_minutes) {
+            Outcome::Valid(average) => {
+                self.hours_sum += average;
+                self.hours_valid += 1;
+            }
+            Outcome::Stopped => self.hours_stopped += 1,
+            Outcome::Insufficient(_) => {}
+        }
+        self.hour = Hour::new(next);
+    }
 }
 
 /// The state machine of one average rule on one series (and the O2 series of its point).
@@ -116,33 +230,54 @@ impl Average {
     }
 
     /// Take a reading of the averaged metric (in event-time order). Windows before its window
-    /// are closed first.
+    /// are closed first. A value counts where its minute is: a minute with several valid values
+    /// is one minute value.
     pub fn on_reading(&mut self, reading: &Reading, out: &mut Vec<(AlertKind, Transition)>) {
-        let start = self.params.period.start_of(reading.event_time);
-        self.close_before(start, out);
-        let window = self.current.get_or_insert(Window {
-            start,
-            sum: 0.0,
-            n: 0,
+        let at = reading.event_time;
+        self.advance(at, out);
+        let start = self.params.period.start_of(at);
+        let window = self.current.get_or_insert_with(|| {
+            let mut w = Window::new(start);
+            w.hour = Hour::new(at.china_hour_start());
+            w
         });
+        let hour = &mut window.hour;
+        let bit = hour.minute_bit(at);
+        if reading.flag == argus_model::DataFlag::F {
+            hour.stopped_minutes |= bit;
+        }
         if !reading.is_valid() {
             return;
         }
         let value = match &self.params.o2 {
-            Some(o2) => o2.correct(reading.value, self.latest_o2, reading.event_time),
+            Some(o2) => o2.correct(reading.value, self.latest_o2, at),
             None => Some(reading.value),
         };
         if let Some(value) = value {
-            window.sum += value;
-            window.n += 1;
+            hour.sum += value;
+            hour.n += 1;
+            hour.valid_minutes |= bit;
         }
     }
 
     /// Event time has reached `watermark`: every window that ended by then is judged, empty
     /// ones included (as insufficient).
     pub fn on_watermark(&mut self, watermark: Timestamp, out: &mut Vec<(AlertKind, Transition)>) {
-        let start = self.params.period.start_of(watermark);
+        self.advance(watermark, out);
+    }
+
+    /// Judge every window that ends by `at`, and, within a day, close its hours that end by
+    /// `at`.
+    fn advance(&mut self, at: Timestamp, out: &mut Vec<(AlertKind, Transition)>) {
+        let start = self.params.period.start_of(at);
         self.close_before(start, out);
+        let min_minutes = self.params.min_valid_minutes;
+        if let (Period::Day, Some(window)) = (self.params.period, self.current.as_mut()) {
+            let hour_start = at.china_hour_start();
+            if window.hour.start < hour_start {
+                window.close_hour(min_minutes, hour_start);
+            }
+        }
     }
 
     /// Judge every window that starts before `start`, and open the window at `start`.
@@ -154,25 +289,36 @@ impl Average {
                 return;
             }
             self.judge(window, out);
-            self.current = Some(Window {
-                start: window.start.plus_millis(length),
-                sum: 0.0,
-                n: 0,
-            });
+            self.current = Some(Window::new(window.start.plus_millis(length)));
         }
     }
 
-    fn judge(&mut self, window: Window, out: &mut Vec<(AlertKind, Transition)>) {
+    fn judge(&mut self, mut window: Window, out: &mut Vec<(AlertKind, Transition)>) {
         let p = self.params;
-        let sufficient = window.n >= p.min_valid_samples.max(1);
+        let outcome = match p.period {
+            Period::Hour => window.hour.judge(p.min_valid_samples),
+            Period::Day => {
+                window.close_hour(p.min_valid_minutes, window.start);
+                Outcome::of(
+                    window.hours_valid,
+                    window.hours_stopped,
+                    24,
+                    p.min_valid_samples,
+                    || window.hours_sum / f64::from(window.hours_valid),
+                )
+            }
+        };
+        let (insufficient, valid) = match outcome {
+            Outcome::Insufficient(n) => (true, n),
+            Outcome::Valid(_) | Outcome::Stopped => (false, 0),
+        };
         if let Some(t) = self
             .insufficient
-            .window(window.start, !sufficient, f64::from(window.n))
+            .window(window.start, insufficient, f64::from(valid))
         {
             out.push((AlertKind::InsufficientData, t));
         }
-        if sufficient {
-            let average = window.sum / f64::from(window.n);
+        if let Outcome::Valid(average) = outcome {
             if let Some(t) = self
                 .exceeded
                 .window(window.start, average > p.limit, average)
@@ -220,6 +366,7 @@ mod tests {
             period: Period::Hour,
             limit,
             min_valid_samples: min,
+            min_valid_minutes: 45,
             o2: None,
         }
     }
@@ -295,6 +442,7 @@ mod tests {
             period: Period::Day,
             limit: 10.0,
             min_valid_samples: 1,
+            min_valid_minutes: 1,
             o2: None,
         });
         let mut out = Vec::new();
@@ -424,5 +572,146 @@ mod tests {
         feed_hour(&mut plain, 9, |_| 30.0, &mut out);
         plain.on_watermark(local(10, 0), &mut out);
         assert!(out.is_empty());
+    }
+
+    fn daily(limit: f64, min_hours: u32) -> AverageParams {
+        AverageParams {
+            period: Period::Day,
+            limit,
+            min_valid_samples: min_hours,
+            min_valid_minutes: 45,
+            o2: None,
+        }
+    }
+
+    /// 2026-11-26 + `day` days at `hour:minute` China time.
+    fn on_day(day: i64, hour: u8, minute: u8) -> Timestamp {
+        local(hour, minute).plus_millis(day * 86_400_000)
+    }
+
+    #[test]
+    fn a_day_is_the_mean_of_its_valid_hours_and_needs_20_of_them() {
+        // 20 full hours: 10 at 40, 10 at 60 (minute values every 30 s, so 120 values an hour),
+        // and one hour of 30 minutes at 500 (too few minutes: not a valid hour, not averaged).
+        let mut m = Average::new(daily(45.0, 20));
+        let mut out = Vec::new();
+        for hour in 0..21u8 {
+            for half_minute in 0..120i64 {
+                let at = on_day(0, hour, 0).plus_millis(half_minute * 30_000);
+                let value = match hour {
+                    0..=9 => 40.0,
+                    10..=19 => 60.0,
+                    _ if half_minute < 60 => 500.0,
+                    _ => continue,
+                };
+                m.on_reading(&reading(Metric::So2, at, value, DataFlag::N), &mut out);
+            }
+        }
+        m.on_watermark(on_day(1, 0, 0), &mut out);
+        // The mean of 20 hourly values (50), not of 2,460 readings (62.2).
+        assert_eq!(
+            out,
+            vec![(
+                AlertKind::Average,
+                Transition::Fired {
+                    started_at: on_day(0, 0, 0),
+                    value: 50.0
+                }
+            )]
+        );
+        // A day with 19 valid hours is insufficient, whatever its minute values.
+        let mut m = Average::new(daily(45.0, 20));
+        let mut out = Vec::new();
+        for hour in 0..19u8 {
+            feed_hour(&mut m, hour, |_| 60.0, &mut out);
+        }
+        m.on_watermark(on_day(1, 0, 0), &mut out);
+        assert_eq!(
+            out,
+            vec![(
+                AlertKind::InsufficientData,
+                Transition::Fired {
+                    started_at: on_day(0, 0, 0),
+                    value: 19.0
+                }
+            )]
+        );
+    }
+
+    #[test]
+    fn minutes_count_once_however_many_values_they_hold() {
+        // 40 minutes, each with three values: 40 minute values, not 120.
+        let mut m = Average::new(hourly(35.0, 45));
+        let mut out = Vec::new();
+        for minute in 0..40u8 {
+            for k in 0..3 {
+                let at = local(9, minute).plus_millis(k * 10_000);
+                m.on_reading(&reading(Metric::So2, at, 10.0, DataFlag::N), &mut out);
+            }
+        }
+        m.on_watermark(local(10, 0), &mut out);
+        assert_eq!(
+            out,
+            vec![(
+                AlertKind::InsufficientData,
+                Transition::Fired {
+                    started_at: local(9, 0),
+                    value: 40.0
+                }
+            )]
+        );
+    }
+
+    #[test]
+    fn stopped_time_is_not_expected() {
+        let mut m = Average::new(hourly(35.0, 45));
+        let mut out = Vec::new();
+        // Two hours flagged F throughout: stopped, neither insufficient nor judged.
+        for hour in 9..11u8 {
+            for minute in 0..60 {
+                let r = reading(Metric::So2, local(hour, minute), 0.0, DataFlag::F);
+                m.on_reading(&r, &mut out);
+            }
+        }
+        // Then 20 stopped minutes and 40 valid ones at 50: judged on the 40 it ran (30 needed).
+        for minute in 0..60 {
+            let flag = if minute < 20 {
+                DataFlag::F
+            } else {
+                DataFlag::N
+            };
+            let r = reading(Metric::So2, local(11, minute), 50.0, flag);
+            m.on_reading(&r, &mut out);
+        }
+        // And 10 stopped, 30 valid, 20 missing: 38 needed for the 50 minutes it ran.
+        for minute in 0..40 {
+            let flag = if minute < 10 {
+                DataFlag::F
+            } else {
+                DataFlag::N
+            };
+            let r = reading(Metric::So2, local(12, minute), 20.0, flag);
+            m.on_reading(&r, &mut out);
+        }
+        m.on_watermark(local(13, 0), &mut out);
+        assert_eq!(
+            out,
+            vec![
+                (
+                    AlertKind::Average,
+                    Transition::Fired {
+                        started_at: local(11, 0),
+                        value: 50.0
+                    }
+                ),
+                (
+                    AlertKind::InsufficientData,
+                    Transition::Fired {
+                        started_at: local(12, 0),
+                        value: 30.0
+                    }
+                ),
+            ]
+        );
     }
 }

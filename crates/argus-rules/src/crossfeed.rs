@@ -183,6 +183,37 @@ impl Fact {
     }
 }
 
+/// What is known of a production line: its latest power reading (current for the staleness
+/// limit) and its latest production state event (current until the next one). It runs when
+/// either says so, is stopped when what is current says so, unknown when nothing is current.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Line {
+    reading: Option<Fact>,
+    state: Option<Fact>,
+}
+
+impl Line {
+    /// Whether it runs at `t`, if known then.
+    fn at(&self, t: Timestamp) -> Option<bool> {
+        let reading = self.reading.and_then(|f| f.at(t));
+        let state = self.state.and_then(|f| f.at(t));
+        match (reading, state) {
+            (None, None) => None,
+            (r, s) => Some(r == Some(true) || s == Some(true)),
+        }
+    }
+
+    /// Until when it is known to run, if it runs at `t`.
+    fn running_until(&self, t: Timestamp) -> Option<Timestamp> {
+        [self.reading, self.state]
+            .into_iter()
+            .flatten()
+            .filter(|f| f.at(t) == Some(true))
+            .map(|f| f.until)
+            .max()
+    }
+}
+
 /// The verdict on one instant.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 enum Verdict {
@@ -228,7 +259,7 @@ enum Run {
 pub struct TreatmentStopped {
     params: TreatmentParams,
     treatment: Option<Fact>,
-    lines: BTreeMap<SourceId, Option<Fact>>,
+    lines: BTreeMap<SourceId, Line>,
     /// The instant of the inputs taken but not yet judged.
     unsettled: Option<Timestamp>,
     run: Run,
@@ -240,7 +271,7 @@ impl TreatmentStopped {
         let lines = params
             .lines
             .keys()
-            .map(|line| (line.clone(), None))
+            .map(|line| (line.clone(), Line::default()))
             .collect();
         Self {
             params,
@@ -272,7 +303,7 @@ impl TreatmentStopped {
         };
         if reading.is_valid() {
             let fact = self.reading_fact(reading, threshold);
-            self.take_line(&reading.source, fact, out);
+            self.take_line(&reading.source, fact, false, out);
         }
     }
 
@@ -290,7 +321,7 @@ impl TreatmentStopped {
             running,
             kw: 0.0,
         };
-        self.take_line(source, fact, out);
+        self.take_line(source, fact, true, out);
     }
 
     /// Event time has reached `watermark`: no input at or before it is still to come.
@@ -307,13 +338,25 @@ impl TreatmentStopped {
         }
     }
 
-    fn take_line(&mut self, line: &SourceId, fact: Fact, out: &mut Vec<(AlertKind, Transition)>) {
+    /// Take a fact of a line: a production state event (`state`) or a power reading.
+    fn take_line(
+        &mut self,
+        line: &SourceId,
+        fact: Fact,
+        state: bool,
+        out: &mut Vec<(AlertKind, Transition)>,
+    ) {
         if !self.lines.contains_key(line) {
             return;
         }
         self.take(fact.at, out);
         if let Some(known) = self.lines.get_mut(line) {
-            *known = Some(fact.replace(*known));
+            let slot = if state {
+                &mut known.state
+            } else {
+                &mut known.reading
+            };
+            *slot = Some(fact.replace(*slot));
         }
     }
 
@@ -382,11 +425,7 @@ impl TreatmentStopped {
     }
 
     fn verdict(&self, at: Timestamp) -> Verdict {
-        if self
-            .lines
-            .values()
-            .all(|line| line.and_then(|f| f.at(at)) == Some(false))
-        {
+        if self.lines.values().all(|line| line.at(at) == Some(false)) {
             return Verdict::Compliant;
         }
         let Some(treatment) = self.treatment.filter(|f| f.at(at).is_some()) else {
@@ -399,9 +438,8 @@ impl TreatmentStopped {
         let running = self
             .lines
             .values()
-            .flatten()
-            .filter(|f| f.at(at) == Some(true));
-        match running.map(|f| f.until).max() {
+            .filter_map(|line| line.running_until(at));
+        match running.max() {
             Some(line_until) => Verdict::Violating {
                 until: line_until.min(treatment.until),
                 treatment_kw: treatment.kw,

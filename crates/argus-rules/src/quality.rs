@@ -580,7 +580,8 @@ impl MissingDataParams {
 /// time after the last one. The alert starts at the last reading before the gap, fires when the
 /// watermark (or the next reading) is more than `max_gap_ms` past it and resolves at the next
 /// reading. Values are minutes: `Fired` carries the limit (the silence is known to be longer),
-/// `Resolved` the gap's length as `peak` and `mean`. Nothing fires before a first reading.
+/// `Resolved` the gap's length as `peak` and `mean`. Before a first reading, nothing fires
+/// unless the point is expected ([`MissingData::expect_from`]).
 /// Silence in processing time is the dataflow's job (see the module documentation).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct MissingData {
@@ -604,6 +605,13 @@ impl MissingData {
         if let Some(gap) = self.gap.replace(Lasting::new(reading.event_time)) {
             gap.end(reading.event_time, max_ms, out);
         }
+    }
+
+    /// The point is expected to report from `since` on (when Argus starts watching it): if it
+    /// has not reported yet, its silence counts from then, so a point that never reports is
+    /// missing too. Changes nothing once it has reported.
+    pub fn expect_from(&mut self, since: Timestamp) {
+        self.gap.get_or_insert_with(|| Lasting::new(since));
     }
 
     /// Event time has reached `watermark`: a gap longer than allowed fires now.

@@ -84,6 +84,8 @@ enum RawRule {
         limits: LimitSelector,
         severity: Severity,
         min_valid_samples: u32,
+        #[serde(default = "default_min_valid_minutes")]
+        min_valid_minutes: u32,
         #[serde(default = "default_o2_max_measured_pct")]
         o2_max_measured_pct: f64,
         #[serde(default = "default_o2_max_age_secs")]
@@ -270,6 +272,11 @@ fn metric(code: &str) -> Result<Metric, String> {
 
 fn default_o2_max_measured_pct() -> f64 {
     19.0
+}
+
+/// HJ 75-2017: an hourly value needs at least 45 valid minute values.
+fn default_min_valid_minutes() -> u32 {
+    45
 }
 
 fn default_o2_max_age_secs() -> u64 {
@@ -581,14 +588,19 @@ impl RuleSet {
         self.longest_lookback_ms
     }
 
+    /// The enterprises that have rule instances, sorted.
+    pub fn enterprises(&self) -> Vec<&Arc<str>> {
+        let mut enterprises: Vec<&Arc<str>> = self.by_enterprise.keys().collect();
+        enterprises.sort();
+        enterprises
+    }
+
     /// A fingerprint of every instance and its parameters (FNV-1a of their descriptions, by
     /// enterprise in order): equal for the same rules bound to the same registry. Detection
     /// state saved under one fingerprint is only taken back under the same one.
     pub fn fingerprint(&self) -> u64 {
-        let mut enterprises: Vec<&Arc<str>> = self.by_enterprise.keys().collect();
-        enterprises.sort();
         let mut text = format!("{:?}|{}", self.unregistered, self.longest_lookback_ms);
-        for enterprise in enterprises {
+        for enterprise in self.enterprises() {
             text.push_str(&format!(
                 "|{enterprise}:{:?}",
                 self.for_enterprise(enterprise)
@@ -1022,6 +1034,7 @@ fn bind_limits(
             RawRule::Average {
                 limits,
                 min_valid_samples,
+                min_valid_minutes,
                 o2_max_measured_pct,
                 o2_max_age_secs,
                 ..
@@ -1031,6 +1044,22 @@ fn bind_limits(
                     (LimitSelector::DailyAvg, LimitBasis::DailyAvg) => Period::Day,
                     _ => continue,
                 };
+                // Minute values of an hour, hourly values of a day: more can never be had.
+                let (most, unit) = match period {
+                    Period::Hour => (60, "minute values an hour"),
+                    Period::Day => (24, "hourly values a day"),
+                };
+                if !(1..=most).contains(min_valid_samples) {
+                    return Err(format!(
+                        "min_valid_samples must be 1 to {most} ({unit}), not {min_valid_samples}"
+                    ));
+                }
+                if !(1..=60).contains(min_valid_minutes) {
+                    return Err(format!(
+                        "min_valid_minutes must be 1 to 60 (valid minute values of an hour), \
+                         not {min_valid_minutes}"
+                    ));
+                }
                 // Flue gas concentrations are judged at the standard's reference O2.
                 let o2 = match point.o2_reference_pct {
                     Some(reference_pct)
@@ -1050,6 +1079,7 @@ fn bind_limits(
                     period,
                     limit: 0.0,
                     min_valid_samples: *min_valid_samples,
+                    min_valid_minutes: *min_valid_minutes,
                     o2,
                 };
                 match limit.bound {

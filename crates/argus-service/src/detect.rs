@@ -175,6 +175,11 @@ impl Detection {
             },
             advance_every: settings.rules.advance_every,
             checkpoint_every: writer.as_ref().map(|_| settings.rules.checkpoint_every),
+            // Every registered point is expected from now on: a point silent since the start
+            // is missing too (a backlog's older readings are not judged against this).
+            watch_from: Some(argus_model::Timestamp::from_system_time(
+                std::time::SystemTime::now(),
+            )),
         };
         let mut senders = Vec::with_capacity(cluster.workers);
         let mut receivers = Vec::with_capacity(cluster.workers);

@@ -43,6 +43,7 @@ fn run(
 ) -> Outputs {
     let options = BatchOptions::recorded(LATENESS_MS);
     let newest = inputs.iter().map(|i| i.event_time().as_millis()).max();
+    let first = inputs.iter().map(Input::event_time).min();
     let end_time = u64::try_from(newest.unwrap_or(0) - LATENESS_MS).unwrap_or(0);
     let outputs = Arc::new(Mutex::new(vec![Vec::new(); workers]));
     let sink = Arc::clone(&outputs);
@@ -58,6 +59,7 @@ fn run(
             due: None,
             from: from[index].clone(),
             pause_at_end: false,
+            watch_from: first,
         };
         let rules = Arc::clone(&rules);
         worker.dataflow::<u64, _, _>(|scope| {

@@ -227,10 +227,54 @@ struct AvgCounter {
     instance: Arc<Instance>,
     metric: Metric,
     period: Period,
+    /// Valid values a window needs: minute values of an hour, hourly values of a day.
     min: u32,
+    /// Valid minute values an hour of a day needs.
+    min_minutes: u32,
     o2: Option<argus_rules::O2Correction>,
-    window: Option<(i64, u32)>,
+    /// The window's start and what it counted so far.
+    window: Option<(i64, Tally)>,
     open: bool,
+}
+
+/// What the data sent gives a regulatory window: the valid minutes of its current hour and,
+/// for a day, the valid hours before it (the simulator sends no stopped flags).
+#[derive(Debug, Clone, Copy, Default)]
+struct Tally {
+    hour: i64,
+    minutes: u64,
+    hours: u32,
+}
+
+impl Tally {
+    fn new(t: i64) -> Self {
+        Self {
+            hour: china_hour_start(t),
+            ..Self::default()
+        }
+    }
+
+    /// A valid value at `t` (in the window, in time order).
+    fn add(&mut self, t: i64, min_minutes: u32) {
+        let hour = china_hour_start(t);
+        if hour != self.hour {
+            self.hours += u32::from(self.minutes.count_ones() >= min_minutes);
+            *self = Self {
+                hour,
+                minutes: 0,
+                hours: self.hours,
+            };
+        }
+        self.minutes |= 1 << ((t - hour) / MIN).clamp(0, 59);
+    }
+
+    /// Valid values of the window: minutes of an hour, valid hours of a day.
+    fn valid(&self, period: Period, min_minutes: u32) -> u32 {
+        match period {
+            Period::Hour => self.minutes.count_ones(),
+            Period::Day => self.hours + u32::from(self.minutes.count_ones() >= min_minutes),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -651,6 +695,7 @@ impl Generator {
                         metric: i.metric?,
                         period: p.period,
                         min: p.min_valid_samples.max(1),
+                        min_minutes: p.min_valid_minutes,
                         o2: p.o2,
                         window: None,
                         open: false,
@@ -882,7 +927,10 @@ impl Generator {
                 }
             }
             for c in &feed.averages {
-                let Some((start, n)) = c.window else { continue };
+                let Some((start, tally)) = c.window else {
+                    continue;
+                };
+                let n = tally.valid(c.period, c.min_minutes);
                 let length = period_ms(c.period, start);
                 let (start, what) = if n < c.min {
                     (
@@ -1267,11 +1315,12 @@ fn observe(feed: &mut Feed, t: i64, samples: &[Sample], out: &mut Vec<TruthEntry
         };
         let start = window_start(c.period, t);
         let mut steps = 0;
-        while let Some((w, n)) = c.window {
+        while let Some((w, tally)) = c.window {
             if w >= start || steps > 24 * 31 {
                 break;
             }
             steps += 1;
+            let n = tally.valid(c.period, c.min_minutes);
             if n < c.min {
                 if !c.open {
                     c.open = true;
@@ -1290,9 +1339,10 @@ fn observe(feed: &mut Feed, t: i64, samples: &[Sample], out: &mut Vec<TruthEntry
             } else {
                 c.open = false;
             }
-            c.window = Some((w + period_ms(c.period, w), 0));
+            let next = w + period_ms(c.period, w);
+            c.window = Some((next, Tally::new(next)));
         }
-        let window = c.window.get_or_insert((start, 0));
+        let window = c.window.get_or_insert((start, Tally::new(t)));
         if s.flag != DataFlag::N {
             continue;
         }
@@ -1303,7 +1353,7 @@ fn observe(feed: &mut Feed, t: i64, samples: &[Sample], out: &mut Vec<TruthEntry
             }),
         };
         if usable {
-            window.1 += 1;
+            window.1.add(t, c.min_minutes);
         }
     }
 }

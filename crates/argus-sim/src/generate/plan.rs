@@ -678,9 +678,9 @@ impl Generator {
                         h + 70 * MIN,
                         "desulphurisation tower overhaul",
                     );
-                let interval = self.feeds[i].interval;
+                // Committed once the last minute the hour needs has its value.
                 let commit =
-                    self.next_tick(i, h) + (i64::from(p.min_valid_samples.max(1)) - 1) * interval;
+                    self.next_tick(i, h + (i64::from(p.min_valid_samples.max(1)) - 1) * MIN);
                 let what = format!(
                     "{} hourly average 1.3 times its limit{}",
                     metric.code(),
@@ -752,9 +752,12 @@ impl Generator {
             },
         );
         if factor > 1.0 {
-            let interval = self.feeds[i].interval;
-            let commit =
-                self.next_tick(i, start) + (i64::from(p.min_valid_samples.max(1)) - 1) * interval;
+            // Committed once the last hour the day needs has the minutes it needs.
+            let last_hour = start + (i64::from(p.min_valid_samples.max(1)) - 1) * HOUR;
+            let commit = self.next_tick(
+                i,
+                last_hour + (i64::from(p.min_valid_minutes.max(1)) - 1) * MIN,
+            );
             let what = format!("{} daily average {factor} times its limit", metric.code());
             self.injected(
                 commit,

@@ -1,0 +1,325 @@
+//! Detection against the regulations' own semantics (issue 13): each test is one defect found
+//! when detection was checked against `config/rules.toml`'s documentation and HJ 75 / HJ 212,
+//! reproduced on the shipped registry and rules as `argus replay` would run it.
+
+use std::sync::Arc;
+
+use argus_dataflow::{run_batch, AlertTransition, BatchOptions, Input};
+use argus_model::time::{CivilDateTime, CHINA_OFFSET_SECS};
+use argus_model::{
+    AlertKind, DataFlag, Event, EventKind, MetricCode, Reading, Registry, SourceId, Timestamp,
+};
+use argus_rules::{RuleSet, Transition};
+
+/// E002's final outlet (wastewater, COD daily average limit 50 mg/L).
+const WASTEWATER: &str = "15010201000201";
+/// E001 unit 1 stack (flue gas, SO2 hourly average limit 35 mg/m3 at 6 % O2).
+const STACK: &str = "15010201000101";
+/// E001 unit 1 generator (production line, running at or above 30,000 kW).
+const GENERATOR: &str = "15010201000102";
+/// E001 unit 1 desulphurisation (treatment, running at or above 1,200 kW; serves the generator).
+const DESULPHURISATION: &str = "15010201000103";
+
+fn rules() -> Arc<RuleSet> {
+    let registry = Registry::from_toml_str(
+        include_str!("../../../config/registry.toml"),
+        "registry.toml",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let rules = RuleSet::compile(
+        include_str!("../../../config/rules.toml"),
+        "rules.toml",
+        &registry,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    Arc::new(rules)
+}
+
+/// 2026-11-26 + `day` at `hour:minute` China time.
+fn at(day: i64, hour: u8, minute: u8) -> Timestamp {
+    let civil = CivilDateTime {
+        year: 2026,
+        month: 11,
+        day: 26,
+        hour,
+        minute,
+        second: 0,
+        millisecond: 0,
+    };
+    let t = Timestamp::from_civil(civil, CHINA_OFFSET_SECS).unwrap_or_else(|| panic!("time"));
+    t.plus_millis(day * 86_400_000)
+}
+
+fn reading(source: &str, metric: &str, t: Timestamp, value: f64, flag: DataFlag) -> Input {
+    Input::Reading(Reading {
+        source: SourceId::from(source),
+        metric: MetricCode::parse(metric),
+        value,
+        flag,
+        event_time: t,
+        receive_time: t,
+    })
+}
+
+fn run(inputs: Vec<Input>) -> Vec<AlertTransition> {
+    run_batch(
+        timely::Config::thread(),
+        rules(),
+        Arc::new(inputs),
+        BatchOptions::recorded(300_000),
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
+    .transitions
+}
+
+/// The transitions of rule `rule` at `point`: (kind, fired/resolved, started_at, value).
+fn of(
+    out: &[AlertTransition],
+    rule: &str,
+    point: &str,
+) -> Vec<(AlertKind, &'static str, Timestamp, f64)> {
+    out.iter()
+        .filter(|t| &*t.instance.rule_id == rule && t.instance.point.as_str() == point)
+        .map(|t| match t.transition {
+            Transition::Fired { started_at, value } => (t.kind, "fired", started_at, value),
+            Transition::Updated { started_at, value } => (t.kind, "updated", started_at, value),
+            Transition::Resolved {
+                started_at, peak, ..
+            } => (t.kind, "resolved", started_at, peak),
+        })
+        .collect()
+}
+
+/// One COD value a minute at the outlet, `value(hour, minute)`, over the hours given of day 0.
+fn cod(hours: impl IntoIterator<Item = u8>, minutes: u8, value: f64) -> Vec<Input> {
+    hours
+        .into_iter()
+        .flat_map(|h| {
+            (0..minutes)
+                .map(move |m| reading(WASTEWATER, "w01018", at(0, h, m), value, DataFlag::N))
+        })
+        .collect()
+}
+
+#[test]
+fn a_daily_average_counts_hours_not_minute_values() {
+    // Thirty minute values at 80 mg/L, 10:00-10:29, then one reading after midnight: no valid
+    // hour, so the day is insufficient, not an exceedance at 80.
+    let mut inputs = cod([10], 30, 80.0);
+    inputs.push(reading(
+        WASTEWATER,
+        "w01018",
+        at(1, 0, 5),
+        10.0,
+        DataFlag::N,
+    ));
+    let out = run(inputs);
+    assert_eq!(
+        of(&out, "daily-average", WASTEWATER),
+        vec![(AlertKind::InsufficientData, "fired", at(0, 0, 0), 0.0)]
+    );
+
+    // Eighteen valid hours (the outlet down for six): insufficient too, 18 of the 20 needed.
+    let mut inputs = cod(0..18, 60, 40.0);
+    inputs.push(reading(
+        WASTEWATER,
+        "w01018",
+        at(1, 0, 5),
+        10.0,
+        DataFlag::N,
+    ));
+    let out = run(inputs);
+    assert_eq!(
+        of(&out, "daily-average", WASTEWATER),
+        vec![(AlertKind::InsufficientData, "fired", at(0, 0, 0), 18.0)]
+    );
+
+    // Twenty valid hours at 60 and one of ten minutes at 900: the mean of the valid hours.
+    let mut inputs = cod(0..20, 60, 60.0);
+    inputs.extend(cod([20], 10, 900.0));
+    inputs.push(reading(
+        WASTEWATER,
+        "w01018",
+        at(1, 0, 5),
+        10.0,
+        DataFlag::N,
+    ));
+    let out = run(inputs);
+    assert_eq!(
+        of(&out, "daily-average", WASTEWATER),
+        vec![(AlertKind::Average, "fired", at(0, 0, 0), 60.0)]
+    );
+}
+
+#[test]
+fn redelivered_readings_are_judged_once() {
+    // Forty minute values of SO2 (with O2), each delivered twice: 40 valid minutes, too few
+    // for the hour.
+    let mut inputs = Vec::new();
+    for minute in 0..40 {
+        for _ in 0..2 {
+            inputs.push(reading(STACK, "a19001", at(0, 9, minute), 6.0, DataFlag::N));
+            inputs.push(reading(
+                STACK,
+                "a21026",
+                at(0, 9, minute),
+                20.0,
+                DataFlag::N,
+            ));
+        }
+    }
+    inputs.push(reading(STACK, "a21026", at(0, 10, 30), 20.0, DataFlag::N));
+    let out = run(inputs);
+    assert_eq!(
+        of(&out, "hourly-average", STACK)
+            .into_iter()
+            .filter(|(kind, ..)| *kind == AlertKind::InsufficientData)
+            .collect::<Vec<_>>(),
+        vec![(AlertKind::InsufficientData, "fired", at(0, 9, 0), 40.0)]
+    );
+
+    // 48 equal COD values a minute apart, each delivered twice (the second copy an hour later,
+    // beyond the allowed lateness, too): 48 readings, short of constant-value's 60.
+    let mut inputs = cod([8], 48, 33.0);
+    let again: Vec<Input> = inputs.clone();
+    inputs.extend(again.iter().cloned());
+    for input in &again {
+        if let Input::Reading(r) = input {
+            let mut r = r.clone();
+            r.receive_time = r.receive_time.plus_millis(3_600_000);
+            inputs.push(Input::Reading(r));
+        }
+    }
+    inputs.push(reading(
+        WASTEWATER,
+        "w01018",
+        at(0, 12, 0),
+        34.0,
+        DataFlag::N,
+    ));
+    let out = run(inputs);
+    assert_eq!(of(&out, "constant-value", WASTEWATER), vec![]);
+}
+
+#[test]
+fn a_registered_point_that_never_reports_is_missing() {
+    // Only the stack reports, for two hours: the outlet of E002 never does. It is expected from
+    // the input's first event time and missing 30 minutes later: one alert for the point.
+    let inputs: Vec<Input> = (0..120)
+        .map(|m| {
+            reading(
+                STACK,
+                "a21026",
+                at(0, 9, 0).plus_millis(m * 60_000),
+                20.0,
+                DataFlag::N,
+            )
+        })
+        .collect();
+    let out = run(inputs);
+    assert_eq!(
+        of(&out, "missing-data", WASTEWATER),
+        vec![(AlertKind::MissingData, "fired", at(0, 9, 0), 30.0)]
+    );
+    // The generator of the stack's own enterprise, silent too, is missing as well.
+    assert_eq!(of(&out, "missing-data", GENERATOR).len(), 1);
+    // The stack itself reported throughout.
+    assert_eq!(of(&out, "missing-data", STACK), vec![]);
+}
+
+#[test]
+fn shutdown_is_not_missing_data() {
+    // Two hours of SO2 and O2 all flagged F (the unit stopped), then an hour running.
+    let mut inputs = Vec::new();
+    for hour in 9..11u8 {
+        for minute in 0..60 {
+            inputs.push(reading(
+                STACK,
+                "a19001",
+                at(0, hour, minute),
+                20.9,
+                DataFlag::F,
+            ));
+            inputs.push(reading(
+                STACK,
+                "a21026",
+                at(0, hour, minute),
+                0.0,
+                DataFlag::F,
+            ));
+        }
+    }
+    for minute in 0..60 {
+        inputs.push(reading(
+            STACK,
+            "a19001",
+            at(0, 11, minute),
+            6.0,
+            DataFlag::N,
+        ));
+        inputs.push(reading(
+            STACK,
+            "a21026",
+            at(0, 11, minute),
+            20.0,
+            DataFlag::N,
+        ));
+    }
+    inputs.push(reading(STACK, "a21026", at(0, 12, 30), 20.0, DataFlag::N));
+    let out = run(inputs);
+    assert_eq!(of(&out, "hourly-average", STACK), vec![]);
+}
+
+#[test]
+fn a_running_production_state_holds_whatever_the_arrival_order() {
+    // The generator says it runs at 09:55, its meter reads 09:56-09:59 and then falls silent;
+    // the desulphurisation draws 1 kW from 10:00 to 10:40. The event holds until the next
+    // state event: treatment stopped while production runs, from 10:00.
+    let running = |t: Timestamp| {
+        Input::Event(Box::new(Event {
+            enterprise_id: Some("E001".to_owned()),
+            source: Some(SourceId::from(GENERATOR)),
+            event_time: t,
+            receive_time: t,
+            kind: EventKind::ProductionState { running: true },
+        }))
+    };
+    let scenario = |state_at: Timestamp| {
+        let mut inputs = vec![running(state_at)];
+        for minute in 56..60 {
+            inputs.push(reading(
+                GENERATOR,
+                "power_kw",
+                at(0, 9, minute),
+                300_000.0,
+                DataFlag::N,
+            ));
+        }
+        for minute in 0..=40 {
+            inputs.push(reading(
+                DESULPHURISATION,
+                "power_kw",
+                at(0, 10, minute),
+                1.0,
+                DataFlag::N,
+            ));
+        }
+        inputs.sort_by_key(Input::event_time);
+        run(inputs)
+    };
+    let early = scenario(at(0, 9, 55));
+    let late = scenario(at(0, 10, 0));
+    let fired = |out: &[AlertTransition]| {
+        of(out, "treatment-stopped", DESULPHURISATION)
+            .into_iter()
+            .filter(|(_, what, ..)| *what == "fired")
+            .map(|(kind, _, started, _)| (kind, started))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        fired(&early),
+        vec![(AlertKind::TreatmentStopped, at(0, 10, 0))],
+        "the state event before the meter's last readings"
+    );
+    assert_eq!(fired(&late), fired(&early), "the state event after them");
+}
