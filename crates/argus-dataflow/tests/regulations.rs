@@ -323,3 +323,37 @@ fn a_running_production_state_holds_whatever_the_arrival_order() {
     );
     assert_eq!(fired(&late), fired(&early), "the state event after them");
 }
+
+#[test]
+fn the_output_kind_names_the_rule_kind() {
+    // Seventy equal COD values a minute apart (constant-value), and a negative one
+    // (negative-value, an out-of-range rule): each alert's kind is its rule's kind.
+    let mut inputs = cod([8], 60, 33.0);
+    inputs.extend(cod([9], 10, 33.0));
+    inputs.push(reading(
+        WASTEWATER,
+        "w01018",
+        at(0, 9, 30),
+        -5.0,
+        DataFlag::N,
+    ));
+    inputs.push(reading(
+        WASTEWATER,
+        "w01018",
+        at(0, 10, 0),
+        20.0,
+        DataFlag::N,
+    ));
+    let out = run(inputs);
+    let kinds = |rule: &str| -> Vec<String> {
+        out.iter()
+            .filter(|t| &*t.instance.rule_id == rule)
+            .map(|t| t.view().kind)
+            .collect()
+    };
+    assert_eq!(
+        kinds("constant-value"),
+        ["constant_value", "constant_value"]
+    );
+    assert_eq!(kinds("negative-value"), ["out_of_range", "out_of_range"]);
+}

@@ -16,7 +16,16 @@ pub enum AlertKind {
     Average,
     /// A regulatory window with too little valid data to judge compliance.
     InsufficientData,
-    /// Suspicious or broken data: constant values, zeros, jumps, out-of-range values.
+    /// A run of readings too flat to be real (rule kind `constant_value`).
+    ConstantValue,
+    /// A zero held while the point operates (rule kind `zero_while_operating`).
+    ZeroWhileOperating,
+    /// A value outside the instrument's range, or a negative concentration (`out_of_range`).
+    OutOfRange,
+    /// A step too large for the time between two readings (`sudden_jump`).
+    SuddenJump,
+    /// Any of the four kinds above, as alerts stored before each had its own kind were named
+    /// (kept so that those rows still read; never raised now).
     DataQuality,
     /// Fault, maintenance or calibration flags held longer than allowed.
     FlagDuration,
@@ -40,6 +49,10 @@ impl AlertKind {
             AlertKind::Threshold => "threshold",
             AlertKind::Average => "average",
             AlertKind::InsufficientData => "insufficient_data",
+            AlertKind::ConstantValue => "constant_value",
+            AlertKind::ZeroWhileOperating => "zero_while_operating",
+            AlertKind::OutOfRange => "out_of_range",
+            AlertKind::SuddenJump => "sudden_jump",
             AlertKind::DataQuality => "data_quality",
             AlertKind::FlagDuration => "flag_duration",
             AlertKind::MissingData => "missing_data",

@@ -10,11 +10,16 @@ use serde::{Deserialize, Serialize};
 pub struct AlertView {
     /// Deterministic id: a hash of rule, point, metric and start, so a replay gives the same id.
     pub alert_id: String,
-    /// The rule that raised it (an id of `config/rules.toml`).
+    /// The rule that raised it: an id of `config/rules.toml`, with `:min` or `:max` for the
+    /// lower or upper side of a range limit (`instant-limit:max`), and `:<feed MN>` for a
+    /// methane sensor watched against several power feeds.
     pub rule: String,
-    /// The alert kind: `threshold`, `average`, `insufficient_data`, `data_quality`,
-    /// `flag_duration`, `missing_data`, `unregistered_source`, `treatment_stopped`,
-    /// `power_cut_failure`, `data_integrity`.
+    /// The alert kind, the rule kind that raised it (`config/rules.toml`): `threshold`,
+    /// `average` and `insufficient_data` (both raised by an average rule), `constant_value`,
+    /// `zero_while_operating`, `out_of_range`, `sudden_jump`, `flag_duration`, `missing_data`,
+    /// `unregistered_source`, `treatment_stopped`, `power_cut_failure`, `data_integrity` (a
+    /// `reading_conflict` rule); `data_quality` on alerts stored before the four data-quality
+    /// kinds had their own names.
     pub kind: String,
     /// `blue` < `yellow` < `orange` < `red`.
     pub severity: String,

@@ -3,10 +3,10 @@
 //!
 //! | machine | kind | fires | resolves at |
 //! | --- | --- | --- | --- |
-//! | [`ConstantValue`] | `DataQuality` | a run of readings too flat to be real | the first valid reading off the run |
-//! | [`ZeroWhileOperating`] | `DataQuality` | a zero held while the point operates | a non-zero value, or operation stopping |
-//! | [`OutOfRange`] | `DataQuality` | a value outside the instrument's range | the first in-range valid reading |
-//! | [`SuddenJump`] | `DataQuality` | a step too large for the time between readings | the next valid reading that is no jump |
+//! | [`ConstantValue`] | `ConstantValue` | a run of readings too flat to be real | the first valid reading off the run |
+//! | [`ZeroWhileOperating`] | `ZeroWhileOperating` | a zero held while the point operates | a non-zero value, or operation stopping |
+//! | [`OutOfRange`] | `OutOfRange` | a value outside the instrument's range | the first in-range valid reading |
+//! | [`SuddenJump`] | `SuddenJump` | a step too large for the time between readings | the next valid reading that is no jump |
 //! | [`FlagDuration`] | `FlagDuration` | fault or maintenance flags held too long | the first reading without such a flag |
 //! | [`MissingData`] | `MissingData` | no reading for too long in event time | the next reading |
 //! | [`ReadingConflict`] | `DataIntegrity` | a reading delivered again with another value | `quiet_ms` without another |
@@ -185,7 +185,7 @@ pub struct ConstantValue {
 
 impl ConstantValue {
     /// The kind of alert it raises.
-    pub const KIND: AlertKind = AlertKind::DataQuality;
+    pub const KIND: AlertKind = AlertKind::ConstantValue;
 
     /// A machine that has seen nothing yet.
     pub fn new(params: ConstantValueParams) -> Self {
@@ -271,7 +271,7 @@ pub struct ZeroWhileOperating {
 
 impl ZeroWhileOperating {
     /// The kind of alert it raises.
-    pub const KIND: AlertKind = AlertKind::DataQuality;
+    pub const KIND: AlertKind = AlertKind::ZeroWhileOperating;
 
     /// A machine that has seen nothing yet.
     pub fn new(params: ZeroWhileOperatingParams) -> Self {
@@ -385,7 +385,7 @@ pub struct OutOfRange {
 
 impl OutOfRange {
     /// The kind of alert it raises.
-    pub const KIND: AlertKind = AlertKind::DataQuality;
+    pub const KIND: AlertKind = AlertKind::OutOfRange;
 
     /// A machine that has seen nothing yet.
     pub fn new(params: OutOfRangeParams) -> Self {
@@ -454,7 +454,7 @@ pub struct SuddenJump {
 
 impl SuddenJump {
     /// The kind of alert it raises.
-    pub const KIND: AlertKind = AlertKind::DataQuality;
+    pub const KIND: AlertKind = AlertKind::SuddenJump;
 
     /// A machine that has seen nothing yet.
     pub fn new(params: SuddenJumpParams) -> Self {

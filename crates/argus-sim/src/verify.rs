@@ -216,7 +216,6 @@ fn guess_rule_kind(o: &Observed, by_rule: &BTreeMap<String, String>) -> String {
     }
     match o.kind.as_str() {
         "insufficient_data" | "average" => "average".to_owned(),
-        "data_quality" => "data_quality".to_owned(),
         other => other.to_owned(),
     }
 }

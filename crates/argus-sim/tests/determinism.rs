@@ -72,7 +72,7 @@ fn same_transitions_with_1_2_and_4_workers() {
         "threshold",
         "average",
         "insufficient_data",
-        "data_quality",
+        "constant_value",
         "flag_duration",
         "missing_data",
         "unregistered_source",
