@@ -147,6 +147,11 @@ pub fn run_batch(
                 })
                 .probe_with(&probe);
         });
+        // The maintenance calendar first: a notice mutes the alerts that start in its window
+        // wherever it sits in the input (a notice without `ts` is stamped when read).
+        for notice in calendar(&inputs).skip(index).step_by(peers) {
+            input.send(notice);
+        }
         let mut late = Vec::new();
         let mut watermarks = Watermarks::new(options.watermarks, Arc::clone(&rules));
         for (n, record) in inputs.iter().enumerate().skip(index).step_by(peers) {
@@ -184,6 +189,23 @@ pub fn run_batch(
         .collect::<Result<Vec<()>, String>>()?;
     let output = std::mem::take(&mut *collected.lock().unwrap_or_else(PoisonError::into_inner));
     Ok(output)
+}
+
+/// The maintenance notices of `inputs`, each as of its window's start at the latest, so that
+/// it is taken before any alert it mutes (the notice itself, where it sits in the input, is
+/// taken again: the calendar keeps each window once).
+fn calendar(inputs: &[Input]) -> impl Iterator<Item = Input> + '_ {
+    inputs.iter().filter_map(|input| match input {
+        Input::Event(e) => match &e.kind {
+            argus_model::EventKind::MaintenanceNotice { from, .. } => {
+                let mut notice = e.clone();
+                notice.event_time = Timestamp(e.event_time.as_millis().min(from.as_millis()));
+                Some(Input::Event(notice))
+            }
+            _ => None,
+        },
+        Input::Reading(_) => None,
+    })
 }
 
 /// Whether a panic message of a timely thread says a process of the cluster is gone: timely

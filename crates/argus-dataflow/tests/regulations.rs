@@ -357,3 +357,50 @@ fn the_output_kind_names_the_rule_kind() {
     );
     assert_eq!(kinds("negative-value"), ["out_of_range", "out_of_range"]);
 }
+
+#[test]
+fn a_notice_mutes_by_its_window_not_by_when_it_arrived() {
+    // A negative COD value at 09:30, inside a maintenance notice's window 09:00-11:00 that comes
+    // last in the input, stamped when it was read (no `ts`): the alert is muted.
+    let mut inputs = cod([9], 60, 20.0);
+    inputs.retain(|i| i.event_time() != at(0, 9, 30));
+    inputs.push(reading(
+        WASTEWATER,
+        "w01018",
+        at(0, 9, 30),
+        -5.0,
+        DataFlag::N,
+    ));
+    inputs.sort_by_key(Input::event_time);
+    inputs.push(reading(
+        WASTEWATER,
+        "w01018",
+        at(0, 12, 0),
+        20.0,
+        DataFlag::N,
+    ));
+    let read_at = at(0, 12, 5);
+    inputs.push(Input::Event(Box::new(Event {
+        enterprise_id: Some("E002".to_owned()),
+        source: None,
+        event_time: read_at,
+        receive_time: read_at,
+        kind: EventKind::MaintenanceNotice {
+            from: at(0, 9, 0),
+            to: at(0, 11, 0),
+            points: vec![SourceId::from(WASTEWATER)],
+            reason: "COD analyser maintenance".to_owned(),
+            request: String::new(),
+        },
+    })));
+    let out = run(inputs);
+    let muted: Vec<(String, bool)> = out
+        .iter()
+        .filter(|t| &*t.instance.rule_id == "negative-value")
+        .map(|t| (t.view().transition.unwrap_or_default(), t.muted))
+        .collect();
+    assert_eq!(
+        muted,
+        [("fired".to_owned(), true), ("resolved".to_owned(), true)]
+    );
+}
