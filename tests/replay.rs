@@ -25,7 +25,8 @@ fn next(state: &mut u64) -> u64 {
 
 /// Eight hours of minute data of the example county's stacks, methane sensors and power meters,
 /// with power-cut feedback, production state and maintenance notice events, one JSON object a
-/// line, in an arrival order displaced by less than the allowed lateness (300 s).
+/// line, in an arrival order displaced by less than the allowed lateness (300 s), one reading
+/// line in 40 delivered twice.
 fn recorded_input() -> String {
     let text = std::fs::read_to_string(repo_path("config/registry.toml"))
         .unwrap_or_else(|e| panic!("{e}"));
@@ -41,11 +42,12 @@ fn recorded_input() -> String {
                 source: &str,
                 values: String| {
         let arrival = t + (next(rng) % 300_000) as i64;
-        lines.push((
-            arrival,
-            next(rng),
-            format!("{{\"source\":\"{source}\",\"ts\":{t},\"values\":{{{values}}}}}"),
-        ));
+        let line = format!("{{\"source\":\"{source}\",\"ts\":{t},\"values\":{{{values}}}}}");
+        // Delivery is at least once: one line in 40 comes again, within the lateness.
+        if next(rng) % 40 == 0 {
+            lines.push((t + (next(rng) % 300_000) as i64, next(rng), line.clone()));
+        }
+        lines.push((arrival, next(rng), line));
     };
     // A maintenance notice over the exceedance hours of the first stack that has them.
     if let Some(p) = points

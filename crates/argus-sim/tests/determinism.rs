@@ -1,6 +1,7 @@
-//! Determinism: one recorded input of readings and events, shuffled within the allowed lateness,
-//! gives exactly the same alert transitions with 1, 2 and 4 workers, and every rule kind of the
-//! shipped rules finds something in it.
+//! Determinism: one recorded input of readings and events, shuffled within the allowed lateness
+//! and with a share of its readings delivered twice, gives exactly the same alert transitions
+//! with 1, 2 and 4 workers as the input delivered once, and every rule kind of the shipped rules
+//! finds something in it.
 
 use std::sync::Arc;
 
@@ -34,8 +35,20 @@ fn same_transitions_with_1_2_and_4_workers() {
         RuleSet::compile(rules_text, "rules.toml", &registry).unwrap_or_else(|e| panic!("{e}")),
     );
     let mut rng = Rng(0x5eed_1234_abcd_ef01);
-    let mut inputs = recorded_day(&registry, &mut rng);
+    let day = recorded_day(&registry, &mut rng);
+    // Delivery is at least once: one reading in 50 comes twice (each copy arriving at its own
+    // time within the lateness), and the transitions are those of the input without them.
+    let mut inputs = day.clone();
+    inputs.extend(
+        day.iter()
+            .filter(|i| matches!(i, Input::Reading(_)))
+            .step_by(50)
+            .cloned(),
+    );
+    inputs.sort_by_key(Input::event_time);
     shuffle_within_lateness(&mut inputs, &mut rng);
+    let mut once = day;
+    shuffle_within_lateness(&mut once, &mut rng);
     assert!(inputs.len() > 300_000, "{} inputs", inputs.len());
     let events = inputs
         .iter()
@@ -112,6 +125,18 @@ fn same_transitions_with_1_2_and_4_workers() {
         .count();
     assert!(updated > 0, "no alert reported as getting worse");
     let expected = canonical(one.transitions);
+    let without_duplicates = run_batch(
+        timely::Config::thread(),
+        Arc::clone(&rules),
+        Arc::new(once),
+        BatchOptions::recorded(LATENESS_MS),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        canonical(without_duplicates.transitions),
+        expected,
+        "readings delivered twice change the transitions"
+    );
     for workers in [2, 4] {
         let run = run_batch(
             timely::Config::process(workers),
