@@ -44,7 +44,7 @@ fn recorded_input() -> String {
         let arrival = t + (next(rng) % 300_000) as i64;
         let line = format!("{{\"source\":\"{source}\",\"ts\":{t},\"values\":{{{values}}}}}");
         // Delivery is at least once: one line in 40 comes again, within the lateness.
-        if next(rng) % 40 == 0 {
+        if next(rng).is_multiple_of(40) {
             lines.push((t + (next(rng) % 300_000) as i64, next(rng), line.clone()));
         }
         lines.push((arrival, next(rng), line));
