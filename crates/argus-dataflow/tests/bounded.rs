@@ -4,22 +4,14 @@
 use std::sync::Arc;
 
 use argus_dataflow::{run_batch, BatchOptions, Input, MAX_UNREGISTERED_SOURCES, OVERFLOW_SOURCE};
-use argus_model::{AlertKind, DataFlag, MetricCode, Reading, Registry, SourceId, Timestamp};
-use argus_rules::{RuleSet, Transition};
+use argus_model::{AlertKind, DataFlag, MetricCode, Reading, SourceId, Timestamp};
+use argus_rules::Transition;
+
+mod shipped;
 
 #[test]
 fn invented_sources_beyond_the_bound_share_one_alert() {
-    let registry = Registry::from_toml_str(
-        include_str!("../../../config/registry.toml"),
-        "registry.toml",
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    let rules = RuleSet::compile(
-        include_str!("../../../config/rules.toml"),
-        "rules.toml",
-        &registry,
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    let rules = shipped::rules();
     let invented = MAX_UNREGISTERED_SOURCES + 500;
     let at = Timestamp(1_795_672_800_000);
     let inputs: Vec<Input> = (0..invented)
@@ -39,7 +31,7 @@ fn invented_sources_beyond_the_bound_share_one_alert() {
         .collect();
     let out = run_batch(
         timely::Config::thread(),
-        Arc::new(rules),
+        rules,
         Arc::new(inputs),
         BatchOptions::recorded(300_000),
     )

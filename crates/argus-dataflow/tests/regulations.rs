@@ -7,9 +7,12 @@ use std::sync::Arc;
 use argus_dataflow::{run_batch, AlertTransition, BatchOptions, Input};
 use argus_model::time::{CivilDateTime, CHINA_OFFSET_SECS};
 use argus_model::{
-    AlertKind, DataFlag, Event, EventKind, MetricCode, Reading, Registry, SourceId, Timestamp,
+    AlertKind, DataFlag, Event, EventKind, MetricCode, Reading, SourceId, Timestamp,
 };
-use argus_rules::{RuleSet, Transition};
+use argus_rules::Transition;
+
+mod shipped;
+use shipped::rules;
 
 /// E002's final outlet (wastewater, COD daily average limit 50 mg/L).
 const WASTEWATER: &str = "15010201000201";
@@ -19,21 +22,6 @@ const STACK: &str = "15010201000101";
 const GENERATOR: &str = "15010201000102";
 /// E001 unit 1 desulphurisation (treatment, running at or above 1,200 kW; serves the generator).
 const DESULPHURISATION: &str = "15010201000103";
-
-fn rules() -> Arc<RuleSet> {
-    let registry = Registry::from_toml_str(
-        include_str!("../../../config/registry.toml"),
-        "registry.toml",
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    let rules = RuleSet::compile(
-        include_str!("../../../config/rules.toml"),
-        "rules.toml",
-        &registry,
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    Arc::new(rules)
-}
 
 /// 2026-11-26 + `day` at `hour:minute` China time.
 fn at(day: i64, hour: u8, minute: u8) -> Timestamp {
@@ -90,6 +78,14 @@ fn of(
         .collect()
 }
 
+/// O2 and SO2 of the stack at `t`, flagged `flag`.
+fn stack(t: Timestamp, o2: f64, so2: f64, flag: DataFlag) -> [Input; 2] {
+    [
+        reading(STACK, "a19001", t, o2, flag),
+        reading(STACK, "a21026", t, so2, flag),
+    ]
+}
+
 /// One COD value a minute at the outlet, `value(hour, minute)`, over the hours given of day 0.
 fn cod(hours: impl IntoIterator<Item = u8>, minutes: u8, value: f64) -> Vec<Input> {
     hours
@@ -101,52 +97,37 @@ fn cod(hours: impl IntoIterator<Item = u8>, minutes: u8, value: f64) -> Vec<Inpu
         .collect()
 }
 
+/// The daily-average transitions of the outlet for `inputs` of day 0, closed by a reading
+/// after midnight.
+fn daily(mut inputs: Vec<Input>) -> Vec<(AlertKind, &'static str, Timestamp, f64)> {
+    inputs.push(reading(
+        WASTEWATER,
+        "w01018",
+        at(1, 0, 5),
+        10.0,
+        DataFlag::N,
+    ));
+    of(&run(inputs), "daily-average", WASTEWATER)
+}
+
 #[test]
 fn a_daily_average_counts_hours_not_minute_values() {
     // Thirty minute values at 80 mg/L, 10:00-10:29, then one reading after midnight: no valid
     // hour, so the day is insufficient, not an exceedance at 80.
-    let mut inputs = cod([10], 30, 80.0);
-    inputs.push(reading(
-        WASTEWATER,
-        "w01018",
-        at(1, 0, 5),
-        10.0,
-        DataFlag::N,
-    ));
-    let out = run(inputs);
     assert_eq!(
-        of(&out, "daily-average", WASTEWATER),
+        daily(cod([10], 30, 80.0)),
         vec![(AlertKind::InsufficientData, "fired", at(0, 0, 0), 0.0)]
     );
-
     // Eighteen valid hours (the outlet down for six): insufficient too, 18 of the 20 needed.
-    let mut inputs = cod(0..18, 60, 40.0);
-    inputs.push(reading(
-        WASTEWATER,
-        "w01018",
-        at(1, 0, 5),
-        10.0,
-        DataFlag::N,
-    ));
-    let out = run(inputs);
     assert_eq!(
-        of(&out, "daily-average", WASTEWATER),
+        daily(cod(0..18, 60, 40.0)),
         vec![(AlertKind::InsufficientData, "fired", at(0, 0, 0), 18.0)]
     );
-
     // Twenty valid hours at 60 and one of ten minutes at 900: the mean of the valid hours.
     let mut inputs = cod(0..20, 60, 60.0);
     inputs.extend(cod([20], 10, 900.0));
-    inputs.push(reading(
-        WASTEWATER,
-        "w01018",
-        at(1, 0, 5),
-        10.0,
-        DataFlag::N,
-    ));
-    let out = run(inputs);
     assert_eq!(
-        of(&out, "daily-average", WASTEWATER),
+        daily(inputs),
         vec![(AlertKind::Average, "fired", at(0, 0, 0), 60.0)]
     );
 }
@@ -158,14 +139,7 @@ fn redelivered_readings_are_judged_once() {
     let mut inputs = Vec::new();
     for minute in 0..40 {
         for _ in 0..2 {
-            inputs.push(reading(STACK, "a19001", at(0, 9, minute), 6.0, DataFlag::N));
-            inputs.push(reading(
-                STACK,
-                "a21026",
-                at(0, 9, minute),
-                20.0,
-                DataFlag::N,
-            ));
+            inputs.extend(stack(at(0, 9, minute), 6.0, 20.0, DataFlag::N));
         }
     }
     inputs.push(reading(STACK, "a21026", at(0, 10, 30), 20.0, DataFlag::N));
@@ -233,37 +207,11 @@ fn shutdown_is_not_missing_data() {
     let mut inputs = Vec::new();
     for hour in 9..11u8 {
         for minute in 0..60 {
-            inputs.push(reading(
-                STACK,
-                "a19001",
-                at(0, hour, minute),
-                20.9,
-                DataFlag::F,
-            ));
-            inputs.push(reading(
-                STACK,
-                "a21026",
-                at(0, hour, minute),
-                0.0,
-                DataFlag::F,
-            ));
+            inputs.extend(stack(at(0, hour, minute), 20.9, 0.0, DataFlag::F));
         }
     }
     for minute in 0..60 {
-        inputs.push(reading(
-            STACK,
-            "a19001",
-            at(0, 11, minute),
-            6.0,
-            DataFlag::N,
-        ));
-        inputs.push(reading(
-            STACK,
-            "a21026",
-            at(0, 11, minute),
-            20.0,
-            DataFlag::N,
-        ));
+        inputs.extend(stack(at(0, 11, minute), 6.0, 20.0, DataFlag::N));
     }
     inputs.push(reading(STACK, "a21026", at(0, 12, 30), 20.0, DataFlag::N));
     let out = run(inputs);

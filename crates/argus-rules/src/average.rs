@@ -496,16 +496,7 @@ mod tests {
         }
         // Then nothing at all for two hours: empty windows are insufficient too.
         m.on_watermark(local(12, 0), &mut out);
-        assert_eq!(
-            out,
-            vec![(
-                AlertKind::InsufficientData,
-                Transition::Fired {
-                    started_at: local(9, 0),
-                    value: 20.0
-                }
-            )]
-        );
+        assert_eq!(out, insufficient(local(9, 0), 20.0));
         out.clear();
         feed_hour(&mut m, 12, |_| 30.0, &mut out);
         m.on_watermark(local(13, 0), &mut out);
@@ -589,6 +580,15 @@ mod tests {
         local(hour, minute).plus_millis(day * 86_400_000)
     }
 
+    /// One `insufficient_data` alert fired for the window starting at `started_at`.
+    fn insufficient(started_at: Timestamp, valid: f64) -> Vec<(AlertKind, Transition)> {
+        let fired = Transition::Fired {
+            started_at,
+            value: valid,
+        };
+        vec![(AlertKind::InsufficientData, fired)]
+    }
+
     #[test]
     fn a_day_is_the_mean_of_its_valid_hours_and_needs_20_of_them() {
         // 20 full hours: 10 at 40, 10 at 60 (minute values every 30 s, so 120 values an hour),
@@ -626,16 +626,7 @@ mod tests {
             feed_hour(&mut m, hour, |_| 60.0, &mut out);
         }
         m.on_watermark(on_day(1, 0, 0), &mut out);
-        assert_eq!(
-            out,
-            vec![(
-                AlertKind::InsufficientData,
-                Transition::Fired {
-                    started_at: on_day(0, 0, 0),
-                    value: 19.0
-                }
-            )]
-        );
+        assert_eq!(out, insufficient(on_day(0, 0, 0), 19.0));
     }
 
     #[test]
@@ -650,16 +641,7 @@ mod tests {
             }
         }
         m.on_watermark(local(10, 0), &mut out);
-        assert_eq!(
-            out,
-            vec![(
-                AlertKind::InsufficientData,
-                Transition::Fired {
-                    started_at: local(9, 0),
-                    value: 40.0
-                }
-            )]
-        );
+        assert_eq!(out, insufficient(local(9, 0), 40.0));
     }
 
     #[test]
