@@ -175,9 +175,17 @@ fn outage(spool: bool) {
         BatchOptions::recorded(LATENESS_MS),
     )
     .unwrap_or_else(|e| panic!("{e}"));
+    // A replay expects every registered point from the input's first event time; the live
+    // service from its start, after this backlog: the points the input never carries are
+    // missing in the replay only.
+    let carried: BTreeSet<&str> = readings.iter().map(|r| r.source.as_str()).collect();
     let expected_alerts: BTreeSet<String> = expected
         .transitions
         .iter()
+        .filter(|t| {
+            t.kind != argus_model::AlertKind::MissingData
+                || carried.contains(t.instance.point.as_str())
+        })
         .map(|t| format!("{:016x}", t.alert_id))
         .collect();
     assert!(
