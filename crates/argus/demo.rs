@@ -117,7 +117,10 @@ pub fn run(options: DemoArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("cannot start the tokio runtime")?;
     runtime.block_on(async {
         let listeners = argus_service::Listeners::bind(&settings).await?;
+        // Ctrl-C stops the simulator first, and Argus once what the simulator handed over is
+        // delivered (the truth counts it as sent): Argus stopping meanwhile would drop it.
         let (stop, stopping) = watch::channel(false);
+        let (stop_service, service_stopping) = watch::channel(false);
         let parts = argus_service::Parts {
             settings: settings.clone(),
             registry: registry.clone(),
@@ -130,7 +133,7 @@ pub fn run(options: DemoArgs) -> anyhow::Result<()> {
                 hostfile: None,
             },
         };
-        let service_stop = wait_for(stopping.clone());
+        let service_stop = wait_for(service_stopping);
         let http_addr = listeners
             .http
             .local_addr()
@@ -203,8 +206,9 @@ pub fn run(options: DemoArgs) -> anyhow::Result<()> {
             () = wait_for(stopping.clone()) => {}
         }
         let _ = stop.send(true);
-        let reached = simulator
-            .await
+        let simulated = simulator.await;
+        let _ = stop_service.send(true);
+        let reached = simulated
             .context("the simulator panicked")?
             .context("the simulator failed")?;
         if let Some(reached) = reached {
