@@ -737,10 +737,10 @@ impl Units {
                 Some(&i) => i,
                 None => {
                     let instances = rules.for_enterprise(key).to_vec();
-                    self.units
-                        .push(Unit::new(Arc::clone(key), Origin::Enterprise, instances));
-                    self.by_key.insert(Arc::clone(key), self.units.len() - 1);
-                    self.units.len() - 1
+                    self.keep(
+                        key,
+                        Unit::new(Arc::clone(key), Origin::Enterprise, instances),
+                    )
                 }
             };
             if let Some(unit) = self.units.get_mut(i) {
@@ -751,6 +751,14 @@ impl Units {
                 }
             }
         }
+    }
+
+    /// Keep a new unit under `key`; returns its index.
+    fn keep(&mut self, key: &str, unit: Unit) -> usize {
+        self.units.push(unit);
+        let i = self.units.len() - 1;
+        self.by_key.insert(Arc::from(key), i);
+        i
     }
 
     /// Hand `input` to the unit that judges it, created when first needed.
@@ -773,12 +781,7 @@ impl Units {
         let i = match self.by_key.get(key) {
             Some(&i) => i,
             None => match new_unit(key, input, rules, unregistered) {
-                New::Unit(unit) => {
-                    self.units.push(unit);
-                    let i = self.units.len() - 1;
-                    self.by_key.insert(Arc::from(key), i);
-                    i
-                }
+                New::Unit(unit) => self.keep(key, unit),
                 New::Overflow(instance) => {
                     let i = *self.overflow.get_or_insert_with(|| {
                         self.units.push(Unit::new(

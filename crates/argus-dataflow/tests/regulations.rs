@@ -86,27 +86,23 @@ fn stack(t: Timestamp, o2: f64, so2: f64, flag: DataFlag) -> [Input; 2] {
     ]
 }
 
+/// A valid COD value of the outlet at `t`.
+fn outlet(t: Timestamp, value: f64) -> Input {
+    reading(WASTEWATER, "w01018", t, value, DataFlag::N)
+}
+
 /// One COD value a minute at the outlet, `value(hour, minute)`, over the hours given of day 0.
 fn cod(hours: impl IntoIterator<Item = u8>, minutes: u8, value: f64) -> Vec<Input> {
     hours
         .into_iter()
-        .flat_map(|h| {
-            (0..minutes)
-                .map(move |m| reading(WASTEWATER, "w01018", at(0, h, m), value, DataFlag::N))
-        })
+        .flat_map(|h| (0..minutes).map(move |m| outlet(at(0, h, m), value)))
         .collect()
 }
 
 /// The daily-average transitions of the outlet for `inputs` of day 0, closed by a reading
 /// after midnight.
 fn daily(mut inputs: Vec<Input>) -> Vec<(AlertKind, &'static str, Timestamp, f64)> {
-    inputs.push(reading(
-        WASTEWATER,
-        "w01018",
-        at(1, 0, 5),
-        10.0,
-        DataFlag::N,
-    ));
+    inputs.push(outlet(at(1, 0, 5), 10.0));
     of(&run(inputs), "daily-average", WASTEWATER)
 }
 
@@ -164,13 +160,7 @@ fn redelivered_readings_are_judged_once() {
             inputs.push(Input::Reading(r));
         }
     }
-    inputs.push(reading(
-        WASTEWATER,
-        "w01018",
-        at(0, 12, 0),
-        34.0,
-        DataFlag::N,
-    ));
+    inputs.push(outlet(at(0, 12, 0), 34.0));
     let out = run(inputs);
     assert_eq!(of(&out, "constant-value", WASTEWATER), vec![]);
 }
@@ -278,20 +268,8 @@ fn the_output_kind_names_the_rule_kind() {
     // (negative-value, an out-of-range rule): each alert's kind is its rule's kind.
     let mut inputs = cod([8], 60, 33.0);
     inputs.extend(cod([9], 10, 33.0));
-    inputs.push(reading(
-        WASTEWATER,
-        "w01018",
-        at(0, 9, 30),
-        -5.0,
-        DataFlag::N,
-    ));
-    inputs.push(reading(
-        WASTEWATER,
-        "w01018",
-        at(0, 10, 0),
-        20.0,
-        DataFlag::N,
-    ));
+    inputs.push(outlet(at(0, 9, 30), -5.0));
+    inputs.push(outlet(at(0, 10, 0), 20.0));
     let out = run(inputs);
     let kinds = |rule: &str| -> Vec<String> {
         out.iter()
@@ -312,21 +290,9 @@ fn a_notice_mutes_by_its_window_not_by_when_it_arrived() {
     // last in the input, stamped when it was read (no `ts`): the alert is muted.
     let mut inputs = cod([9], 60, 20.0);
     inputs.retain(|i| i.event_time() != at(0, 9, 30));
-    inputs.push(reading(
-        WASTEWATER,
-        "w01018",
-        at(0, 9, 30),
-        -5.0,
-        DataFlag::N,
-    ));
+    inputs.push(outlet(at(0, 9, 30), -5.0));
     inputs.sort_by_key(Input::event_time);
-    inputs.push(reading(
-        WASTEWATER,
-        "w01018",
-        at(0, 12, 0),
-        20.0,
-        DataFlag::N,
-    ));
+    inputs.push(outlet(at(0, 12, 0), 20.0));
     let read_at = at(0, 12, 5);
     inputs.push(Input::Event(Box::new(Event {
         enterprise_id: Some("E002".to_owned()),

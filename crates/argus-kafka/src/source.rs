@@ -162,27 +162,21 @@ impl Shared {
         }
     }
 
-    /// Block until every envelope sent is acknowledged or dropped, for at most `grace`; false
-    /// if some are still out. Called by librdkafka's rebalance callback inside `recv`: on a
-    /// multi-thread runtime the worker hands its other tasks over meanwhile; on a
-    /// current-thread runtime the pipeline could not run, so nothing is waited for.
+    /// Block until every envelope sent is acknowledged or dropped ([`Shared::settled`]), for at
+    /// most `grace`; false if some are still out. Called by librdkafka's rebalance callback
+    /// inside `recv`: on a multi-thread runtime the worker hands its other tasks over meanwhile;
+    /// elsewhere (a current-thread runtime, no runtime) the pipeline could not run while this
+    /// thread waits, so nothing is waited for.
     fn settled_within(&self, grace: Duration) -> bool {
-        let wait = || {
-            let deadline = std::time::Instant::now() + grace;
-            loop {
-                if self.outstanding.load(Ordering::Acquire) == 0 {
-                    return true;
-                }
-                if std::time::Instant::now() >= deadline {
-                    return false;
-                }
-                std::thread::sleep(Duration::from_millis(5));
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(|| {
+                    handle
+                        .block_on(tokio::time::timeout(grace, self.settled()))
+                        .is_ok()
+                })
             }
-        };
-        match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
-            Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(wait),
-            Ok(_) => self.outstanding.load(Ordering::Acquire) == 0,
-            Err(_) => wait(),
+            _ => self.outstanding.load(Ordering::Acquire) == 0,
         }
     }
 }
