@@ -68,6 +68,8 @@ fn main() {
                 flag: DataFlag::N,
                 event_time: Timestamp(t0 + minute * 60_000),
                 receive_time: Timestamp(t0 + minute * 60_000 + 3_000),
+                interval: Default::default(),
+                corrected: None,
             }
         })
         .collect();

@@ -266,6 +266,8 @@ fn seed_old_and_new_readings(path: &std::path::Path) -> impl Fn() -> u64 {
         flag: DataFlag::N,
         event_time: t,
         receive_time: t,
+        interval: Default::default(),
+        corrected: None,
     };
     let mut batch = RowBatch {
         readings: Labels::default()

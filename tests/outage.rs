@@ -92,6 +92,8 @@ fn recorded(registry: &Registry, minutes: i64) -> (Vec<String>, Vec<Reading>) {
                     flag: DataFlag::N,
                     event_time: Timestamp(t),
                     receive_time: Timestamp(t),
+                    interval: Default::default(),
+                    corrected: None,
                 });
             }
         }

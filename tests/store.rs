@@ -37,6 +37,8 @@ fn reading(source: &str, minute: i64, value: f64, flag: DataFlag) -> Reading {
         flag,
         event_time: Timestamp(T0 + minute * 60_000),
         receive_time: Timestamp(T0 + minute * 60_000 + 5_000),
+        interval: Default::default(),
+        corrected: None,
     }
 }
 
@@ -1139,6 +1141,8 @@ async fn the_first_value_of_a_reading_stays_and_a_different_later_one_is_a_confl
         flag: DataFlag::N,
         event_time: Timestamp(now - 3_600_000 + i * 60_000),
         receive_time: Timestamp(now - 3_600_000 + i * 60_000 + received),
+        interval: Default::default(),
+        corrected: None,
     };
     let old = |i: i64, value: f64, received: i64| {
         let mut r = reading("15010201000105", i, value, DataFlag::N);

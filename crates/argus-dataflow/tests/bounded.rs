@@ -25,6 +25,8 @@ fn invented_sources_beyond_the_bound_share_one_alert() {
                     flag: DataFlag::N,
                     event_time: Timestamp(at.0 + k * 60_000),
                     receive_time: Timestamp(at.0 + k * 60_000),
+                    interval: Default::default(),
+                    corrected: None,
                 })
             })
         })

@@ -46,6 +46,8 @@ fn reading(source: &str, metric: &str, t: Timestamp, value: f64, flag: DataFlag)
         flag,
         event_time: t,
         receive_time: t,
+        interval: Default::default(),
+        corrected: None,
     })
 }
 

@@ -1,6 +1,6 @@
 //! Turning a decoded data packet into canonical [`Reading`]s.
 
-use argus_model::{DataFlag, Reading, SourceId, Timestamp};
+use argus_model::{DataFlag, Interval, Reading, SourceId, Timestamp};
 
 use crate::error::{quote, ReadingError};
 use crate::packet::{Factor, FieldKind, Packet};
@@ -19,8 +19,12 @@ const DATA_CNS: [&str; 4] = ["2011", "2051", "2061", "2031"];
 ///   factor.
 /// - The flag is the factor's `Flag` field ([`DataFlag::from_char`], either case), `N` if absent;
 ///   anything else is an error.
-/// - The event time is the CP's `DataTime` (UTC); the source is `MN`; unknown codes are kept
+/// - The event time is the CP's `DataTime` (UTC; for minute, hourly and daily data the start
+///   of the interval); the source is `MN`; unknown codes are kept
 ///   ([`argus_model::MetricCode::Unknown`]).
+/// - The interval is [`Interval::Minute`], [`Interval::Hour`] or [`Interval::Day`] for CN
+///   2051, 2061 and 2031, real time otherwise; their `ZsAvg` field, if sent, is the reading's
+///   `corrected` value (a finite number, like the value).
 ///
 /// A data packet (CN 2011/2051/2061/2031) without `DataTime` is an error, and so is any packet
 /// with values but no `DataTime`, and a factor that gives one field twice. A packet without values (a reply, a command) gives no readings.
@@ -29,10 +33,12 @@ pub fn readings(
     receive_time: Timestamp,
 ) -> Result<Vec<Reading>, ReadingError> {
     let cn = packet.cn();
-    let select = match cn {
-        "2011" => Select::Rtd,
-        "2051" | "2061" | "2031" => Select::Avg,
-        _ => Select::First,
+    let (select, interval) = match cn {
+        "2011" => (Select::Rtd, Interval::RealTime),
+        "2051" => (Select::Avg, Interval::Minute),
+        "2061" => (Select::Avg, Interval::Hour),
+        "2031" => (Select::Avg, Interval::Day),
+        _ => (Select::First, Interval::RealTime),
     };
     let missing_time = || ReadingError::MissingDataTime {
         mn: quote(packet.mn()),
@@ -70,6 +76,14 @@ pub fn readings(
                 flag: quote(text),
             })?,
         };
+        let corrected = match (interval, factor.field(FieldKind::ZsAvg)) {
+            (Interval::RealTime, _) | (_, None) => None,
+            (_, Some(text)) => Some(parse_value(text).ok_or_else(|| ReadingError::BadValue {
+                code: quote(factor.code()),
+                field: FieldKind::ZsAvg.as_str(),
+                value: quote(text),
+            })?),
+        };
         let source = source.get_or_insert_with(|| SourceId::new(packet.mn()));
         out.push(Reading {
             source: source.clone(),
@@ -78,6 +92,8 @@ pub fn readings(
             flag,
             event_time,
             receive_time,
+            interval,
+            corrected,
         });
     }
     Ok(out)
@@ -209,6 +225,44 @@ mod tests {
         // Any other command: the first of Rtd/Avg.
         let other = values(&format!("CN=2071;MN=A;Flag=4;CP=&&{CP}&&"));
         assert_eq!(other, [(so2, 2.0, d), (nox, 4.0, n)]);
+    }
+
+    #[test]
+    fn averages_keep_their_interval_and_the_loggers_corrected_value() {
+        let cp =
+            "DataTime=20191012130000;a21026-Avg=30.5,a21026-ZsAvg=36.6,a21026-Flag=N;a19001-Avg=9";
+        for (cn, interval) in [
+            ("2011", Interval::RealTime),
+            ("2051", Interval::Minute),
+            ("2061", Interval::Hour),
+            ("2031", Interval::Day),
+        ] {
+            let cp = if cn == "2011" {
+                cp.replace("Avg", "Rtd")
+            } else {
+                cp.to_owned()
+            };
+            let r = read(&format!("CN={cn};MN=A;Flag=4;CP=&&{cp}&&"))
+                .unwrap_or_else(|e| panic!("{cn}: {e}"));
+            assert_eq!(r.len(), 2, "{cn}");
+            assert!(r.iter().all(|r| r.interval == interval), "{cn}: {r:?}");
+            // ZsRtd of a real-time value is not kept: only an average's ZsAvg is.
+            let corrected = (cn != "2011").then_some(36.6);
+            assert_eq!(r[0].corrected, corrected, "{cn}");
+            assert_eq!(r[1].corrected, None, "{cn}");
+        }
+        // An hourly value is complete at the end of its hour.
+        let r = read(&format!("CN=2061;MN=A;Flag=4;CP=&&{cp}&&")).unwrap_or_default();
+        assert_eq!(
+            r[0].available_at().as_millis() - r[0].event_time.as_millis(),
+            3_599_999
+        );
+        let bad =
+            read("CN=2061;MN=A;Flag=4;CP=&&DataTime=20191012130000;a21026-Avg=1,a21026-ZsAvg=x&&");
+        assert!(
+            matches!(bad, Err(ReadingError::BadValue { field: "ZsAvg", .. })),
+            "{bad:?}"
+        );
     }
 
     #[test]

@@ -142,6 +142,8 @@ fn decode_event(
                 flag: DataFlag::N,
                 event_time,
                 receive_time,
+                interval: argus_model::Interval::RealTime,
+                corrected: None,
             }))
         }
         _ => {

@@ -1,10 +1,13 @@
 //! The canonical JSON reading (`config/reading.schema.json`): one object or an array of them,
 //! `{"source": "<MN or device id>", "ts": "<RFC 3339 with offset>" | <epoch ms>,
-//!   "values": {"<code>": <number> | {"v": <number>, "flag": "N"}}}`.
+//!   "interval": "real_time" | "minute" | "hour" | "day",
+//!   "values": {"<code>": <number> | {"v": <number>, "flag": "N", "zs": <number>}}}`.
+//! `interval` (default `real_time`) says what span the values stand for: a logger's minute,
+//! hourly or daily averages start at `ts`; `zs` is the O2-corrected value sent with an average.
 //!
 //! Unknown metric codes are kept (as unknown), never dropped. Errors name the element and field.
 
-use argus_model::{DataFlag, MetricCode, Reading, SourceId, Timestamp};
+use argus_model::{DataFlag, Interval, MetricCode, Reading, SourceId, Timestamp};
 use serde_json::{Map, Value};
 
 use crate::decode::{IngestError, TimeWindow, TopicNames};
@@ -69,13 +72,28 @@ fn decode_object(
     out: &mut Vec<Reading>,
 ) -> Result<(), IngestError> {
     for key in object.keys() {
-        if !matches!(key.as_str(), "source" | "ts" | "values") {
+        if !matches!(key.as_str(), "source" | "ts" | "interval" | "values") {
             return Err(schema(
                 path,
-                format!("unknown field {key:?} (expected source, ts, values)"),
+                format!("unknown field {key:?} (expected source, ts, interval, values)"),
             ));
         }
     }
+    let interval = match object.get("interval") {
+        None => Interval::RealTime,
+        Some(Value::String(name)) => Interval::parse(name).ok_or_else(|| {
+            schema(
+                path,
+                format!("interval: {name:?} is not an interval (real_time, minute, hour, day)"),
+            )
+        })?,
+        Some(other) => {
+            return Err(schema(
+                path,
+                format!("interval: expected a string, got {}", kind(other)),
+            ))
+        }
+    };
     let source = source_field(path, object, "source", topic.source)?;
     let event_time = timestamp_field(path, object, "ts", receive_time, window)?;
     let values = match object.get("values") {
@@ -105,17 +123,38 @@ fn decode_object(
             ));
         }
         let at = || format!("values.{code}");
-        let (value, flag) = match entry {
-            Value::Number(n) => (number(path, &at(), n)?, DataFlag::N),
+        let (value, flag, corrected) = match entry {
+            Value::Number(n) => (number(path, &at(), n)?, DataFlag::N, None),
             Value::Object(fields) => {
                 for key in fields.keys() {
-                    if !matches!(key.as_str(), "v" | "flag") {
+                    if !matches!(key.as_str(), "v" | "flag" | "zs") {
                         return Err(schema(
                             path,
-                            format!("{}: unknown field {key:?} (expected v, flag)", at()),
+                            format!("{}: unknown field {key:?} (expected v, flag, zs)", at()),
                         ));
                     }
                 }
+                let corrected = match fields.get("zs") {
+                    None => None,
+                    Some(Value::Number(n)) if interval != Interval::RealTime => {
+                        Some(number(path, &format!("{}.zs", at()), n)?)
+                    }
+                    Some(Value::Number(_)) => {
+                        return Err(schema(
+                            path,
+                            format!(
+                                "{}.zs: a corrected value belongs to an average (an interval other than real_time)",
+                                at()
+                            ),
+                        ))
+                    }
+                    Some(other) => {
+                        return Err(schema(
+                            path,
+                            format!("{}.zs: expected a number, got {}", at(), kind(other)),
+                        ))
+                    }
+                };
                 let value = match fields.get("v") {
                     Some(Value::Number(n)) => number(path, &at(), n)?,
                     Some(other) => {
@@ -148,7 +187,7 @@ fn decode_object(
                         ))
                     }
                 };
-                (value, flag)
+                (value, flag, corrected)
             }
             other => {
                 let reason = format!(
@@ -166,6 +205,8 @@ fn decode_object(
             flag,
             event_time,
             receive_time,
+            interval,
+            corrected,
         });
     }
     Ok(())
@@ -310,6 +351,20 @@ mod tests {
     }
 
     #[test]
+    fn an_interval_and_a_corrected_value_are_kept() {
+        let text = r#"{"source":"MN1","ts":"2026-11-26T06:00:00Z","interval":"hour","values":{"a21026":{"v":30,"zs":36.5},"a19001":9}}"#;
+        let r = decode(text).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(r.len(), 2);
+        assert!(r.iter().all(|r| r.interval == Interval::Hour));
+        let so2 = r.iter().find(|r| r.metric.as_str() == "a21026");
+        assert_eq!(so2.and_then(|r| r.corrected), Some(36.5));
+        let plain = decode(r#"{"source":"MN1","ts":"2026-11-26T06:00:00Z","values":{"a":1}}"#)
+            .unwrap_or_default();
+        assert_eq!(plain[0].interval, Interval::RealTime);
+        assert_eq!(plain[0].corrected, None);
+    }
+
+    #[test]
     fn bad_inputs_are_refused_with_reason_and_place() {
         let cases: &[(&str, Reason, &str)] = &[
             ("{not json", Reason::BadJson, "not valid JSON"),
@@ -323,6 +378,16 @@ mod tests {
                 r#"{"source":7,"ts":0,"values":{"a":1}}"#,
                 Reason::BadSchema,
                 "source: expected a string",
+            ),
+            (
+                r#"{"source":"MN1","ts":0,"interval":"week","values":{"a":1}}"#,
+                Reason::BadSchema,
+                "interval: \"week\" is not an interval",
+            ),
+            (
+                r#"{"source":"MN1","ts":"2026-11-26T06:00:00Z","values":{"a":{"v":1,"zs":2}}}"#,
+                Reason::BadSchema,
+                "values.a.zs: a corrected value belongs to an average",
             ),
             (
                 r#"{"source":"MN1","ts":"yesterday","values":{"a":1}}"#,

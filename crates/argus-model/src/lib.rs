@@ -21,7 +21,7 @@ pub use alert::{Alert, AlertKind, AlertStatus};
 pub use event::{Event, EventKind};
 pub use flag::DataFlag;
 pub use metric::{Metric, MetricCode, MetricDomain, Unit};
-pub use reading::{Reading, SourceId};
+pub use reading::{Interval, Reading, SourceId};
 pub use registry::{Registry, RegistryError};
 pub use severity::Severity;
 pub use ticket::{Ticket, TicketOutcome, TicketState};

@@ -358,6 +358,8 @@ mod tests {
             flag,
             event_time: at,
             receive_time: at,
+            interval: Default::default(),
+            corrected: None,
         }
     }
 

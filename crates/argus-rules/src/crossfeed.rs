@@ -807,6 +807,8 @@ mod tests {
             flag,
             event_time: at(minute),
             receive_time: at(minute),
+            interval: Default::default(),
+            corrected: None,
         }
     }
 

@@ -361,6 +361,8 @@ mod tests {
             flag,
             event_time: Timestamp(minute * MIN),
             receive_time: Timestamp(minute * MIN),
+            interval: Default::default(),
+            corrected: None,
         }
     }
 

@@ -46,6 +46,8 @@ fn reading(source: &SourceId, metric: Metric, minute: i64, value: f64, flag: Dat
         flag,
         event_time: t,
         receive_time: t,
+        interval: Default::default(),
+        corrected: None,
     })
 }
 

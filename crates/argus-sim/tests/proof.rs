@@ -81,6 +81,8 @@ fn prove_with(registry: Registry, scenario: Scenario, after_ms: Option<i64>) -> 
                 flag: argus_model::DataFlag::N,
                 event_time: t,
                 receive_time: t,
+                interval: Default::default(),
+                corrected: None,
             }));
         }
     }

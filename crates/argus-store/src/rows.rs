@@ -227,6 +227,8 @@ impl ReadingRow {
             flag,
             event_time: Timestamp(self.event_ms),
             receive_time: Timestamp(self.receive_ms),
+            interval: Default::default(),
+            corrected: None,
         })
     }
 }
