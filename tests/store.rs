@@ -102,6 +102,7 @@ contract!(maintenance_notices_and_silences_are_kept_and_read_back_by_window);
 contract!(the_inputs_since_a_checkpoint_are_read_back_in_event_time_order);
 contract!(a_change_retried_with_its_idempotency_key_finds_its_answer);
 contract!(the_first_value_of_a_reading_stays_and_a_different_later_one_is_a_conflict);
+contract!(a_loggers_averages_are_series_apart_from_its_real_time_values);
 
 async fn write<S: Store>(store: &S, mut batch: RowBatch) {
     ok(store.insert_batch(&mut batch).await);
@@ -1249,4 +1250,51 @@ async fn the_first_value_of_a_reading_stays_and_a_different_later_one_is_a_confl
         .unwrap_or_else(|| panic!("{conflicts:?}"));
     assert_eq!(old_one.event_time, old(10, 0.0, 2).receive_time);
     assert_eq!(old_one.enterprise_id.as_deref(), Some("E001"));
+}
+
+/// A logger's hourly and minute values at 10:00 are not the real-time value at 10:00: each is
+/// kept (with its corrected value) and read back with its interval, and first-write-wins holds
+/// per interval (the same hourly value again is a duplicate, another one a conflict, never a
+/// conflict with the real-time value).
+async fn a_loggers_averages_are_series_apart_from_its_real_time_values<S: Store>(store: S) {
+    use argus_model::Interval;
+    ok(store.prepare().await);
+    let at = |interval: Interval, value: f64, corrected: Option<f64>| Reading {
+        interval,
+        corrected,
+        ..reading("15010201000101", 600, value, DataFlag::N)
+    };
+    let first = [
+        at(Interval::RealTime, 30.0, None),
+        at(Interval::Minute, 31.0, Some(37.0)),
+        at(Interval::Hour, 29.0, Some(35.5)),
+        at(Interval::Day, 28.0, None),
+    ];
+    let mut batch = readings_batch(&first);
+    ok(store.insert_batch(&mut batch).await);
+    assert_eq!((batch.duplicates, batch.conflicts.len()), (0, 0));
+    assert_eq!(ok(store.counts().await).readings, 4);
+    let mut again = readings_batch(&[
+        at(Interval::Hour, 29.0, Some(35.5)),
+        at(Interval::Hour, 50.0, None),
+    ]);
+    ok(store.insert_batch(&mut again).await);
+    assert_eq!(again.duplicates, 1, "the same hourly value again");
+    assert_eq!(again.conflicts.len(), 1, "another hourly value");
+    assert_eq!(again.conflicts[0].data_interval, "hour");
+    assert_eq!(again.conflicts[0].stored_value, 29.0);
+    assert_eq!(ok(store.counts().await).readings, 4);
+
+    let back = ok(store
+        .readings("15010201000101", Timestamp(T0), Timestamp(T0 + 86_400_000))
+        .await);
+    let back: Vec<Reading> = back.iter().filter_map(|r| r.to_reading()).collect();
+    let mut expected = first.to_vec();
+    expected.sort_by_key(|r| r.interval);
+    let mut back_sorted = back.clone();
+    back_sorted.sort_by_key(|r| r.interval);
+    assert_eq!(back_sorted, expected);
+    // And after a restart, the inputs since a checkpoint hold them all.
+    let (since, _) = ok(store.inputs_since(Timestamp(T0)).await);
+    assert_eq!(since.len(), 4, "{since:?}");
 }

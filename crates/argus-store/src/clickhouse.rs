@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, PoisonError};
 
 use argus_config::ClickHouseSettings;
-use argus_model::Timestamp;
+use argus_model::{Interval, Timestamp};
 use clickhouse::Client;
 
 use crate::migrations::{sql, MIGRATIONS, MIGRATIONS_TABLE};
@@ -30,11 +30,17 @@ pub struct ClickHouseStore {
     newest: Arc<std::sync::Mutex<Newest>>,
 }
 
-/// Per source, per metric: the newest event time (ms) on record that this process knows of.
-type Newest = HashMap<String, HashMap<String, i64>>;
+/// Per source, per metric, per interval (by [`slot`]): the newest event time (ms) on record
+/// that this process knows of.
+type Newest = HashMap<String, HashMap<String, [Option<i64>; 4]>>;
+
+/// The place of a row's interval in a [`Newest`] entry.
+fn slot(r: &ReadingRow) -> usize {
+    Interval::parse(&r.data_interval).map_or(0, |i| i as usize)
+}
 
 fn newest_of(newest: &Newest, r: &ReadingRow) -> Option<i64> {
-    newest.get(&r.source)?.get(&r.metric).copied()
+    newest.get(&r.source)?.get(&r.metric)?[slot(r)]
 }
 
 /// How far back the newest reading of a series is looked for the first time a process writes
@@ -50,19 +56,21 @@ const MAX_SERIES: usize = 200_000;
 /// Keys of one series closer than this in event time are read as one range.
 const RANGE_GAP_MS: i64 = 3_600_000;
 
-/// Event times `from..=to` (ms) of one series (source, metric): a primary-key range.
-type Range = (String, String, i64, i64);
+/// Event times `from..=to` (ms) of one series (source, metric, interval): a primary-key range.
+type Range = (String, String, String, i64, i64);
 
 /// The ranges covering sorted, distinct `keys`: one per series, split where keys lie more than
 /// [`RANGE_GAP_MS`] apart.
 fn key_ranges(keys: &[ReadingKey]) -> Vec<Range> {
     let mut ranges: Vec<Range> = Vec::new();
-    for (source, metric, ms) in keys {
+    for (source, metric, interval, ms) in keys {
         match ranges.last_mut() {
-            Some((s, m, _, to)) if s == source && m == metric && ms - *to <= RANGE_GAP_MS => {
+            Some((s, m, i, _, to))
+                if s == source && m == metric && i == interval && ms - *to <= RANGE_GAP_MS =>
+            {
                 *to = *ms;
             }
-            _ => ranges.push((source.clone(), metric.clone(), *ms, *ms)),
+            _ => ranges.push((source.clone(), metric.clone(), interval.clone(), *ms, *ms)),
         }
     }
     ranges
@@ -71,12 +79,18 @@ fn key_ranges(keys: &[ReadingKey]) -> Vec<Range> {
 /// `n` primary-key range conditions joined by OR (ClickHouse reads only their granules), bound
 /// by [`bind_ranges`].
 fn range_conditions(n: usize) -> String {
-    vec!["(source = ? AND metric = ? AND event_ms >= ? AND event_ms <= ?)"; n].join(" OR ")
+    vec!["(source = ? AND metric = ? AND data_interval = ? AND event_ms >= ? AND event_ms <= ?)"; n]
+        .join(" OR ")
 }
 
 fn bind_ranges(mut query: clickhouse::query::Query, ranges: &[Range]) -> clickhouse::query::Query {
-    for (source, metric, from, to) in ranges {
-        query = query.bind(source).bind(metric).bind(*from).bind(*to);
+    for (source, metric, interval, from, to) in ranges {
+        query = query
+            .bind(source)
+            .bind(metric)
+            .bind(interval)
+            .bind(*from)
+            .bind(*to);
     }
     query
 }
@@ -229,25 +243,27 @@ impl ClickHouseStore {
 }
 
 impl ClickHouseStore {
-    /// What the table holds for the keys of `readings` that may be on record: each series'
-    /// newest event time is looked up once (over [`FIRST_WRITE_HORIZON_MS`]) and remembered
-    /// with what this process writes, so that a reading newer than that needs no lookup: in
-    /// a steady feed, none does. Redeliveries, backfills and late readings are looked up by key
-    /// (the table's primary key). Exact while this process is the only one writing the series
-    /// (a Kafka partition, a plain subscription per process, one gateway per logger).
+    /// What `table` (`readings` or `logger_readings`) holds for the keys of `readings` that
+    /// may be on record: each series' newest event time is looked up once (over
+    /// [`FIRST_WRITE_HORIZON_MS`]) and remembered with what this process writes, so that a
+    /// reading newer than that needs no lookup: in a steady feed, none does. Redeliveries,
+    /// backfills and late readings are looked up by key (the table's primary key). Exact while
+    /// this process is the only one writing the series (a Kafka partition, a plain subscription
+    /// per process, one gateway per logger).
     async fn on_record(
         &self,
+        table: &str,
         readings: &[ReadingRow],
     ) -> Result<HashMap<ReadingKey, StoredReading>, StoreError> {
         let floor_ms = Timestamp::from_system_time(std::time::SystemTime::now())
             .as_millis()
             .saturating_sub(FIRST_WRITE_HORIZON_MS);
-        let unknown: Vec<(String, String)> = {
+        let unknown: Vec<(String, String, String)> = {
             let newest = self.newest.lock().unwrap_or_else(PoisonError::into_inner);
-            let mut unknown: Vec<(String, String)> = readings
+            let mut unknown: Vec<(String, String, String)> = readings
                 .iter()
                 .filter(|r| newest_of(&newest, r).is_none())
-                .map(|r| (r.source.clone(), r.metric.clone()))
+                .map(|r| (r.source.clone(), r.metric.clone(), r.data_interval.clone()))
                 .collect();
             unknown.sort_unstable();
             unknown.dedup();
@@ -255,22 +271,21 @@ impl ClickHouseStore {
         };
         let mut found = HashMap::new();
         for chunk in unknown.chunks(LOOKUP_CHUNK) {
-            // One primary-key range per series: (source, metric, event_ms >= floor).
+            // One primary-key range per series: (source, metric, interval, event_ms >= floor).
             let ranges: Vec<Range> = chunk
                 .iter()
-                .map(|(s, m)| (s.clone(), m.clone(), floor_ms, i64::MAX))
+                .map(|(s, m, i)| (s.clone(), m.clone(), i.clone(), floor_ms, i64::MAX))
                 .collect();
             let sql = format!(
-                "SELECT source, metric, max(event_ms) FROM readings \
-                 WHERE event_time >= toDateTime(?) AND ({}) GROUP BY source, metric",
+                "SELECT source, metric, data_interval, max(event_ms) FROM {table} \
+                 WHERE event_time >= toDateTime(?) AND ({}) GROUP BY source, metric, data_interval",
                 range_conditions(ranges.len())
             );
             let query = bind_ranges(self.query(&sql).bind(floor_ms.max(0) / 1_000), &ranges);
-            let rows: Vec<(String, String, i64)> = query
-                .fetch_all()
-                .await
-                .map_err(query_error("read the newest readings of series"))?;
-            found.extend(rows.into_iter().map(|(s, m, t)| ((s, m), t)));
+            let rows: Vec<(String, String, String, i64)> = query.fetch_all().await.map_err(
+                query_error(format!("read the newest rows of series in {table}")),
+            )?;
+            found.extend(rows.into_iter().map(|(s, m, i, t)| ((s, m, i), t)));
         }
         let mut keys: Vec<ReadingKey> = {
             let mut newest = self.newest.lock().unwrap_or_else(PoisonError::into_inner);
@@ -278,20 +293,17 @@ impl ClickHouseStore {
             if series + unknown.len() > MAX_SERIES {
                 newest.clear();
             }
-            for (source, metric) in unknown {
-                let t = found
-                    .get(&(source.clone(), metric.clone()))
-                    .copied()
-                    .unwrap_or(floor_ms - 1);
-                newest
-                    .entry(source)
-                    .or_default()
-                    .insert(metric, t.max(floor_ms - 1));
+            for key in unknown {
+                let t = found.get(&key).copied().unwrap_or(floor_ms - 1);
+                let (source, metric, interval) = key;
+                let slot = Interval::parse(&interval).map_or(0, |i| i as usize);
+                newest.entry(source).or_default().entry(metric).or_default()[slot] =
+                    Some(t.max(floor_ms - 1));
             }
             readings
                 .iter()
                 .filter(|r| newest_of(&newest, r).is_none_or(|t| r.event_ms <= t))
-                .map(|r| (r.source.clone(), r.metric.clone(), r.event_ms))
+                .map(ReadingRow::key)
                 .collect()
         };
         keys.sort_unstable();
@@ -299,14 +311,14 @@ impl ClickHouseStore {
         let mut stored = HashMap::new();
         for chunk in key_ranges(&keys).chunks(LOOKUP_CHUNK) {
             let (from, to) = chunk.iter().fold((i64::MAX, i64::MIN), |(lo, hi), r| {
-                (lo.min(r.2), hi.max(r.3))
+                (lo.min(r.3), hi.max(r.4))
             });
             // The first received of each key (a row written twice by a race is one).
             let sql = format!(
-                "SELECT source, metric, event_ms, argMin(value, receive_ms), \
-                 argMin(flag, receive_ms), min(receive_ms) FROM readings \
+                "SELECT source, metric, data_interval, event_ms, argMin(value, receive_ms), \
+                 argMin(flag, receive_ms), min(receive_ms) FROM {table} \
                  WHERE event_time >= toDateTime(?) AND event_time <= toDateTime(?) AND ({}) \
-                 GROUP BY source, metric, event_ms",
+                 GROUP BY source, metric, data_interval, event_ms",
                 range_conditions(chunk.len())
             );
             let query = self
@@ -316,11 +328,18 @@ impl ClickHouseStore {
             let rows: Vec<StoredReading> = bind_ranges(query, chunk)
                 .fetch_all()
                 .await
-                .map_err(query_error("read the readings on record"))?;
-            stored.extend(
-                rows.into_iter()
-                    .map(|r| ((r.source.clone(), r.metric.clone(), r.event_ms), r)),
-            );
+                .map_err(query_error(format!("read the rows on record in {table}")))?;
+            stored.extend(rows.into_iter().map(|r| {
+                (
+                    (
+                        r.source.clone(),
+                        r.metric.clone(),
+                        r.data_interval.clone(),
+                        r.event_ms,
+                    ),
+                    r,
+                )
+            }));
         }
         Ok(stored)
     }
@@ -329,7 +348,12 @@ impl ClickHouseStore {
     fn written(&self, readings: &[ReadingRow]) {
         let mut newest = self.newest.lock().unwrap_or_else(PoisonError::into_inner);
         for r in readings {
-            if let Some(t) = newest.get_mut(&r.source).and_then(|m| m.get_mut(&r.metric)) {
+            let slot = slot(r);
+            if let Some(Some(t)) = newest
+                .get_mut(&r.source)
+                .and_then(|m| m.get_mut(&r.metric))
+                .map(|slots| &mut slots[slot])
+            {
                 *t = (*t).max(r.event_ms);
             }
         }
@@ -384,7 +408,17 @@ impl Store for ClickHouseStore {
         // apart (another one); sorted again on a retry, so a write that failed after it was
         // in counts once.
         if !batch.readings.is_empty() {
-            let stored = self.on_record(&batch.readings).await?;
+            // Real-time readings first, then the logger's averages (their own table).
+            batch.readings.sort_by_key(|r| !r.is_real_time());
+            let split = batch.readings.partition_point(ReadingRow::is_real_time);
+            let (real_time, logger) = batch.readings.split_at(split);
+            let mut stored = HashMap::new();
+            if !real_time.is_empty() {
+                stored = self.on_record("readings", real_time).await?;
+            }
+            if !logger.is_empty() {
+                stored.extend(self.on_record("logger_readings", logger).await?);
+            }
             batch.duplicates += first_writes(
                 &mut batch.readings,
                 &stored,
@@ -394,7 +428,10 @@ impl Store for ClickHouseStore {
         }
         // Replacing tables first: a retry of them is harmless.
         self.insert("conflicts", &batch.conflicts).await?;
-        self.insert("readings", &batch.readings).await?;
+        let split = batch.readings.partition_point(ReadingRow::is_real_time);
+        let (real_time, logger) = batch.readings.split_at(split);
+        self.insert("readings", real_time).await?;
+        self.insert("logger_readings", logger).await?;
         self.written(&batch.readings);
         batch.readings.clear();
         self.insert("alert_events", &batch.alert_events).await?;
@@ -478,28 +515,35 @@ impl Store for ClickHouseStore {
     }
 
     async fn drop_readings_before(&self, month: u32) -> Result<Vec<u32>, StoreError> {
-        let partitions: Vec<String> = self
-            .client
-            .query(
-                "SELECT DISTINCT partition FROM system.parts \
-                 WHERE database = ? AND table = 'readings' AND active",
-            )
-            .bind(&self.database)
-            .fetch_all()
-            .await
-            .map_err(query_error("list the partitions of readings"))?;
-        let mut old: Vec<u32> = partitions
-            .iter()
-            .filter_map(|p| p.trim_matches('\'').parse::<u32>().ok())
-            .filter(|&p| p < month)
-            .collect();
-        old.sort_unstable();
-        for p in &old {
-            let statement = format!("ALTER TABLE {}.readings DROP PARTITION {p}", self.database);
-            self.execute(&statement, &format!("drop partition {p} of readings"))
-                .await?;
+        let mut dropped: Vec<u32> = Vec::new();
+        for table in ["readings", "logger_readings"] {
+            let partitions: Vec<String> = self
+                .client
+                .query(
+                    "SELECT DISTINCT partition FROM system.parts \
+                     WHERE database = ? AND table = ? AND active",
+                )
+                .bind(&self.database)
+                .bind(table)
+                .fetch_all()
+                .await
+                .map_err(query_error(format!("list the partitions of {table}")))?;
+            let mut old: Vec<u32> = partitions
+                .iter()
+                .filter_map(|p| p.trim_matches('\'').parse::<u32>().ok())
+                .filter(|&p| p < month)
+                .collect();
+            old.sort_unstable();
+            for p in &old {
+                let statement = format!("ALTER TABLE {}.{table} DROP PARTITION {p}", self.database);
+                self.execute(&statement, &format!("drop partition {p} of {table}"))
+                    .await?;
+            }
+            dropped.extend(old);
         }
-        Ok(old)
+        dropped.sort_unstable();
+        dropped.dedup();
+        Ok(dropped)
     }
 
     async fn readings(
@@ -508,16 +552,30 @@ impl Store for ClickHouseStore {
         from: Timestamp,
         to: Timestamp,
     ) -> Result<Vec<ReadingRow>, StoreError> {
-        self.query(
-            "SELECT ?fields FROM readings FINAL WHERE source = ? AND event_ms >= ? \
-             AND event_ms < ? ORDER BY metric, event_ms",
-        )
-        .bind(source)
-        .bind(from.as_millis())
-        .bind(to.as_millis())
-        .fetch_all()
-        .await
-        .map_err(query_error("read readings"))
+        let mut rows = Vec::new();
+        for table in ["readings", "logger_readings"] {
+            let sql = format!(
+                "SELECT ?fields FROM {table} FINAL WHERE source = ? AND event_ms >= ? \
+                 AND event_ms < ? ORDER BY metric, data_interval, event_ms"
+            );
+            let found: Vec<ReadingRow> = self
+                .query(&sql)
+                .bind(source)
+                .bind(from.as_millis())
+                .bind(to.as_millis())
+                .fetch_all()
+                .await
+                .map_err(query_error(format!("read {table}")))?;
+            rows.extend(found);
+        }
+        rows.sort_by(|a, b| {
+            (&a.metric, &a.data_interval, a.event_ms).cmp(&(
+                &b.metric,
+                &b.data_interval,
+                b.event_ms,
+            ))
+        });
+        Ok(rows)
     }
 
     async fn alert(&self, alert_id: &str) -> Result<Option<AlertRow>, StoreError> {
@@ -667,16 +725,23 @@ impl Store for ClickHouseStore {
         &self,
         since: Timestamp,
     ) -> Result<(Vec<ReadingRow>, Vec<EventRow>), StoreError> {
-        let readings = self
-            .query(
-                "SELECT ?fields FROM readings FINAL WHERE event_time >= ? AND event_ms >= ? \
-                 ORDER BY event_ms",
-            )
-            .bind(u32::try_from(since.as_millis().max(0) / 1_000).unwrap_or(u32::MAX))
-            .bind(since.as_millis())
-            .fetch_all()
-            .await
-            .map_err(query_error("read the readings since a checkpoint"))?;
+        let mut readings = Vec::new();
+        // A logger's average counts at the end of its span: a day's value from a day earlier.
+        for (table, back_ms) in [("readings", 0), ("logger_readings", 86_400_000)] {
+            let from = since.as_millis().saturating_sub(back_ms);
+            let sql = format!(
+                "SELECT ?fields FROM {table} FINAL WHERE event_time >= ? AND event_ms >= ? \
+                 ORDER BY event_ms"
+            );
+            let found: Vec<ReadingRow> = self
+                .query(&sql)
+                .bind(u32::try_from(from.max(0) / 1_000).unwrap_or(u32::MAX))
+                .bind(from)
+                .fetch_all()
+                .await
+                .map_err(query_error(format!("read the {table} since a checkpoint")))?;
+            readings.extend(found);
+        }
         let events = self
             .query("SELECT ?fields FROM events WHERE event_ms >= ? ORDER BY event_ms")
             .bind(since.as_millis())
@@ -705,7 +770,8 @@ impl Store for ClickHouseStore {
             u64,
         ) = self
             .query(
-                "SELECT (SELECT count() FROM readings FINAL), \
+                "SELECT (SELECT count() FROM readings FINAL) \
+                 + (SELECT count() FROM logger_readings FINAL), \
                  (SELECT uniqExact(alert_id) FROM alerts), \
                  (SELECT count() FROM alert_events FINAL), \
                  (SELECT count() FROM alert_acks), (SELECT count() FROM rejected_inputs FINAL), \
@@ -732,31 +798,39 @@ mod tests {
 
     #[test]
     fn keys_become_one_range_per_series_split_at_long_gaps() {
-        let key = |s: &str, ms: i64| (s.to_owned(), "a21026".to_owned(), ms);
+        let key = |s: &str, i: &str, ms: i64| (s.to_owned(), "a21026".to_owned(), i.to_owned(), ms);
         let keys = [
-            key("A", 0),
-            key("A", 60_000),
-            key("A", 60_000 + RANGE_GAP_MS),
-            key("A", 60_001 + 2 * RANGE_GAP_MS),
-            key("B", 5),
+            key("A", "hour", 0),
+            key("A", "real_time", 0),
+            key("A", "real_time", 60_000),
+            key("A", "real_time", 60_000 + RANGE_GAP_MS),
+            key("A", "real_time", 60_001 + 2 * RANGE_GAP_MS),
+            key("B", "real_time", 5),
         ];
         let ranges = key_ranges(&keys);
-        let ranges: Vec<(&str, i64, i64)> = ranges
+        let ranges: Vec<(&str, &str, i64, i64)> = ranges
             .iter()
-            .map(|(s, _, from, to)| (s.as_str(), *from, *to))
+            .map(|(s, _, i, from, to)| (s.as_str(), i.as_str(), *from, *to))
             .collect();
+        // An interval is a series of its own.
         assert_eq!(
             ranges,
             [
-                ("A", 0, 60_000 + RANGE_GAP_MS),
-                ("A", 60_001 + 2 * RANGE_GAP_MS, 60_001 + 2 * RANGE_GAP_MS),
-                ("B", 5, 5)
+                ("A", "hour", 0, 0),
+                ("A", "real_time", 0, 60_000 + RANGE_GAP_MS),
+                (
+                    "A",
+                    "real_time",
+                    60_001 + 2 * RANGE_GAP_MS,
+                    60_001 + 2 * RANGE_GAP_MS
+                ),
+                ("B", "real_time", 5, 5)
             ]
         );
         assert_eq!(
             range_conditions(2).matches('?').count(),
-            8,
-            "four binds a range"
+            10,
+            "five binds a range"
         );
     }
 }

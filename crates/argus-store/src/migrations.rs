@@ -234,6 +234,26 @@ pub const MIGRATIONS: &[Migration] = &[
             "ALTER TABLE {db}.events ADD COLUMN request_key String DEFAULT ''",
         ],
     },
+    Migration {
+        version: 13,
+        name: "data intervals",
+        statements: &[
+            // What span a value stands for. `readings` holds real-time values only (its rollups
+            // stay real time); the data logger's own minute, hourly and daily averages (HJ 212
+            // 2051, 2061, 2031) are a series apart, in `logger_readings`, keyed by interval: an
+            // hourly value at 10:00 is not the real-time value at 10:00.
+            "ALTER TABLE {db}.readings ADD COLUMN data_interval String DEFAULT 'real_time'",
+            "ALTER TABLE {db}.readings ADD COLUMN corrected Nullable(Float64)",
+            "CREATE TABLE IF NOT EXISTS {db}.logger_readings (\
+                source String, metric String, event_ms Int64, event_time DateTime, \
+                value Float64, flag String, enterprise_id String, receive_ms Int64, \
+                data_interval String, corrected Nullable(Float64)\
+            ) ENGINE = ReplacingMergeTree(receive_ms) \
+            PARTITION BY toYYYYMM(event_time) \
+            ORDER BY (source, metric, data_interval, event_ms)",
+            "ALTER TABLE {db}.conflicts ADD COLUMN data_interval String DEFAULT 'real_time'",
+        ],
+    },
 ];
 
 /// The table and column an `ALTER TABLE {db}.T ADD COLUMN C ...` statement adds, if it is one:

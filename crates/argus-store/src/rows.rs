@@ -5,7 +5,9 @@
 use std::hash::Hasher;
 
 use argus_ingest::DeadLetter;
-use argus_model::{Event, EventKind, Reading, Ticket, TicketOutcome, TicketState, Timestamp};
+use argus_model::{
+    Event, EventKind, Interval, Reading, Ticket, TicketOutcome, TicketState, Timestamp,
+};
 use argus_rules::AlertTransition;
 use argus_rules::Transition;
 use argus_tickets::TicketEvent;
@@ -17,6 +19,23 @@ pub const COLUMNS: &[(&str, &[(&str, &str)])] = &[
     (
         "readings",
         &[
+            ("corrected", "Nullable(Float64)"),
+            ("data_interval", "String"),
+            ("enterprise_id", "String"),
+            ("event_ms", "Int64"),
+            ("event_time", "DateTime"),
+            ("flag", "String"),
+            ("metric", "String"),
+            ("receive_ms", "Int64"),
+            ("source", "String"),
+            ("value", "Float64"),
+        ],
+    ),
+    (
+        "logger_readings",
+        &[
+            ("corrected", "Nullable(Float64)"),
+            ("data_interval", "String"),
             ("enterprise_id", "String"),
             ("event_ms", "Int64"),
             ("event_time", "DateTime"),
@@ -140,6 +159,7 @@ pub const COLUMNS: &[(&str, &[(&str, &str)])] = &[
     (
         "conflicts",
         &[
+            ("data_interval", "String"),
             ("enterprise_id", "String"),
             ("event_ms", "Int64"),
             ("event_time", "DateTime"),
@@ -199,9 +219,45 @@ pub struct ReadingRow {
     pub enterprise_id: String,
     /// When Argus received it, UTC ms.
     pub receive_ms: i64,
+    /// What span the value stands for (`real_time`, `minute`, `hour`, `day`): real-time
+    /// readings go to `readings`, the logger's averages to `logger_readings`.
+    #[serde(default = "real_time")]
+    pub data_interval: String,
+    /// The logger's O2-corrected value of an average (`ZsAvg`), if sent.
+    #[serde(default)]
+    pub corrected: Option<f64>,
+}
+
+fn real_time() -> String {
+    Interval::RealTime.as_str().to_owned()
 }
 
 impl ReadingRow {
+    /// Whether the row is a real-time reading (table `readings`), not a logger's average
+    /// (table `logger_readings`).
+    pub fn is_real_time(&self) -> bool {
+        self.data_interval == Interval::RealTime.as_str()
+    }
+
+    /// The table the row belongs in.
+    pub fn table(&self) -> &'static str {
+        if self.is_real_time() {
+            "readings"
+        } else {
+            "logger_readings"
+        }
+    }
+
+    /// The row's key: source, metric, data_interval, event time.
+    pub fn key(&self) -> ReadingKey {
+        (
+            self.source.clone(),
+            self.metric.clone(),
+            self.data_interval.clone(),
+            self.event_ms,
+        )
+    }
+
     /// The row of a reading of `enterprise_id` (empty when unregistered).
     pub fn new(r: &Reading, enterprise_id: &str) -> Self {
         Self {
@@ -213,13 +269,16 @@ impl ReadingRow {
             flag: r.flag.as_char().to_string(),
             enterprise_id: enterprise_id.to_owned(),
             receive_ms: r.receive_time.as_millis(),
+            data_interval: r.interval.as_str().to_owned(),
+            corrected: r.corrected,
         }
     }
 
-    /// The reading a row holds, if it is a row Argus wrote (a known data flag).
+    /// The reading a row holds, if it is a row Argus wrote (a known data flag and interval).
     pub fn to_reading(&self) -> Option<Reading> {
         let mut flag = self.flag.chars();
         let flag = argus_model::DataFlag::from_char(flag.next()?)?;
+        let interval = Interval::parse(&self.data_interval)?;
         Some(Reading {
             source: argus_model::SourceId::from(self.source.as_str()),
             metric: argus_model::MetricCode::parse(&self.metric),
@@ -227,8 +286,8 @@ impl ReadingRow {
             flag,
             event_time: Timestamp(self.event_ms),
             receive_time: Timestamp(self.receive_ms),
-            interval: Default::default(),
-            corrected: None,
+            interval,
+            corrected: self.corrected,
         })
     }
 }
@@ -751,14 +810,16 @@ impl AlertEventRow {
     }
 }
 
-/// What the record holds for a reading key (source, metric, event time): the first value
-/// received, which stays.
+/// What the record holds for a reading key (source, metric, data_interval, event time): the first
+/// value received, which stays.
 #[derive(Debug, Clone, PartialEq, Row, Serialize, Deserialize)]
 pub struct StoredReading {
     /// The source.
     pub source: String,
     /// The metric code.
     pub metric: String,
+    /// The interval.
+    pub data_interval: String,
     /// Event time, UTC ms.
     pub event_ms: i64,
     /// The value on record.
@@ -781,6 +842,9 @@ pub struct ConflictRow {
     pub event_ms: i64,
     /// The reading's event time, seconds.
     pub event_time: u32,
+    /// The reading's interval.
+    #[serde(default = "real_time")]
+    pub data_interval: String,
     /// The enterprise of a registered source, else empty.
     pub enterprise_id: String,
     /// The value on record (the first received).
@@ -806,6 +870,7 @@ impl ConflictRow {
             metric: later.metric.clone(),
             event_ms: later.event_ms,
             event_time: later.event_time,
+            data_interval: later.data_interval.clone(),
             enterprise_id: later.enterprise_id.clone(),
             stored_value: stored.value,
             stored_flag: stored.flag.to_owned(),
@@ -835,18 +900,24 @@ impl ConflictRow {
     }
 
     fn same_delivery(&self, other: &ConflictRow) -> bool {
-        (&self.source, &self.metric, self.event_ms, self.receive_ms)
-            == (
-                &other.source,
-                &other.metric,
-                other.event_ms,
-                other.receive_ms,
-            )
+        (
+            &self.source,
+            &self.metric,
+            &self.data_interval,
+            self.event_ms,
+            self.receive_ms,
+        ) == (
+            &other.source,
+            &other.metric,
+            &other.data_interval,
+            other.event_ms,
+            other.receive_ms,
+        )
     }
 }
 
-/// A reading key: source, metric, event time (ms).
-pub type ReadingKey = (String, String, i64);
+/// A reading key: source, metric, data_interval, event time (ms).
+pub type ReadingKey = (String, String, String, i64);
 
 /// The value on record of a reading key (the first received), borrowed.
 #[derive(Debug, Clone, Copy)]
@@ -910,13 +981,18 @@ pub fn first_writes(
     events: &mut Vec<EventRow>,
 ) -> u64 {
     // For each reading: the index of the first reading of its key in the batch, if not itself.
-    let mut first: std::collections::HashMap<(&str, &str, i64), usize> =
+    let mut first: std::collections::HashMap<(&str, &str, &str, i64), usize> =
         std::collections::HashMap::with_capacity(readings.len());
     let earlier: Vec<Option<usize>> = readings
         .iter()
         .enumerate()
         .map(|(i, r)| {
-            let key = (r.source.as_str(), r.metric.as_str(), r.event_ms);
+            let key = (
+                r.source.as_str(),
+                r.metric.as_str(),
+                r.data_interval.as_str(),
+                r.event_ms,
+            );
             match first.entry(key) {
                 std::collections::hash_map::Entry::Occupied(e) => Some(*e.get()),
                 std::collections::hash_map::Entry::Vacant(e) => {
@@ -936,7 +1012,7 @@ pub fn first_writes(
         .zip(&earlier)
         .map(|(r, earlier)| {
             let on_record = (!stored.is_empty())
-                .then(|| stored.get(&(r.source.clone(), r.metric.clone(), r.event_ms)))
+                .then(|| stored.get(&r.key()))
                 .flatten()
                 .map(OnRecord::from)
                 .or_else(|| earlier.map(|j| OnRecord::from(&readings[j])));

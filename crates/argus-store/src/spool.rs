@@ -267,6 +267,8 @@ mod tests {
                     flag: "N".to_owned(),
                     enterprise_id: "E001".to_owned(),
                     receive_ms: 0,
+                    data_interval: "real_time".to_owned(),
+                    corrected: None,
                 })
                 .collect(),
             ..RowBatch::default()

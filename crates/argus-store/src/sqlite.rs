@@ -186,21 +186,36 @@ const MIGRATIONS: &[Migration] = &[
         name: "silence request keys",
         statements: &["ALTER TABLE events ADD COLUMN request_key TEXT NOT NULL DEFAULT ''"],
     },
+    Migration {
+        version: 13,
+        name: "data intervals",
+        statements: &[
+            "ALTER TABLE readings ADD COLUMN data_interval TEXT NOT NULL DEFAULT 'real_time'",
+            "ALTER TABLE readings ADD COLUMN corrected REAL",
+            "CREATE TABLE IF NOT EXISTS logger_readings (\
+                source TEXT NOT NULL, metric TEXT NOT NULL, event_ms INTEGER NOT NULL, \
+                event_time INTEGER NOT NULL, value REAL NOT NULL, flag TEXT NOT NULL, \
+                enterprise_id TEXT NOT NULL, receive_ms INTEGER NOT NULL, \
+                data_interval TEXT NOT NULL, corrected REAL, \
+                PRIMARY KEY (source, metric, data_interval, event_ms)) STRICT, WITHOUT ROWID",
+            "ALTER TABLE conflicts ADD COLUMN data_interval TEXT NOT NULL DEFAULT 'real_time'",
+        ],
+    },
 ];
 
 /// The SQLite type of a column Argus writes, from its ClickHouse type.
 fn sqlite_type(clickhouse: &str) -> &'static str {
     match clickhouse {
         "String" | "Array(String)" => "TEXT",
-        "Float64" => "REAL",
+        "Float64" | "Nullable(Float64)" => "REAL",
         _ => "INTEGER",
     }
 }
 
-const READINGS: &str =
-    "source, metric, event_ms, event_time, value, flag, enterprise_id, receive_ms";
+const READINGS: &str = "source, metric, event_ms, event_time, value, flag, enterprise_id, \
+    receive_ms, data_interval, corrected";
 const CONFLICTS: &str = "source, metric, event_ms, event_time, enterprise_id, stored_value, \
-    stored_flag, stored_receive_ms, value, flag, receive_ms, received_at";
+    stored_flag, stored_receive_ms, value, flag, receive_ms, received_at, data_interval";
 const ALERT_EVENTS: &str = "alert_id, transition, rule_id, kind, severity, enterprise_id, \
     town, source, metric, standard, started_at, started_ms, ended_ms, value, peak, mean, \
     limit_value, muted, recorded_ms";
@@ -357,16 +372,13 @@ fn check_columns(conn: &Connection) -> Result<(), StoreError> {
 /// batch); one that is not inserted is [`settle`]d against the value on record. Returns the
 /// duplicates.
 fn write_readings(tx: &Transaction<'_>, batch: &mut RowBatch) -> rusqlite::Result<u64> {
-    let mut insert = tx.prepare_cached(&format!(
-        "INSERT INTO readings ({READINGS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
-         ON CONFLICT (source, metric, event_ms) DO NOTHING"
-    ))?;
-    let mut on_record = tx.prepare_cached(
-        "SELECT value, flag, receive_ms FROM readings \
-         WHERE source = ?1 AND metric = ?2 AND event_ms = ?3",
-    )?;
     let mut duplicates = 0;
     for r in &batch.readings {
+        let table = r.table();
+        let mut insert = tx.prepare_cached(&format!(
+            "INSERT INTO {table} ({READINGS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
+             ON CONFLICT DO NOTHING"
+        ))?;
         let inserted = insert.execute(params![
             r.source,
             r.metric,
@@ -375,15 +387,21 @@ fn write_readings(tx: &Transaction<'_>, batch: &mut RowBatch) -> rusqlite::Resul
             r.value,
             r.flag,
             r.enterprise_id,
-            r.receive_ms
+            r.receive_ms,
+            r.data_interval,
+            r.corrected
         ])?;
         if inserted > 0 {
             continue;
         }
-        let (value, flag, receive_ms): (f64, String, i64) = on_record
-            .query_row(params![r.source, r.metric, r.event_ms], |row| {
-                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
-            })?;
+        let mut on_record = tx.prepare_cached(&format!(
+            "SELECT value, flag, receive_ms FROM {table} \
+             WHERE source = ?1 AND metric = ?2 AND data_interval = ?3 AND event_ms = ?4"
+        ))?;
+        let (value, flag, receive_ms): (f64, String, i64) = on_record.query_row(
+            params![r.source, r.metric, r.data_interval, r.event_ms],
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+        )?;
         let first = OnRecord {
             value,
             flag: &flag,
@@ -399,7 +417,7 @@ fn write_readings(tx: &Transaction<'_>, batch: &mut RowBatch) -> rusqlite::Resul
 fn write_batch(tx: &Transaction<'_>, batch: &RowBatch) -> rusqlite::Result<()> {
     let mut stmt = tx.prepare_cached(&format!(
         "INSERT OR IGNORE INTO conflicts ({CONFLICTS}) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
     ))?;
     for c in &batch.conflicts {
         stmt.execute(params![
@@ -414,7 +432,8 @@ fn write_batch(tx: &Transaction<'_>, batch: &RowBatch) -> rusqlite::Result<()> {
             c.value,
             c.flag,
             c.receive_ms,
-            c.received_at
+            c.received_at,
+            c.data_interval
         ])?;
     }
     // The readings are in already (`write_readings`).
@@ -590,6 +609,8 @@ fn reading_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ReadingRow> {
         flag: r.get(5)?,
         enterprise_id: r.get(6)?,
         receive_ms: r.get(7)?,
+        data_interval: r.get(8)?,
+        corrected: r.get(9)?,
     })
 }
 
@@ -856,27 +877,37 @@ impl Store for SqliteStore {
     async fn drop_readings_before(&self, month: u32) -> Result<Vec<u32>, StoreError> {
         let before = month_start(month).as_millis();
         self.with(move |c| {
-            // Before the first migration (retention may start before the sink) there is nothing.
-            let tables: u32 = c
-                .query_row(
-                    "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'readings'",
-                    [],
-                    |r| r.get(0),
+            let mut months: Vec<u32> = Vec::new();
+            for table in ["readings", "logger_readings"] {
+                // Before the migrations (retention may start before the sink) there is nothing.
+                let tables: u32 = c
+                    .query_row(
+                        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
+                        [table],
+                        |r| r.get(0),
+                    )
+                    .map_err(sqlite_error(format!("look for the {table} table")))?;
+                if tables == 0 {
+                    continue;
+                }
+                months.extend(select(
+                    c,
+                    &format!("list the months of {table}"),
+                    &format!(
+                        "SELECT DISTINCT CAST(strftime('%Y%m', event_ms / 1000, 'unixepoch') \
+                         AS INTEGER) FROM {table} WHERE event_ms < ?1 ORDER BY 1"
+                    ),
+                    [before],
+                    |r| r.get::<_, u32>(0),
+                )?);
+                c.execute(
+                    &format!("DELETE FROM {table} WHERE event_ms < ?1"),
+                    [before],
                 )
-                .map_err(sqlite_error("look for the readings table"))?;
-            if tables == 0 {
-                return Ok(Vec::new());
+                .map_err(sqlite_error(format!("drop old {table}")))?;
             }
-            let months = select(
-                c,
-                "list the months of readings",
-                "SELECT DISTINCT CAST(strftime('%Y%m', event_ms / 1000, 'unixepoch') AS INTEGER) \
-                 FROM readings WHERE event_ms < ?1 ORDER BY 1",
-                [before],
-                |r| r.get::<_, u32>(0),
-            )?;
-            c.execute("DELETE FROM readings WHERE event_ms < ?1", [before])
-                .map_err(sqlite_error("drop old readings"))?;
+            months.sort_unstable();
+            months.dedup();
             Ok(months)
         })
         .await
@@ -892,7 +923,9 @@ impl Store for SqliteStore {
         self.with(move |c| {
             let sql = format!(
                 "SELECT {READINGS} FROM readings WHERE source = ?1 AND event_ms >= ?2 \
-                 AND event_ms < ?3 ORDER BY metric, event_ms"
+                 AND event_ms < ?3 UNION ALL \
+                 SELECT {READINGS} FROM logger_readings WHERE source = ?1 AND event_ms >= ?2 \
+                 AND event_ms < ?3 ORDER BY metric, data_interval, event_ms"
             );
             select(
                 c,
@@ -1062,13 +1095,16 @@ impl Store for SqliteStore {
     ) -> Result<(Vec<ReadingRow>, Vec<EventRow>), StoreError> {
         let since = since.as_millis();
         self.with(move |c| {
-            let sql =
-                format!("SELECT {READINGS} FROM readings WHERE event_ms >= ?1 ORDER BY event_ms");
+            // A logger's average counts at the end of its span: a day's value from a day earlier.
+            let sql = format!(
+                "SELECT {READINGS} FROM readings WHERE event_ms >= ?1 UNION ALL \
+                 SELECT {READINGS} FROM logger_readings WHERE event_ms >= ?2 ORDER BY event_ms"
+            );
             let readings = select(
                 c,
                 "read the readings since a checkpoint",
                 &sql,
-                [since],
+                [since, since.saturating_sub(86_400_000)],
                 reading_row,
             )?;
             let sql = format!(
@@ -1103,7 +1139,7 @@ impl Store for SqliteStore {
                     .map_err(sqlite_error(format!("count {table}")))
             };
             Ok(Counts {
-                readings: count("readings")?,
+                readings: count("readings")? + count("logger_readings")?,
                 alerts: count("alerts")?,
                 alert_events: count("alert_events")?,
                 alert_acks: count("alert_acks")?,
