@@ -23,9 +23,9 @@ fn next(state: &mut u64) -> u64 {
     state.wrapping_mul(0x2545_f491_4f6c_dd1d)
 }
 
-/// Eight hours of minute data of the example county's stacks, methane sensors and power meters,
-/// with power-cut feedback, production state and maintenance notice events, one JSON object a
-/// line, in an arrival order displaced by less than the allowed lateness (300 s), one reading
+/// Eight hours of minute data of the example county's stacks (and their loggers' hourly
+/// values), methane sensors and power meters, with power-cut feedback, production state and
+/// maintenance notice events, one JSON object a line, in an arrival order displaced by less than the allowed lateness (300 s), one reading
 /// line in 40 delivered twice.
 fn recorded_input() -> String {
     let text = std::fs::read_to_string(repo_path("config/registry.toml"))
@@ -66,6 +66,9 @@ fn recorded_input() -> String {
         lines.push((START_MS, 0, notice));
     }
     for (i, p) in points.iter().enumerate() {
+        // The stack's SO2 of the hour so far: its logger sends the hour's average after it (some
+        // loggers a tampered one, 60 % of it), again one line in 40 twice.
+        let mut hour_so2 = 0.0;
         for minute in 0..8 * 60 {
             let t = START_MS + minute * MIN;
             let noise = (next(&mut rng) % 1000) as f64 / 100.0;
@@ -82,6 +85,26 @@ fn recorded_input() -> String {
                         25.0 + noise
                     );
                     push(&mut lines, &mut rng, t, p.mn.as_str(), values);
+                    hour_so2 += so2;
+                    if minute % 60 == 59 {
+                        let factor = if i % 5 == 1 { 0.6 } else { 1.0 };
+                        let start = t - 59 * MIN;
+                        let line = format!(
+                            "{{\"source\":\"{}\",\"ts\":{start},\"interval\":\"hour\",\"values\":{{\"a19001\":7.0,\"a21026\":{:.2}}}}}",
+                            p.mn,
+                            hour_so2 / 60.0 * factor
+                        );
+                        let copies = if next(&mut rng).is_multiple_of(40) {
+                            2
+                        } else {
+                            1
+                        };
+                        for _ in 0..copies {
+                            let arrival = t + MIN + (next(&mut rng) % 240_000) as i64;
+                            lines.push((arrival, next(&mut rng), line.clone()));
+                        }
+                        hour_so2 = 0.0;
+                    }
                 }
                 PointKind::MineWorkingFace | PointKind::MineReturnAirway => {
                     let ch4 = if i % 2 == 0 && minute % 97 < 3 {
@@ -209,6 +232,7 @@ fn same_transitions_with_one_worker_two_threads_and_two_processes() {
     for wanted in [
         "\"kind\":\"treatment_stopped\"",
         "\"kind\":\"power_cut_failure\"",
+        "\"kind\":\"inconsistent_average\"",
         "\"muted\":true",
     ] {
         assert!(

@@ -46,10 +46,12 @@ pub enum Input {
 }
 
 impl Input {
-    /// When it happened.
+    /// Its place in event time: when it happened; for a data logger's average, when its span
+    /// is complete ([`Reading::available_at`]). Watermarks, lateness and the order of judging
+    /// go by this.
     pub fn event_time(&self) -> Timestamp {
         match self {
-            Input::Reading(r) => r.event_time,
+            Input::Reading(r) => r.available_at(),
             Input::Event(e) => e.event_time,
         }
     }

@@ -4,7 +4,10 @@
 
 use std::sync::Arc;
 
-use argus_model::{AlertKind, EventKind, Metric, MetricCode, Reading, SourceId, Timestamp};
+use argus_model::{
+    AlertKind, EventKind, Interval, Metric, MetricCode, Reading, SourceId, Timestamp,
+};
+use argus_rules::consistency::Consistency;
 use argus_rules::crossfeed::{PowerCutFailure, Suppressions, TreatmentStopped};
 use argus_rules::quality::{
     ConstantValue, FlagDuration, MissingData, OutOfRange, ReadingConflict, SuddenJump,
@@ -49,6 +52,7 @@ enum Running {
     Unregistered(bool),
     // Last: checkpoints name variants by their index.
     ReadingConflict(ReadingConflict),
+    Consistency(Consistency),
 }
 
 type Out = Vec<(AlertKind, Transition)>;
@@ -74,6 +78,20 @@ impl Running {
             }
             Machine::Unregistered => Running::Unregistered(false),
             Machine::ReadingConflict(p) => Running::ReadingConflict(ReadingConflict::new(*p)),
+            Machine::Consistency(p) => Running::Consistency(Consistency::new(*p)),
+        }
+    }
+
+    /// Whether the machine takes readings of `interval`: the logger's averages go to the
+    /// average and consistency rules only (and count as the point reporting when they are
+    /// minute values); every other rule judges real-time values.
+    fn takes(&self, interval: Interval) -> bool {
+        match self {
+            Running::Average(_) => matches!(interval, Interval::RealTime | Interval::Hour),
+            Running::Consistency(_) => interval != Interval::Day,
+            Running::MissingData(_) => matches!(interval, Interval::RealTime | Interval::Minute),
+            Running::Unregistered(_) => true,
+            _ => interval == Interval::RealTime,
         }
     }
 
@@ -99,6 +117,8 @@ impl Running {
                 }
             }
             (Running::PowerCutFailure(m), _) => m.on_methane(r, out),
+            (Running::Consistency(m), Role::Oxygen) => m.on_o2(r),
+            (Running::Consistency(m), _) => m.on_reading(r, out),
             // Conflicts come as events, found by the store.
             (Running::ReadingConflict(_), _) => {}
             (Running::Unregistered(raised), _) => {
@@ -155,6 +175,7 @@ impl Running {
             Running::PowerCutFailure(m) => m.on_watermark(watermark, out),
             Running::ReadingConflict(m) => m.on_watermark(watermark, &mut ts),
             Running::ConstantValue(_)
+            | Running::Consistency(_)
             | Running::OutOfRange(_)
             | Running::SuddenJump(_)
             | Running::Unregistered(_) => {}
@@ -207,6 +228,7 @@ fn subscriptions(instance: &Instance) -> Vec<(SourceId, Role)> {
     let judged = instance.metric.map_or(Role::Any, Role::Judged);
     match &instance.machine {
         Machine::Average(p) if p.o2.is_some() => vec![own(judged), own(Role::Oxygen)],
+        Machine::Consistency(p) if p.corrects() => vec![own(judged), own(Role::Oxygen)],
         Machine::ZeroWhileOperating { operation, .. } => {
             vec![own(judged), own(Role::Operation(*operation))]
         }
@@ -293,6 +315,9 @@ impl Unit {
                 continue;
             }
             let (instance, machine) = &mut self.machines[i as usize];
+            if !machine.takes(r.interval) {
+                continue;
+            }
             machine.on_reading(role, instance.kind, r, &mut buf);
             emit(instance, &mut buf, &self.suppressions, &mut self.muted, out);
         }
@@ -399,14 +424,15 @@ fn unit_key<'a>(input: &'a Input, rules: &'a RuleSet) -> &'a str {
     }
 }
 
-/// The order inputs are judged in: event time, events first (a maintenance notice before the
-/// alerts it mutes), then O2 (averages correct with it), then by metric, value and flag. That
+/// The order inputs are judged in: event time (a logger's average at the end of its span,
+/// [`Reading::available_at`]), events first (a maintenance notice before the alerts it mutes),
+/// then O2 (averages correct with it), then by metric, interval, value and flag. That
 /// orders every series (and the series of one point) the same way whatever the arrival order;
 /// inputs of different sources that tie feed different machines, or cross-feed machines that
 /// take all inputs of an instant before judging it, so their relative order changes nothing.
-fn order(input: &Input) -> (i64, u8, u32, u64, u8) {
+fn order(input: &Input) -> (i64, u8, u32, u8, u64, u8) {
     match input {
-        Input::Event(e) => (e.event_time.as_millis(), 0, 0, 0, 0),
+        Input::Event(e) => (e.event_time.as_millis(), 0, 0, 0, 0, 0),
         Input::Reading(r) => {
             let (class, metric) = match &r.metric {
                 MetricCode::Known(Metric::Oxygen) => (1, 0),
@@ -415,9 +441,10 @@ fn order(input: &Input) -> (i64, u8, u32, u64, u8) {
             };
             let flag = r.flag as u8;
             (
-                r.event_time.as_millis(),
+                r.available_at().as_millis(),
                 class,
                 metric,
+                r.interval as u8,
                 r.value.to_bits(),
                 flag,
             )
@@ -596,7 +623,7 @@ pub fn detect_resumable<'scope>(
     )
 }
 
-/// Keep the first of each reading (source, metric, event time) and of each event, in arrival
+/// Keep the first of each reading (source, metric, interval, event time) and of each event, in arrival
 /// order: delivery is at least once, and a reading delivered again (or taken again from the
 /// store after a restart) counts once.
 fn once_each(ready: &mut Vec<Input>) {
@@ -606,7 +633,9 @@ fn once_each(ready: &mut Vec<Input>) {
         ready
             .iter()
             .map(|input| match input {
-                Input::Reading(r) => readings.insert((&r.source, &r.metric, r.event_time)),
+                Input::Reading(r) => {
+                    readings.insert((&r.source, &r.metric, r.interval, r.event_time))
+                }
                 Input::Event(e) => {
                     let again = events.iter().any(|seen| {
                         seen.event_time == e.event_time

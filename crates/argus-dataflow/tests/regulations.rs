@@ -7,7 +7,7 @@ use std::sync::Arc;
 use argus_dataflow::{run_batch, AlertTransition, BatchOptions, Input};
 use argus_model::time::{CivilDateTime, CHINA_OFFSET_SECS};
 use argus_model::{
-    AlertKind, DataFlag, Event, EventKind, MetricCode, Reading, SourceId, Timestamp,
+    AlertKind, DataFlag, Event, EventKind, Interval, MetricCode, Reading, SourceId, Timestamp,
 };
 use argus_rules::Transition;
 
@@ -318,5 +318,183 @@ fn a_notice_mutes_by_its_window_not_by_when_it_arrived() {
     assert_eq!(
         muted,
         [("fired".to_owned(), true), ("resolved".to_owned(), true)]
+    );
+}
+
+/// The logger's own value of `interval` (HJ 212 2051/2061) of the span starting at `t`, sent
+/// at `received`.
+fn logger(
+    metric: &str,
+    interval: Interval,
+    t: Timestamp,
+    value: f64,
+    corrected: Option<f64>,
+    received: Timestamp,
+) -> Input {
+    Input::Reading(Reading {
+        source: SourceId::from(STACK),
+        metric: MetricCode::parse(metric),
+        value,
+        flag: DataFlag::N,
+        event_time: t,
+        receive_time: received,
+        interval,
+        corrected,
+    })
+}
+
+/// Real-time O2 (6 %, the reference: no correction) and SO2 of the stack, one a minute over
+/// `minutes` of `hour` on day 0, SO2 `so2` and `so2 + 1` in turn (never constant).
+fn stack_hour(hour: u8, minutes: std::ops::Range<u8>, so2: f64) -> Vec<Input> {
+    minutes
+        .flat_map(|m| stack(at(0, hour, m), 6.0, so2 + f64::from(m % 2), DataFlag::N))
+        .collect()
+}
+
+/// The stack's transitions of every rule but missing data (the test feeds one point).
+fn stack_alerts(out: &[AlertTransition]) -> Vec<(String, &'static str, Timestamp, f64)> {
+    let mut alerts: Vec<_> = out
+        .iter()
+        .filter(|t| t.instance.point.as_str() == STACK && t.kind != AlertKind::MissingData)
+        .map(|t| {
+            let (what, started_at, value) = match t.transition {
+                Transition::Fired { started_at, value } => ("fired", started_at, value),
+                Transition::Updated { started_at, value } => ("updated", started_at, value),
+                Transition::Resolved {
+                    started_at, peak, ..
+                } => ("resolved", started_at, peak),
+            };
+            (t.instance.rule_id.to_string(), what, started_at, value)
+        })
+        .collect();
+    alerts.sort_by(|a, b| (&a.0, a.2).cmp(&(&b.0, b.2)));
+    alerts
+}
+
+#[test]
+fn the_loggers_own_averages_are_kept_apart_from_the_real_time_series() {
+    // 09:00-09:29 real-time SO2 about 20 (too few minutes for Argus's own hourly value), then
+    // 10:00-10:02; the logger's hourly values of 09:00 (SO2 50 mg/m3, O2 6 %) arrive at 10:01,
+    // an hour after their event time. They are the hour's regulatory value, on time (taken at
+    // the end of their hour) and not a real-time value at 09:00.
+    let mut inputs = stack_hour(9, 0..30, 20.0);
+    inputs.extend(stack_hour(10, 0..2, 20.0));
+    let sent = at(0, 10, 1);
+    inputs.push(logger(
+        "a19001",
+        Interval::Hour,
+        at(0, 9, 0),
+        6.0,
+        None,
+        sent,
+    ));
+    inputs.push(logger(
+        "a21026",
+        Interval::Hour,
+        at(0, 9, 0),
+        50.0,
+        None,
+        sent,
+    ));
+    inputs.extend(stack_hour(10, 2..60, 20.0));
+    inputs.extend(stack_hour(11, 0..5, 20.0));
+    let out = run(inputs);
+    assert_eq!(
+        of(&out, "hourly-average", STACK),
+        vec![
+            (AlertKind::Average, "fired", at(0, 9, 0), 50.0),
+            (AlertKind::Average, "resolved", at(0, 9, 0), 50.0),
+        ],
+        "09:00 judged on the logger's 50, 10:00 on Argus's own 20.5"
+    );
+    // With the logger's ZsAvg, that is the value judged (here under the limit).
+    let mut inputs = stack_hour(9, 0..30, 20.0);
+    inputs.push(logger(
+        "a21026",
+        Interval::Hour,
+        at(0, 9, 0),
+        50.0,
+        Some(30.0),
+        at(0, 10, 1),
+    ));
+    inputs.extend(stack_hour(10, 0..5, 20.0));
+    assert_eq!(of(&run(inputs), "hourly-average", STACK), vec![]);
+}
+
+#[test]
+fn a_logger_average_unlike_its_real_time_values_is_inconsistent() {
+    // 09:00: real-time SO2 20/21 (mean 20.5), the logger's hourly value 10: inconsistent by
+    // 10.5 mg/m3. 10:00: the logger's 20.5 with a ZsAvg of 30 at 9 % O2, where Argus corrects
+    // 20.5 to 25.625: inconsistent by 4.375. 11:00: consistent, the alert resolves. And the
+    // logger's minute value of 11:30 says 50 where the minute's real-time value is 20.
+    let mut inputs = stack_hour(9, 0..60, 20.0);
+    inputs.push(logger(
+        "a21026",
+        Interval::Hour,
+        at(0, 9, 0),
+        10.0,
+        None,
+        at(0, 10, 0),
+    ));
+    inputs.extend(stack_hour(10, 0..60, 20.0));
+    let sent = at(0, 11, 0);
+    inputs.push(logger(
+        "a19001",
+        Interval::Hour,
+        at(0, 10, 0),
+        9.0,
+        None,
+        sent,
+    ));
+    inputs.push(logger(
+        "a21026",
+        Interval::Hour,
+        at(0, 10, 0),
+        20.5,
+        Some(30.0),
+        sent,
+    ));
+    inputs.extend(stack_hour(11, 0..31, 20.0));
+    inputs.push(logger(
+        "a21026",
+        Interval::Minute,
+        at(0, 11, 30),
+        50.0,
+        None,
+        at(0, 11, 31),
+    ));
+    inputs.extend(stack_hour(11, 31..60, 20.0));
+    inputs.push(logger(
+        "a21026",
+        Interval::Hour,
+        at(0, 11, 0),
+        20.6,
+        None,
+        at(0, 12, 0),
+    ));
+    inputs.extend(stack_hour(12, 0..5, 20.0));
+    let out = run(inputs);
+    assert_eq!(
+        stack_alerts(&out),
+        vec![
+            (
+                "inconsistent-hourly-average".to_owned(),
+                "fired",
+                at(0, 9, 0),
+                10.5
+            ),
+            (
+                "inconsistent-hourly-average".to_owned(),
+                "resolved",
+                at(0, 9, 0),
+                10.5
+            ),
+            (
+                "inconsistent-minute-average".to_owned(),
+                "fired",
+                at(0, 11, 30),
+                30.0
+            ),
+        ]
     );
 }

@@ -40,6 +40,9 @@ pub enum AlertKind {
     /// A reading delivered again with another value than the one on record: the record keeps
     /// the first, the later one is kept apart (the store's `conflicts` table).
     DataIntegrity,
+    /// A data logger's own minute or hourly average (or its O2-corrected value) unlike what
+    /// its real-time values (or Argus's O2 correction) give: a known pattern of tampered data.
+    InconsistentAverage,
 }
 
 impl AlertKind {
@@ -60,6 +63,7 @@ impl AlertKind {
             AlertKind::TreatmentStopped => "treatment_stopped",
             AlertKind::PowerCutFailure => "power_cut_failure",
             AlertKind::DataIntegrity => "data_integrity",
+            AlertKind::InconsistentAverage => "inconsistent_average",
         }
     }
 }

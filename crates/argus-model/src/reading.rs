@@ -121,7 +121,9 @@ pub struct Reading {
     #[serde(default)]
     pub interval: Interval,
     /// The O2-corrected value the logger sent with an average (HJ 212 `ZsAvg`), if any.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// (Always serialized: timely exchanges readings between processes with bincode, which
+    /// cannot skip a field.)
+    #[serde(default)]
     pub corrected: Option<f64>,
 }
 

@@ -18,8 +18,8 @@ pub struct AlertView {
     /// `average` and `insufficient_data` (both raised by an average rule), `constant_value`,
     /// `zero_while_operating`, `out_of_range`, `sudden_jump`, `flag_duration`, `missing_data`,
     /// `unregistered_source`, `treatment_stopped`, `power_cut_failure`, `data_integrity` (a
-    /// `reading_conflict` rule); `data_quality` on alerts stored before the four data-quality
-    /// kinds had their own names.
+    /// `reading_conflict` rule), `inconsistent_average`; `data_quality` on alerts stored before
+    /// the four data-quality kinds had their own names.
     pub kind: String,
     /// `blue` < `yellow` < `orange` < `red`.
     pub severity: String,
@@ -40,7 +40,9 @@ pub struct AlertView {
     pub started_at: String,
     /// Event time at which it ended; null while firing.
     pub ended_at: Option<String>,
-    /// The value that fired it, or its latest worst value.
+    /// The value that fired it, or its latest worst value, in the metric's unit: the reading or
+    /// average judged; for `insufficient_data` the valid minutes (or hours) counted; for
+    /// `inconsistent_average` the difference between the logger's value and Argus's.
     pub value: f64,
     /// The worst value while firing (known once resolved, or from the store).
     pub peak: Option<f64>,

@@ -1,9 +1,10 @@
 //! The regulatory average rule: the average of valid data over each natural hour (or day) in
 //! China Standard Time, O2-corrected where the standard says so, compared with its limit when
 //! the window closes on the watermark. A window with too little valid data is reported as
-//! insufficient (its own alert kind), never as compliant.
+//! insufficient (its own alert kind), never as compliant. A data logger's own hourly value
+//! (HJ 212 CN 2061), when it sends one, is the hour's regulatory value.
 
-use argus_model::{AlertKind, Reading, Timestamp};
+use argus_model::{AlertKind, DataFlag, Interval, Reading, Timestamp};
 
 use crate::episode::Episode;
 use crate::Transition;
@@ -93,6 +94,17 @@ struct Hour {
     valid_minutes: u64,
     /// Bit m: minute m has a reading flagged stopped (F).
     stopped_minutes: u64,
+    /// The data logger's own hourly value of this hour, if it sent a usable one.
+    logger: Option<LoggerHour>,
+}
+
+/// A data logger's hourly value (CN 2061): the regulatory value of its hour.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+enum LoggerHour {
+    /// A valid value (flag N), O2-corrected where the rule corrects.
+    Valid(f64),
+    /// The logger marks the hour stopped (flag F).
+    Stopped,
 }
 
 impl Hour {
@@ -103,6 +115,7 @@ impl Hour {
             n: 0,
             valid_minutes: 0,
             stopped_minutes: 0,
+            logger: None,
         }
     }
 
@@ -119,7 +132,14 @@ impl Hour {
         )
     }
 
+    /// The logger's own valid hourly value, when it sent one, else the average of the hour's
+    /// valid values if it has enough valid minutes.
     fn judge(&self, min_valid_minutes: u32) -> Outcome {
+        match self.logger {
+            Some(LoggerHour::Valid(value)) => return Outcome::Valid(value),
+            Some(LoggerHour::Stopped) => return Outcome::Stopped,
+            None => {}
+        }
         let (valid, stopped) = self.minutes();
         Outcome::of(valid, stopped, 60, min_valid_minutes, || {
             self.sum / f64::from(self.n)
@@ -206,6 +226,8 @@ pub struct Average {
     params: AverageParams,
     current: Option<Window>,
     latest_o2: Option<(Timestamp, f64)>,
+    /// The logger's hourly O2 value of an hour (its start), for correcting its hourly values.
+    logger_o2: Option<(Timestamp, f64)>,
     exceeded: Episode,
     insufficient: Episode,
 }
@@ -217,31 +239,80 @@ impl Average {
             params,
             current: None,
             latest_o2: None,
+            logger_o2: None,
             exceeded: Episode::reporting_updates(),
             insufficient: Episode::default(),
         }
     }
 
-    /// Take an O2 reading of the same point (in event-time order with the other readings).
+    /// Take an O2 reading of the same point (in `available_at` order with the other readings):
+    /// a real-time one, or the logger's hourly value.
     pub fn on_o2(&mut self, reading: &Reading) {
-        if reading.is_valid() {
-            self.latest_o2 = Some((reading.event_time, reading.value));
+        if !reading.is_valid() {
+            return;
+        }
+        match reading.interval {
+            Interval::RealTime => self.latest_o2 = Some((reading.event_time, reading.value)),
+            Interval::Hour => self.logger_o2 = Some((reading.event_time, reading.value)),
+            Interval::Minute | Interval::Day => {}
         }
     }
 
-    /// Take a reading of the averaged metric (in event-time order). Windows before its window
-    /// are closed first. A value counts where its minute is: a minute with several valid values
-    /// is one minute value.
+    /// Take a reading of the averaged metric (in `available_at` order): a real-time value, or
+    /// the logger's hourly value (minute and daily values are not averaged). Windows before its
+    /// window are closed first. A real-time value counts where its minute is: a minute with
+    /// several valid values is one minute value.
     pub fn on_reading(&mut self, reading: &Reading, out: &mut Vec<(AlertKind, Transition)>) {
-        let at = reading.event_time;
-        self.advance(at, out);
+        match reading.interval {
+            Interval::RealTime => self.on_real_time(reading, out),
+            Interval::Hour => self.on_logger_hour(reading, out),
+            Interval::Minute | Interval::Day => {}
+        }
+    }
+
+    /// The window being filled at `at`, opened at its hour if there is none.
+    fn window_at(&mut self, at: Timestamp) -> &mut Window {
         let start = self.params.period.start_of(at);
-        let window = self.current.get_or_insert_with(|| {
+        self.current.get_or_insert_with(|| {
             let mut w = Window::new(start);
             w.hour = Hour::new(at.china_hour_start());
             w
-        });
-        let hour = &mut window.hour;
+        })
+    }
+
+    /// The logger's hourly value, taken at the end of its hour: valid (corrected with its own
+    /// ZsAvg, or by Argus with the logger's hourly O2, or the latest O2), it is the hour's
+    /// value; flagged stopped, the hour is stopped; otherwise Argus's own minutes judge it.
+    fn on_logger_hour(&mut self, reading: &Reading, out: &mut Vec<(AlertKind, Transition)>) {
+        let at = reading.available_at();
+        self.advance(at, out);
+        let value = match (reading.flag, &self.params.o2) {
+            (DataFlag::F, _) => Some(LoggerHour::Stopped),
+            (DataFlag::N, None) => Some(LoggerHour::Valid(reading.value)),
+            (DataFlag::N, Some(o2)) => reading
+                .corrected
+                .or_else(|| {
+                    let o2_at = match self.logger_o2 {
+                        Some((start, value)) if start == reading.event_time => Some((at, value)),
+                        _ => self.latest_o2,
+                    };
+                    o2.correct(reading.value, o2_at, at)
+                })
+                .map(LoggerHour::Valid),
+            _ => None,
+        };
+        let hour = &mut self.window_at(at).hour;
+        if hour.start == reading.event_time && value.is_some() {
+            hour.logger = value;
+        }
+    }
+
+    fn on_real_time(&mut self, reading: &Reading, out: &mut Vec<(AlertKind, Transition)>) {
+        let at = reading.event_time;
+        self.advance(at, out);
+        let o2 = self.params.o2;
+        let latest_o2 = self.latest_o2;
+        let hour = &mut self.window_at(at).hour;
         let bit = hour.minute_bit(at);
         if reading.flag == argus_model::DataFlag::F {
             hour.stopped_minutes |= bit;
@@ -249,8 +320,8 @@ impl Average {
         if !reading.is_valid() {
             return;
         }
-        let value = match &self.params.o2 {
-            Some(o2) => o2.correct(reading.value, self.latest_o2, at),
+        let value = match &o2 {
+            Some(o2) => o2.correct(reading.value, latest_o2, at),
             None => Some(reading.value),
         };
         if let Some(value) = value {

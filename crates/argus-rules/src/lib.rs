@@ -8,6 +8,7 @@
 
 pub mod alert_id;
 pub mod average;
+pub mod consistency;
 pub mod crossfeed;
 pub mod episode;
 pub mod fnv;

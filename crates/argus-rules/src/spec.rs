@@ -8,11 +8,12 @@ use std::sync::Arc;
 
 use argus_model::registry::{LimitBasis, LimitBound, MonitoringPoint, PointKind};
 use argus_model::{
-    AlertKind, DataFlag, Metric, MetricCode, MetricDomain, Registry, Severity, SourceId,
+    AlertKind, DataFlag, Interval, Metric, MetricCode, MetricDomain, Registry, Severity, SourceId,
 };
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::consistency::{Consistency, ConsistencyParams};
 use crate::crossfeed::{PowerCutParams, TreatmentParams};
 use crate::fnv::FnvHashMap;
 use crate::quality::{
@@ -162,6 +163,24 @@ enum RawRule {
         point_kinds: Vec<PointKind>,
         quiet_secs: u64,
     },
+    InconsistentAverage {
+        id: String,
+        severity: Severity,
+        #[serde(default)]
+        point_kinds: Vec<PointKind>,
+        #[serde(default)]
+        metrics: Vec<String>,
+        interval: Interval,
+        tolerance_pct: f64,
+        #[serde(default)]
+        tolerance_abs: f64,
+        #[serde(default = "default_min_valid_minutes")]
+        min_valid_minutes: u32,
+        #[serde(default = "default_o2_max_measured_pct")]
+        o2_max_measured_pct: f64,
+        #[serde(default = "default_o2_max_age_secs")]
+        o2_max_age_secs: u64,
+    },
     TreatmentStopped {
         id: String,
         severity: Severity,
@@ -191,6 +210,7 @@ impl RawRule {
             | RawRule::FlagDuration { id, .. }
             | RawRule::MissingData { id, .. }
             | RawRule::ReadingConflict { id, .. }
+            | RawRule::InconsistentAverage { id, .. }
             | RawRule::TreatmentStopped { id, .. }
             | RawRule::PowerCutFailure { id, .. }
             | RawRule::UnregisteredSource { id, .. } => id,
@@ -208,6 +228,7 @@ impl RawRule {
             | RawRule::FlagDuration { severity, .. }
             | RawRule::MissingData { severity, .. }
             | RawRule::ReadingConflict { severity, .. }
+            | RawRule::InconsistentAverage { severity, .. }
             | RawRule::TreatmentStopped { severity, .. }
             | RawRule::PowerCutFailure { severity, .. }
             | RawRule::UnregisteredSource { severity, .. } => *severity,
@@ -245,6 +266,7 @@ impl RawRule {
                 Some(metrics)
             }
             RawRule::ConstantValue { metrics, .. }
+            | RawRule::InconsistentAverage { metrics, .. }
             | RawRule::OutOfRange { metrics, .. }
             | RawRule::SuddenJump { metrics, .. }
             | RawRule::FlagDuration { metrics, .. } => Some(metrics),
@@ -323,6 +345,8 @@ pub enum Machine {
     MissingData(MissingDataParams),
     /// Readings of the point delivered again with another value than the one on record.
     ReadingConflict(ReadingConflictParams),
+    /// The logger's own averages against Argus's (`inconsistent_average`).
+    Consistency(ConsistencyParams),
     /// Treatment power below its running threshold while a served production line runs.
     TreatmentStopped(TreatmentParams),
     /// Methane at the power-cut level without the power cut of `power_feed` in time.
@@ -647,7 +671,9 @@ fn lookback_ms(rule: &RawRule) -> i64 {
             max_feedback_delay_secs,
             ..
         } => *max_feedback_delay_secs,
-        RawRule::OutOfRange { .. } | RawRule::UnregisteredSource { .. } => 0,
+        RawRule::OutOfRange { .. }
+        | RawRule::UnregisteredSource { .. }
+        | RawRule::InconsistentAverage { .. } => 0,
     };
     secs_to_ms(secs).saturating_add(DAY_MS)
 }
@@ -832,6 +858,31 @@ fn bind(
                 push(id.to_owned(), ReadingConflict::KIND, None, "", machine);
             }
         }
+        RawRule::InconsistentAverage {
+            point_kinds,
+            metrics,
+            interval,
+            tolerance_pct,
+            tolerance_abs,
+            min_valid_minutes,
+            o2_max_measured_pct,
+            o2_max_age_secs,
+            ..
+        } => {
+            for metric in per_metric(point_kinds, metrics) {
+                let o2 = o2_correction(point, metric, *o2_max_measured_pct, *o2_max_age_secs);
+                let params = ConsistencyParams::new(
+                    *interval,
+                    *tolerance_pct,
+                    *tolerance_abs,
+                    *min_valid_minutes,
+                    o2,
+                )
+                .map_err(|e| e.to_string())?;
+                let machine = Machine::Consistency(params);
+                push(id.to_owned(), Consistency::KIND, Some(metric), "", machine);
+            }
+        }
         RawRule::TreatmentStopped {
             min_duration_secs,
             max_staleness_secs,
@@ -920,6 +971,30 @@ fn bind(
         RawRule::UnregisteredSource { .. } => {}
     }
     Ok(out)
+}
+
+/// The O2 correction of `metric` at `point`: flue gas concentrations are judged at the
+/// standard's reference O2.
+fn o2_correction(
+    point: &MonitoringPoint,
+    metric: Metric,
+    max_measured_pct: f64,
+    max_age_secs: u64,
+) -> Option<O2Correction> {
+    match point.o2_reference_pct {
+        Some(reference_pct)
+            if point.kind == PointKind::FlueGasOutlet
+                && metric.domain() == MetricDomain::Air
+                && metric.unit() == argus_model::Unit::MgPerM3 =>
+        {
+            Some(O2Correction {
+                reference_pct,
+                max_measured_pct,
+                max_age_ms: secs_to_ms(max_age_secs),
+            })
+        }
+        _ => None,
+    }
 }
 
 /// The instances of a threshold or average rule: one per matching limit (two for a range).
@@ -1060,21 +1135,7 @@ fn bind_limits(
                          not {min_valid_minutes}"
                     ));
                 }
-                // Flue gas concentrations are judged at the standard's reference O2.
-                let o2 = match point.o2_reference_pct {
-                    Some(reference_pct)
-                        if point.kind == PointKind::FlueGasOutlet
-                            && limit.metric.domain() == MetricDomain::Air
-                            && limit.metric.unit() == argus_model::Unit::MgPerM3 =>
-                    {
-                        Some(O2Correction {
-                            reference_pct,
-                            max_measured_pct: *o2_max_measured_pct,
-                            max_age_ms: secs_to_ms(*o2_max_age_secs),
-                        })
-                    }
-                    _ => None,
-                };
+                let o2 = o2_correction(point, limit.metric, *o2_max_measured_pct, *o2_max_age_secs);
                 let base = AverageParams {
                     period,
                     limit: 0.0,

@@ -817,7 +817,7 @@ mod tests {
         for (bad, expected) in [
             (
                 shipped.replace("department = \"coal\"", "department = \"police\""),
-                "line 44 at rules[mine-safety].department: unknown department \"police\"",
+                "line 45 at rules[mine-safety].department: unknown department \"police\"",
             ),
             (
                 shipped.replace("new_secs = 900", "new_secs = 0"),

@@ -361,6 +361,7 @@ fn rule_kind(instance: &Instance) -> &'static str {
         Machine::PowerCutFailure { .. } => "power_cut_failure",
         Machine::Unregistered => "unregistered_source",
         Machine::ReadingConflict(_) => "reading_conflict",
+        Machine::Consistency(_) => "inconsistent_average",
     }
 }
 
