@@ -103,6 +103,7 @@ contract!(the_inputs_since_a_checkpoint_are_read_back_in_event_time_order);
 contract!(a_change_retried_with_its_idempotency_key_finds_its_answer);
 contract!(the_first_value_of_a_reading_stays_and_a_different_later_one_is_a_conflict);
 contract!(a_loggers_averages_are_series_apart_from_its_real_time_values);
+contract!(an_alert_muted_after_it_fired_stays_muted_through_its_later_transitions);
 
 async fn write<S: Store>(store: &S, mut batch: RowBatch) {
     ok(store.insert_batch(&mut batch).await);
@@ -149,6 +150,7 @@ fn methane_alert(registry: &Registry) -> ([AlertTransition; 3], String) {
         instance: Arc::clone(&instance),
         transition: t,
         muted: false,
+        muted_later: None,
     };
     let all = [
         transition(Transition::Fired {
@@ -1297,4 +1299,62 @@ async fn a_loggers_averages_are_series_apart_from_its_real_time_values<S: Store>
     // And after a restart, the inputs since a checkpoint hold them all.
     let (since, _) = ok(store.inputs_since(Timestamp(T0)).await);
     assert_eq!(since.len(), 4, "{since:?}");
+}
+
+/// Issue 13, item 7: a notice or silence that arrives after an alert fired mutes it: a `muted`
+/// transition in its life, the current row muted (and acknowledged still), and its later
+/// transitions muted too, whatever order the rows are written in again.
+async fn an_alert_muted_after_it_fired_stays_muted_through_its_later_transitions<S: Store>(
+    store: S,
+) {
+    ok(store.prepare().await);
+    let ([fired, updated, resolved], id) = methane_alert(&registry());
+    write(
+        &store,
+        transitions_batch(std::slice::from_ref(&fired), Timestamp(T0 + 61_000)),
+    )
+    .await;
+    let ack = Acknowledgement {
+        alert_id: id.clone(),
+        actor: "Operator Liu".to_owned(),
+        note: String::new(),
+        at: Timestamp(T0 + 90_000),
+        request_key: String::new(),
+    };
+    ok(store.acknowledge(&ack).await);
+    let muted = AlertTransition {
+        muted: true,
+        muted_later: Some(Arc::from("silence by Operator Wang: drill")),
+        ..fired.clone()
+    };
+    let later = |t: &AlertTransition| AlertTransition {
+        muted: true,
+        ..t.clone()
+    };
+    write(&store, transitions_batch(&[muted], Timestamp(T0 + 100_000))).await;
+    let row = ok(store.alert(&id).await).unwrap_or_else(|| panic!("alert gone"));
+    assert_eq!(
+        (row.status.as_str(), row.muted, row.acknowledged_by.as_str()),
+        ("firing", 1, "Operator Liu")
+    );
+    write(
+        &store,
+        transitions_batch(
+            &[later(&updated), later(&resolved)],
+            Timestamp(T0 + 400_000),
+        ),
+    )
+    .await;
+    // The first transitions written again (a replay after a restart) change nothing.
+    write(&store, transitions_batch(&[fired], Timestamp(T0 + 500_000))).await;
+    let row = ok(store.alert(&id).await).unwrap_or_else(|| panic!("alert gone"));
+    assert_eq!(
+        (row.status.as_str(), row.muted, row.acknowledged_by.as_str()),
+        ("resolved", 1, "Operator Liu")
+    );
+    let life: Vec<String> = ok(store.alert_events(&id).await)
+        .into_iter()
+        .map(|e| e.transition)
+        .collect();
+    assert_eq!(life, ["fired", "muted", "updated", "resolved"]);
 }

@@ -266,8 +266,31 @@ struct Unit {
     /// The machines that take each source's readings and events, and in which role.
     by_source: FnvHashMap<SourceId, Vec<(u32, Role)>>,
     suppressions: Suppressions,
-    /// Open alerts that were muted when they fired.
-    muted: FnvHashSet<u64>,
+    /// The alerts the unit raised, with their latest transition: open ones, and resolved ones
+    /// until they fall out of the lookback. A notice or silence that arrives after an alert
+    /// fired mutes it if its window covers the alert's start.
+    recent: FnvHashMap<u64, Recent>,
+}
+
+/// An alert a unit raised, as it stands.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Recent {
+    /// Its machine (index in the unit).
+    machine: u32,
+    kind: AlertKind,
+    /// Its latest transition.
+    last: Transition,
+    muted: bool,
+}
+
+impl Recent {
+    fn started_at(&self) -> Timestamp {
+        match &self.last {
+            Transition::Fired { started_at, .. }
+            | Transition::Updated { started_at, .. }
+            | Transition::Resolved { started_at, .. } => *started_at,
+        }
+    }
 }
 
 impl Unit {
@@ -319,7 +342,14 @@ impl Unit {
                 continue;
             }
             machine.on_reading(role, instance.kind, r, &mut buf);
-            emit(instance, &mut buf, &self.suppressions, &mut self.muted, out);
+            emit(
+                i,
+                instance,
+                &mut buf,
+                &self.suppressions,
+                &mut self.recent,
+                out,
+            );
         }
     }
 
@@ -332,18 +362,30 @@ impl Unit {
             }
             Input::Event(e) => {
                 if let EventKind::MaintenanceNotice {
-                    from, to, points, ..
+                    from,
+                    to,
+                    points,
+                    reason,
+                    ..
                 } = &e.kind
                 {
                     self.suppressions
                         .add(&self.enterprise, *from, *to, points.clone());
+                    self.mute_later(reason, out);
                     return;
                 }
                 let Some(source) = &e.source else { return };
                 for &(i, role) in self.by_source.get(source).map_or(&[][..], Vec::as_slice) {
                     let (instance, machine) = &mut self.machines[i as usize];
                     machine.on_event(role, source, e.event_time, &e.kind, &mut buf);
-                    emit(instance, &mut buf, &self.suppressions, &mut self.muted, out);
+                    emit(
+                        i,
+                        instance,
+                        &mut buf,
+                        &self.suppressions,
+                        &mut self.recent,
+                        out,
+                    );
                 }
             }
         }
@@ -356,22 +398,75 @@ impl Unit {
         out: &mut Vec<AlertTransition>,
     ) {
         let mut buf = Vec::new();
-        for (instance, machine) in &mut self.machines {
+        for (i, (instance, machine)) in self.machines.iter_mut().enumerate() {
             machine.on_watermark(instance.kind, watermark, &mut buf);
-            emit(instance, &mut buf, &self.suppressions, &mut self.muted, out);
+            let i = u32::try_from(i).unwrap_or(u32::MAX);
+            emit(
+                i,
+                instance,
+                &mut buf,
+                &self.suppressions,
+                &mut self.recent,
+                out,
+            );
         }
-        self.suppressions
-            .prune(Timestamp(watermark.as_millis().saturating_sub(lookback_ms)));
+        let cutoff = Timestamp(watermark.as_millis().saturating_sub(lookback_ms));
+        self.suppressions.prune(cutoff);
+        self.recent.retain(|_, r| match r.last {
+            Transition::Resolved { ended_at, .. } => ended_at >= cutoff,
+            _ => true,
+        });
+    }
+
+    /// A notice or silence has just been added: the alerts already raised that it covers and
+    /// that were not muted are muted now, each with a transition repeating its latest one.
+    fn mute_later(&mut self, reason: &str, out: &mut Vec<AlertTransition>) {
+        let mut ids: Vec<u64> = self
+            .recent
+            .iter()
+            .filter(|(_, r)| {
+                self.machines.get(r.machine as usize).is_some_and(|(i, _)| {
+                    !r.muted
+                        && self
+                            .suppressions
+                            .covers(&i.enterprise_id, &i.point, r.started_at())
+                })
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        if ids.is_empty() {
+            return;
+        }
+        ids.sort_unstable();
+        let reason: Arc<str> = Arc::from(reason);
+        for id in ids {
+            let Some(r) = self.recent.get_mut(&id) else {
+                continue;
+            };
+            let Some((instance, _)) = self.machines.get(r.machine as usize) else {
+                continue;
+            };
+            r.muted = true;
+            out.push(AlertTransition {
+                alert_id: id,
+                kind: r.kind,
+                instance: Arc::clone(instance),
+                transition: r.last.clone(),
+                muted: true,
+                muted_later: Some(Arc::clone(&reason)),
+            });
+        }
     }
 }
 
-/// Label the transitions of `instance`, mute those a maintenance notice covers, and move them to
-/// `out`.
+/// Label the transitions of `instance` (machine `index` of its unit), mute those a maintenance
+/// notice covers, note each alert as it stands in `recent`, and move them to `out`.
 fn emit(
+    index: u32,
     instance: &Arc<Instance>,
     buf: &mut Out,
     suppressions: &Suppressions,
-    muted: &mut FnvHashSet<u64>,
+    recent: &mut FnvHashMap<u64, Recent>,
     out: &mut Vec<AlertTransition>,
 ) {
     if buf.is_empty() {
@@ -387,22 +482,28 @@ fn emit(
         let id = alert_id(&instance.rule_id, &key, started_at);
         let is_muted = match &transition {
             Transition::Fired { .. } => {
-                let covered =
-                    suppressions.covers(&instance.enterprise_id, &instance.point, started_at);
-                if covered {
-                    muted.insert(id);
-                }
-                covered
+                suppressions.covers(&instance.enterprise_id, &instance.point, started_at)
             }
-            Transition::Updated { .. } => muted.contains(&id),
-            Transition::Resolved { .. } => muted.remove(&id),
+            Transition::Updated { .. } | Transition::Resolved { .. } => {
+                recent.get(&id).is_some_and(|r| r.muted)
+            }
         };
+        recent.insert(
+            id,
+            Recent {
+                machine: index,
+                kind,
+                last: transition.clone(),
+                muted: is_muted,
+            },
+        );
         out.push(AlertTransition {
             alert_id: id,
             kind,
             instance: Arc::clone(instance),
             transition,
             muted: is_muted,
+            muted_later: None,
         });
     }
 }
@@ -665,7 +766,7 @@ struct SavedUnit<'a> {
     origin: Origin,
     machines: Vec<&'a Running>,
     suppressions: &'a Suppressions,
-    muted: Vec<u64>,
+    recent: Vec<(u64, &'a Recent)>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -674,7 +775,7 @@ struct LoadedUnit {
     origin: Origin,
     machines: Vec<Running>,
     suppressions: Suppressions,
-    muted: Vec<u64>,
+    recent: Vec<(u64, Recent)>,
 }
 
 /// The encoded state of a worker's units (and its count of unregistered sources).
@@ -683,14 +784,14 @@ fn save_units(units: &Units, unregistered: usize) -> Vec<u8> {
         .units
         .iter()
         .map(|u| {
-            let mut muted: Vec<u64> = u.muted.iter().copied().collect();
-            muted.sort_unstable();
+            let mut recent: Vec<(u64, &Recent)> = u.recent.iter().map(|(id, r)| (*id, r)).collect();
+            recent.sort_unstable_by_key(|(id, _)| *id);
             SavedUnit {
                 key: &u.enterprise,
                 origin: u.origin,
                 machines: u.machines.iter().map(|(_, m)| m).collect(),
                 suppressions: &u.suppressions,
-                muted,
+                recent,
             }
         })
         .collect();
@@ -725,7 +826,7 @@ pub(crate) fn restore_units(bytes: &[u8], rules: &RuleSet) -> Result<(Units, usi
             *running = machine;
         }
         unit.suppressions = saved.suppressions;
-        unit.muted = saved.muted.into_iter().collect();
+        unit.recent = saved.recent.into_iter().collect();
         units.units.push(unit);
         let i = units.units.len() - 1;
         match saved.origin {

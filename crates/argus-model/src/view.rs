@@ -56,7 +56,9 @@ pub struct AlertView {
     pub acknowledged_by: Option<String>,
     /// When it was acknowledged; null until then.
     pub acknowledged_at: Option<String>,
-    /// For a transition (replay, live stream): `fired`, `updated` or `resolved`; absent for an
+    /// For a transition (replay, live stream): `fired`, `updated` or `resolved`, or `muted` when
+    /// a maintenance notice or silence that arrived after the alert fired covers its start (the
+    /// alert as it stands, now muted); absent for an
     /// alert as stored.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub transition: Option<String>,
@@ -104,7 +106,9 @@ pub struct TicketEventView {
     pub actor: String,
     /// In which role: `system`, `dispatcher`, `team` or `head`.
     pub role: String,
-    /// What happened: `created`, `alert_added`, `state_changed` or `escalated`.
+    /// What happened: `created`, `alert_added`, `state_changed`, `escalated` or `alert_muted`
+    /// (a notice or silence that arrived after one of its alerts fired covers that alert's
+    /// start).
     pub event: String,
     /// The state before; null at creation.
     pub from: Option<String>,

@@ -27,7 +27,7 @@ use std::sync::Arc;
 use argus_model::{AlertKind, MetricCode, SourceId, Timestamp};
 
 /// What a state machine reports.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Transition {
     /// The condition began at `started_at` and now counts as a violation.
     Fired {
@@ -71,8 +71,13 @@ pub struct AlertTransition {
     pub instance: Arc<Instance>,
     /// Fired or resolved, with times and values.
     pub transition: Transition,
-    /// Whether an enterprise maintenance notice covers its start: recorded, not notified.
+    /// Whether an enterprise maintenance notice (or a staff silence) covers its start:
+    /// recorded, not notified.
     pub muted: bool,
+    /// Set when this transition only records that a notice or silence which arrived after the
+    /// alert fired covers its start: it repeats the alert's latest transition, now muted, and
+    /// holds the notice's reason (a silence's names who set it).
+    pub muted_later: Option<Arc<str>>,
 }
 
 /// How much worse than the value last reported an open alert's worst value must be to be
@@ -146,7 +151,14 @@ impl AlertTransition {
             muted: self.muted,
             acknowledged_by: None,
             acknowledged_at: None,
-            transition: Some(transition.to_owned()),
+            transition: Some(
+                if self.muted_later.is_some() {
+                    "muted"
+                } else {
+                    transition
+                }
+                .to_owned(),
+            ),
         }
     }
 }

@@ -98,6 +98,7 @@ async fn fixture(name: &str) -> Fixture {
             value: 1.2,
         },
         muted: false,
+        muted_later: None,
     };
     sink_tx
         .send(Item::Transitions(vec![transition]))

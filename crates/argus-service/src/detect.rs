@@ -378,6 +378,7 @@ impl Observer for Report {
         }
         let fired: Vec<FiredAlert> = transitions
             .iter()
+            .filter(|t| t.muted_later.is_none())
             .filter_map(|t| match t.transition {
                 Transition::Fired { started_at, .. } => Some(FiredAlert {
                     alert_id: t.alert_id,
@@ -394,10 +395,30 @@ impl Observer for Report {
         if !fired.is_empty() && self.fired.blocking_send(ToBook::Fired(fired)).is_err() {
             tracing::error!("the ticket book has stopped: fired alerts make no tickets");
         }
+        let muted: Vec<(u64, Arc<str>)> = transitions
+            .iter()
+            .filter_map(|t| Some((t.alert_id, Arc::clone(t.muted_later.as_ref()?))))
+            .collect();
+        if !muted.is_empty() && self.fired.blocking_send(ToBook::Muted(muted)).is_err() {
+            tracing::error!("the ticket book has stopped: later mutes are not on their tickets");
+        }
         let metrics = &self.telemetry.detect.transitions;
         for t in transitions {
             let i = &t.instance;
             let metric = i.metric.map_or("*", |m| m.code());
+            if let Some(reason) = &t.muted_later {
+                metrics.with_label_values(&[t.kind.as_str(), "muted"]).inc();
+                tracing::info!(
+                    alert_id = %format!("{:016x}", t.alert_id),
+                    rule = &*i.rule_id,
+                    kind = t.kind.as_str(),
+                    point = i.point.as_str(),
+                    metric,
+                    reason = &**reason,
+                    "alert muted by a notice or silence that arrived after it fired"
+                );
+                continue;
+            }
             match &t.transition {
                 Transition::Fired { started_at, value } => {
                     metrics.with_label_values(&[t.kind.as_str(), "fired"]).inc();

@@ -12,7 +12,7 @@ use argus_model::Timestamp;
 use argus_store::rows::{TicketEventRow, TicketRow};
 use argus_store::sink::Item;
 use argus_store::{Backend, RequestKey, Store};
-use argus_tickets::{Change, FiredAlert, TicketBook, TicketError, TicketEvent};
+use argus_tickets::{Change, EventKind, FiredAlert, TicketBook, TicketError, TicketEvent};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::ServiceError;
@@ -60,6 +60,8 @@ enum Answer {
 pub enum ToBook {
     /// Alerts fired by a worker.
     Fired(Vec<FiredAlert>),
+    /// Alerts a notice or silence that arrived after they fired mutes (with its reason).
+    Muted(Vec<(u64, std::sync::Arc<str>)>),
     /// Runs once the tickets of every alert before it are durable (a checkpoint is saved).
     After(Ack),
 }
@@ -86,6 +88,20 @@ async fn restore(book: &mut TicketBook, store: &Backend) {
                             now,
                         ),
                         None => unreadable += 1,
+                    }
+                    // The later mutes its record holds are not recorded again.
+                    match store.ticket_events(&row.ticket_id).await {
+                        Ok(events) => book.restore_muted(
+                            events
+                                .iter()
+                                .filter(|e| e.event == EventKind::AlertMuted.as_str())
+                                .flat_map(|e| &e.alert_ids)
+                                .filter_map(|id| u64::from_str_radix(id, 16).ok()),
+                        ),
+                        Err(e) => tracing::warn!(
+                            ticket = %row.ticket_id,
+                            "cannot read the record of an open ticket: a later mute may be recorded on it again: {e}"
+                        ),
                     }
                 }
                 if unreadable > 0 {
@@ -141,6 +157,13 @@ pub async fn run(
                         alerts.iter().flat_map(|a| book.on_alert(a, at)).collect();
                     created += events.iter().filter(|e| e.seq == 1).count() as u64;
                     events
+                }
+                Some(ToBook::Muted(alerts)) => {
+                    let at = now();
+                    alerts
+                        .iter()
+                        .filter_map(|(id, reason)| book.on_muted(*id, reason, at))
+                        .collect()
                 }
                 None => break,
             },

@@ -333,14 +333,18 @@ fn same_columns(
 
 /// Sort an alert's transitions into the order of its life.
 fn life_order(events: &mut [AlertEventRow]) {
-    let rank = |t: &str| match t {
+    // A `muted` row repeats the alert as it stood: among the updates while it fired, after
+    // the end once resolved.
+    let rank = |e: &AlertEventRow| match e.transition.as_str() {
         "fired" => 0,
         "updated" => 1,
+        "muted" if e.ended_ms == 0 => 1,
+        "muted" => 3,
         _ => 2,
     };
     events.sort_by(|a, b| {
-        (rank(&a.transition), a.recorded_ms)
-            .cmp(&(rank(&b.transition), b.recorded_ms))
+        (rank(a), a.recorded_ms)
+            .cmp(&(rank(b), b.recorded_ms))
             .then(a.value.total_cmp(&b.value))
     });
 }

@@ -395,6 +395,10 @@ pub mod version {
     pub const RESOLVED: u64 = 6;
     /// Added once acknowledged.
     pub const ACKNOWLEDGED: u64 = 1;
+    /// Added when muted (from its start, or later by a notice or silence that arrived after
+    /// it fired): a muted row replaces the unmuted one of the same transition, and once muted
+    /// every later transition of the alert is muted too, so the order holds.
+    pub const MUTED: u64 = 8;
 }
 
 impl AlertRow {
@@ -448,6 +452,17 @@ pub fn alert_rows(
         Transition::Fired { .. } => ("fired", version::FIRED, "firing"),
         Transition::Updated { .. } => ("updated", version::UPDATED, "firing"),
         Transition::Resolved { .. } => ("resolved", version::RESOLVED, "resolved"),
+    };
+    // A notice or silence that arrived later: the alert as it stands, now muted.
+    let name = if t.muted_later.is_some() {
+        "muted"
+    } else {
+        name
+    };
+    let version = if t.muted {
+        version | version::MUTED
+    } else {
+        version
     };
     let (started, ended, value, peak, mean) = match t.transition {
         Transition::Fired { started_at, value } | Transition::Updated { started_at, value } => {
@@ -589,7 +604,7 @@ pub struct TicketEventRow {
     pub actor: String,
     /// In which role.
     pub role: String,
-    /// What happened (created, alert_added, state_changed, escalated).
+    /// What happened (created, alert_added, state_changed, escalated, alert_muted).
     pub event: String,
     /// State before (empty at creation).
     pub from_state: String,

@@ -69,7 +69,8 @@ pub mod names {
     pub const DETECT_CHECKPOINT_BYTES: &str = "argus_detect_checkpoint_bytes";
     /// Counter: stored inputs judged again at start, from the checkpoints' event time on.
     pub const DETECT_RESTORED_INPUTS_TOTAL: &str = "argus_detect_restored_inputs_total";
-    /// Counter: alert transitions, by alert `kind` and `transition` (fired, resolved).
+    /// Counter: alert transitions, by alert `kind` and `transition` (fired, updated, resolved,
+    /// muted: a notice or silence that arrived after the alert fired).
     pub const ALERT_TRANSITIONS_TOTAL: &str = "argus_alert_transitions_total";
 
     /// Counter: alerts acknowledged by a person (through the API).

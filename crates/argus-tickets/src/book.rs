@@ -57,6 +57,9 @@ pub enum EventKind {
     StateChanged,
     /// Its state's deadline passed: escalated to the department head.
     Escalated,
+    /// A maintenance notice or staff silence that arrived after one of its alerts fired covers
+    /// that alert's start: recorded on the ticket, which stays as it is.
+    AlertMuted,
 }
 
 impl EventKind {
@@ -67,6 +70,7 @@ impl EventKind {
             EventKind::AlertAdded => "alert_added",
             EventKind::StateChanged => "state_changed",
             EventKind::Escalated => "escalated",
+            EventKind::AlertMuted => "alert_muted",
         }
     }
 }
@@ -188,6 +192,8 @@ pub struct TicketBook {
     /// Every alert a ticket the book holds has taken: an alert delivered again (detection
     /// resumed from a checkpoint judges its last inputs again) makes no second ticket.
     ticketed: HashSet<u64>,
+    /// The alerts whose later muting a ticket has recorded (once, however often it comes).
+    muted: HashSet<u64>,
 }
 
 /// FNV-1a 64: deterministic ticket ids (the same alerts give the same ticket in a replay).
@@ -227,6 +233,7 @@ impl TicketBook {
             tickets: BTreeMap::new(),
             open: HashMap::new(),
             ticketed: HashSet::new(),
+            muted: HashSet::new(),
         }
     }
 
@@ -259,6 +266,40 @@ impl TicketBook {
             },
         );
         self.open.insert(key, id);
+    }
+
+    /// Alerts whose later muting the record of a restored ticket already holds (its
+    /// `alert_muted` events): not recorded again.
+    pub fn restore_muted(&mut self, alert_ids: impl IntoIterator<Item = u64>) {
+        self.muted.extend(alert_ids);
+    }
+
+    /// A notice or silence (`reason`) that arrived after `alert_id` fired covers its start:
+    /// the ticket holding the alert records it (a line of its legal record; its state and
+    /// deadline stay). Nothing when no ticket the book holds has the alert, or it is recorded.
+    pub fn on_muted(&mut self, alert_id: u64, reason: &str, at: Timestamp) -> Option<TicketEvent> {
+        if !self.ticketed.contains(&alert_id) || self.muted.contains(&alert_id) {
+            return None;
+        }
+        let entry = self
+            .tickets
+            .values_mut()
+            .find(|e| e.ticket.alert_ids.contains(&alert_id))?;
+        self.muted.insert(alert_id);
+        entry.seq += 1;
+        Some(TicketEvent {
+            ticket_id: entry.ticket.ticket_id,
+            seq: entry.seq,
+            at,
+            actor: ARGUS.to_owned(),
+            role: Role::System,
+            kind: EventKind::AlertMuted,
+            from: Some(entry.ticket.state),
+            to: entry.ticket.state,
+            note: format!("alert {alert_id:016x} muted: {reason}"),
+            alert_ids: vec![alert_id],
+            outcome: None,
+        })
     }
 
     /// Open tickets held.
@@ -808,6 +849,51 @@ mod tests {
         let mut other = self::book();
         other.restore(closed, team, 6, Timestamp(0), Timestamp(H));
         assert_eq!(other.open_tickets(), 0);
+    }
+
+    #[test]
+    fn a_later_mute_is_a_line_of_the_tickets_record_once() {
+        let mut book = book();
+        let events = book.on_alert(
+            &alert(1, AlertKind::Average, Severity::Orange, Metric::So2, 0),
+            Timestamp(0),
+        );
+        let id = events[0].ticket_id;
+        let state = book.ticket(id).map(|t| t.state);
+        let line = book
+            .on_muted(
+                1,
+                "silence by Operator Liu: analyser calibration",
+                Timestamp(H),
+            )
+            .unwrap_or_else(|| panic!("no record line"));
+        assert_eq!(
+            (
+                line.ticket_id,
+                line.seq,
+                line.kind,
+                line.alert_ids.as_slice()
+            ),
+            (id, 3, EventKind::AlertMuted, &[1][..])
+        );
+        assert_eq!(
+            (line.from, Some(line.to)),
+            (state, state),
+            "the state stays"
+        );
+        assert!(line.note.contains("Operator Liu"), "{}", line.note);
+        // Once only, and nothing for an alert no ticket holds.
+        assert_eq!(book.on_muted(1, "again", Timestamp(H)), None);
+        assert_eq!(book.on_muted(9, "unknown", Timestamp(H)), None);
+        // A restored book knows the mutes its tickets' records hold.
+        let mut restored = self::book();
+        let ticket = book
+            .ticket(id)
+            .cloned()
+            .unwrap_or_else(|| panic!("no ticket"));
+        restored.restore(ticket, "team".to_owned(), 3, Timestamp(0), Timestamp(H));
+        restored.restore_muted([1]);
+        assert_eq!(restored.on_muted(1, "again", Timestamp(H)), None);
     }
 
     #[test]
