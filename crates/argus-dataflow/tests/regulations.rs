@@ -423,55 +423,33 @@ fn the_loggers_own_averages_are_kept_apart_from_the_real_time_series() {
 
 #[test]
 fn a_logger_average_unlike_its_real_time_values_is_inconsistent() {
+    // The logger's hourly value of 08:00 (its first: Argus compares from the next span on).
     // 09:00: real-time SO2 20/21 (mean 20.5), the logger's hourly value 10: inconsistent by
     // 10.5 mg/m3. 10:00: the logger's 20.5 with a ZsAvg of 30 at 9 % O2, where Argus corrects
     // 20.5 to 25.625: inconsistent by 4.375. 11:00: consistent, the alert resolves. And the
-    // logger's minute value of 11:30 says 50 where the minute's real-time value is 20.
-    let mut inputs = stack_hour(9, 0..60, 20.0);
-    inputs.push(logger(
-        "a21026",
-        Interval::Hour,
-        at(0, 9, 0),
-        10.0,
-        None,
-        at(0, 10, 0),
-    ));
+    // logger's minute values: 11:28 (its first), 11:29 as its real-time values say, 11:30 says
+    // 50 where the minute's real-time value is 20.
+    let hour = |h: u8, metric: &str, value: f64, zs: Option<f64>| {
+        logger(metric, Interval::Hour, at(0, h, 0), value, zs, at(0, h + 1, 0))
+    };
+    let minute = |m: u8, value: f64| {
+        logger("a21026", Interval::Minute, at(0, 11, m), value, None, at(0, 11, m + 1))
+    };
+    let mut inputs = stack_hour(8, 0..60, 20.0);
+    inputs.push(hour(8, "a21026", 20.5, None));
+    inputs.extend(stack_hour(9, 0..60, 20.0));
+    inputs.push(hour(9, "a21026", 10.0, None));
     inputs.extend(stack_hour(10, 0..60, 20.0));
-    let sent = at(0, 11, 0);
-    inputs.push(logger(
-        "a19001",
-        Interval::Hour,
-        at(0, 10, 0),
-        9.0,
-        None,
-        sent,
-    ));
-    inputs.push(logger(
-        "a21026",
-        Interval::Hour,
-        at(0, 10, 0),
-        20.5,
-        Some(30.0),
-        sent,
-    ));
-    inputs.extend(stack_hour(11, 0..31, 20.0));
-    inputs.push(logger(
-        "a21026",
-        Interval::Minute,
-        at(0, 11, 30),
-        50.0,
-        None,
-        at(0, 11, 31),
-    ));
+    inputs.push(hour(10, "a19001", 9.0, None));
+    inputs.push(hour(10, "a21026", 20.5, Some(30.0)));
+    inputs.extend(stack_hour(11, 0..29, 20.0));
+    inputs.push(minute(28, 5.0));
+    inputs.extend(stack_hour(11, 29..30, 20.0));
+    inputs.push(minute(29, 21.0));
+    inputs.extend(stack_hour(11, 30..31, 20.0));
+    inputs.push(minute(30, 50.0));
     inputs.extend(stack_hour(11, 31..60, 20.0));
-    inputs.push(logger(
-        "a21026",
-        Interval::Hour,
-        at(0, 11, 0),
-        20.6,
-        None,
-        at(0, 12, 0),
-    ));
+    inputs.push(hour(11, "a21026", 20.6, None));
     inputs.extend(stack_hour(12, 0..5, 20.0));
     let out = run(inputs);
     assert_eq!(

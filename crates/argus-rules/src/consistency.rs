@@ -130,6 +130,9 @@ pub struct Consistency {
     span: Option<Span>,
     /// The logger's own O2 value of a span (same interval), when it sent one.
     logger_o2: Option<(Timestamp, f64)>,
+    /// Whether the point has sent a logger value of the interval: until then its real-time
+    /// values are not summed (most points never send one, and cost nothing here).
+    armed: bool,
     episode: Episode,
 }
 
@@ -143,6 +146,7 @@ impl Consistency {
             params,
             span: None,
             logger_o2: None,
+            armed: false,
             episode: Episode::reporting_updates(),
         }
     }
@@ -160,7 +164,7 @@ impl Consistency {
 
     /// Take a reading of the point's O2 (in `available_at` order with the other readings).
     pub fn on_o2(&mut self, r: &Reading) {
-        if !r.is_valid() {
+        if !r.is_valid() || (!self.armed && r.interval == Interval::RealTime) {
             return;
         }
         if r.interval == self.params.interval {
@@ -173,11 +177,13 @@ impl Consistency {
         }
     }
 
-    /// Take a reading of the checked metric: a real-time value is summed into its span; the
-    /// logger's value of the checked interval is compared with the span it stands for.
+    /// Take a reading of the checked metric: a real-time value is summed into its span (once
+    /// the point has sent a logger value of the interval: the comparisons start with its
+    /// second span); the logger's value of the checked interval is compared with the span it
+    /// stands for.
     pub fn on_reading(&mut self, r: &Reading, out: &mut Vec<(AlertKind, Transition)>) {
         if r.interval == Interval::RealTime {
-            if !r.is_valid() {
+            if !self.armed || !r.is_valid() {
                 return;
             }
             let Some(span) = self.span_at(r.event_time) else {
@@ -190,7 +196,11 @@ impl Consistency {
             span.valid_minutes |= 1 << minute;
             return;
         }
-        if r.interval != self.params.interval || r.flag != DataFlag::N {
+        if r.interval != self.params.interval {
+            return;
+        }
+        self.armed = true;
+        if r.flag != DataFlag::N {
             return;
         }
         if let Some(t) = self.judge(r) {
@@ -297,6 +307,11 @@ mod tests {
     fn an_hourly_value_unlike_the_hours_real_time_values_is_inconsistent() {
         let mut m = hourly(None);
         let mut out = Vec::new();
+        // Real-time values count once the point has sent a logger value: the 09:00 one is
+        // not compared (nothing summed), whatever it says.
+        feed_hour(&mut m, T10 - HOUR, 50.0, &mut out);
+        m.on_reading(&reading(Metric::So2, Interval::Hour, T10 - HOUR, 1.0), &mut out);
+        assert!(out.is_empty(), "{out:?}");
         // 10:00: real time 50, the logger says 30: inconsistent by 20.
         feed_hour(&mut m, T10, 50.0, &mut out);
         m.on_reading(&reading(Metric::So2, Interval::Hour, T10, 30.0), &mut out);
