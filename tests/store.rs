@@ -636,6 +636,55 @@ fn clickhouse_rollups_aggregate_valid_values_per_hour() {
     });
 }
 
+/// Issue 13, item 5: a stopped period is kept apart, per hour: the minutes with a reading
+/// flagged F (`readings_1h_stopped`), however often delivered, while `readings_1h` holds the
+/// hour's valid values only.
+#[test]
+fn clickhouse_keeps_stopped_time_per_hour_apart_from_valid_values() {
+    on_clickhouse("argus_stopped", |store| async move {
+        ok(store.prepare().await);
+        // 09:00-09:59 stopped throughout (two readings a minute), 10:00-10:19 stopped, then
+        // valid; minute values of SO2 and O2 both.
+        let mut readings = Vec::new();
+        for minute in 0..120 {
+            let flag = if minute < 80 {
+                DataFlag::F
+            } else {
+                DataFlag::N
+            };
+            for half in [0, 30_000] {
+                let mut r = reading("15010201000101", minute, 0.0, flag);
+                r.event_time = r.event_time.plus_millis(half);
+                readings.push(r);
+            }
+        }
+        for _ in 0..2 {
+            write(&store, readings_batch(&readings)).await;
+        }
+        let hours: Vec<(u32, u64)> = ok(store
+            .query(
+                "SELECT toUInt32(hour), uniqExactMerge(stopped_minutes) FROM readings_1h_stopped \
+                 WHERE source = '15010201000101' GROUP BY hour ORDER BY hour",
+            )
+            .fetch_all()
+            .await);
+        let t0 = u32::try_from(T0 / 1000).unwrap_or(0);
+        assert_eq!(hours, [(t0, 60), (t0 + 3600, 20)]);
+        let valid: Vec<(u32, u64)> = ok(store
+            .query(
+                "SELECT toUInt32(hour), countMerge(samples) FROM readings_1h \
+                 WHERE source = '15010201000101' GROUP BY hour ORDER BY hour",
+            )
+            .fetch_all()
+            .await);
+        assert_eq!(
+            valid,
+            [(t0 + 3600, 80)],
+            "40 valid minutes, two readings each"
+        );
+    });
+}
+
 #[test]
 fn clickhouse_current_alerts_view_gives_end_and_acknowledgement_as_times() {
     on_clickhouse("argus_alerts_view", |store| async move {

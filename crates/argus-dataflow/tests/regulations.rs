@@ -430,10 +430,24 @@ fn a_logger_average_unlike_its_real_time_values_is_inconsistent() {
     // logger's minute values: 11:28 (its first), 11:29 as its real-time values say, 11:30 says
     // 50 where the minute's real-time value is 20.
     let hour = |h: u8, metric: &str, value: f64, zs: Option<f64>| {
-        logger(metric, Interval::Hour, at(0, h, 0), value, zs, at(0, h + 1, 0))
+        logger(
+            metric,
+            Interval::Hour,
+            at(0, h, 0),
+            value,
+            zs,
+            at(0, h + 1, 0),
+        )
     };
     let minute = |m: u8, value: f64| {
-        logger("a21026", Interval::Minute, at(0, 11, m), value, None, at(0, 11, m + 1))
+        logger(
+            "a21026",
+            Interval::Minute,
+            at(0, 11, m),
+            value,
+            None,
+            at(0, 11, m + 1),
+        )
     };
     let mut inputs = stack_hour(8, 0..60, 20.0);
     inputs.push(hour(8, "a21026", 20.5, None));

@@ -310,7 +310,10 @@ mod tests {
         // Real-time values count once the point has sent a logger value: the 09:00 one is
         // not compared (nothing summed), whatever it says.
         feed_hour(&mut m, T10 - HOUR, 50.0, &mut out);
-        m.on_reading(&reading(Metric::So2, Interval::Hour, T10 - HOUR, 1.0), &mut out);
+        m.on_reading(
+            &reading(Metric::So2, Interval::Hour, T10 - HOUR, 1.0),
+            &mut out,
+        );
         assert!(out.is_empty(), "{out:?}");
         // 10:00: real time 50, the logger says 30: inconsistent by 20.
         feed_hour(&mut m, T10, 50.0, &mut out);

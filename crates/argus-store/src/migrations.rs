@@ -254,6 +254,27 @@ pub const MIGRATIONS: &[Migration] = &[
             "ALTER TABLE {db}.conflicts ADD COLUMN data_interval String DEFAULT 'real_time'",
         ],
     },
+    Migration {
+        version: 14,
+        name: "stopped time per hour",
+        statements: &[
+            // Per point and metric and hour, the minutes with a reading flagged stopped (F):
+            // under HJ 75 a stopped period is neither missing nor invalid data, so the hour's
+            // stopped time is kept apart from its valid values (`readings_1h`); merge with
+            // uniqExactMerge(stopped_minutes) (minutes since the epoch, one per minute).
+            "CREATE TABLE IF NOT EXISTS {db}.readings_1h_stopped (\
+                source String, metric String, hour DateTime, \
+                stopped_minutes AggregateFunction(uniqExact, UInt32)\
+            ) ENGINE = AggregatingMergeTree \
+            PARTITION BY toYYYYMM(hour) \
+            ORDER BY (source, metric, hour)",
+            "CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.readings_1h_stopped_mv \
+            TO {db}.readings_1h_stopped AS \
+            SELECT source, metric, toStartOfHour(event_time) AS hour, \
+                uniqExactState(intDiv(toUInt32(event_time), 60)) AS stopped_minutes \
+            FROM {db}.readings WHERE flag = 'F' GROUP BY source, metric, hour",
+        ],
+    },
 ];
 
 /// The table and column an `ALTER TABLE {db}.T ADD COLUMN C ...` statement adds, if it is one:

@@ -201,6 +201,12 @@ const MIGRATIONS: &[Migration] = &[
             "ALTER TABLE conflicts ADD COLUMN data_interval TEXT NOT NULL DEFAULT 'real_time'",
         ],
     },
+    Migration {
+        version: 14,
+        name: "stopped time per hour",
+        // The rollups are ClickHouse's: SQLite keeps the readings they are made of.
+        statements: &[],
+    },
 ];
 
 /// The SQLite type of a column Argus writes, from its ClickHouse type.
