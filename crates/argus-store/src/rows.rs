@@ -14,38 +14,24 @@ use argus_tickets::TicketEvent;
 use clickhouse::Row;
 use serde::{Deserialize, Serialize};
 
+/// The columns of `readings` and `logger_readings` (one row type, [`ReadingRow`]).
+const READING_COLUMNS: &[(&str, &str)] = &[
+    ("corrected", "Nullable(Float64)"),
+    ("data_interval", "String"),
+    ("enterprise_id", "String"),
+    ("event_ms", "Int64"),
+    ("event_time", "DateTime"),
+    ("flag", "String"),
+    ("metric", "String"),
+    ("receive_ms", "Int64"),
+    ("source", "String"),
+    ("value", "Float64"),
+];
+
 /// The columns of each table Argus writes, as the server reports them (name, type), by name.
 pub const COLUMNS: &[(&str, &[(&str, &str)])] = &[
-    (
-        "readings",
-        &[
-            ("corrected", "Nullable(Float64)"),
-            ("data_interval", "String"),
-            ("enterprise_id", "String"),
-            ("event_ms", "Int64"),
-            ("event_time", "DateTime"),
-            ("flag", "String"),
-            ("metric", "String"),
-            ("receive_ms", "Int64"),
-            ("source", "String"),
-            ("value", "Float64"),
-        ],
-    ),
-    (
-        "logger_readings",
-        &[
-            ("corrected", "Nullable(Float64)"),
-            ("data_interval", "String"),
-            ("enterprise_id", "String"),
-            ("event_ms", "Int64"),
-            ("event_time", "DateTime"),
-            ("flag", "String"),
-            ("metric", "String"),
-            ("receive_ms", "Int64"),
-            ("source", "String"),
-            ("value", "Float64"),
-        ],
-    ),
+    ("readings", READING_COLUMNS),
+    ("logger_readings", READING_COLUMNS),
     (
         "alert_events",
         &[
