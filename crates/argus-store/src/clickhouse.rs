@@ -34,13 +34,13 @@ pub struct ClickHouseStore {
 /// that this process knows of.
 type Newest = HashMap<String, HashMap<String, [Option<i64>; 4]>>;
 
-/// The place of a row's interval in a [`Newest`] entry.
-fn slot(r: &ReadingRow) -> usize {
-    Interval::parse(&r.data_interval).map_or(0, |i| i as usize)
+/// The place of an interval (by name) in a [`Newest`] entry.
+fn slot(interval: &str) -> usize {
+    Interval::parse(interval).map_or(0, |i| i as usize)
 }
 
 fn newest_of(newest: &Newest, r: &ReadingRow) -> Option<i64> {
-    newest.get(&r.source)?.get(&r.metric)?[slot(r)]
+    newest.get(&r.source)?.get(&r.metric)?[slot(&r.data_interval)]
 }
 
 /// How far back the newest reading of a series is looked for the first time a process writes
@@ -296,7 +296,7 @@ impl ClickHouseStore {
             for key in unknown {
                 let t = found.get(&key).copied().unwrap_or(floor_ms - 1);
                 let (source, metric, interval) = key;
-                let slot = Interval::parse(&interval).map_or(0, |i| i as usize);
+                let slot = slot(&interval);
                 newest.entry(source).or_default().entry(metric).or_default()[slot] =
                     Some(t.max(floor_ms - 1));
             }
@@ -348,7 +348,7 @@ impl ClickHouseStore {
     fn written(&self, readings: &[ReadingRow]) {
         let mut newest = self.newest.lock().unwrap_or_else(PoisonError::into_inner);
         for r in readings {
-            let slot = slot(r);
+            let slot = slot(&r.data_interval);
             if let Some(Some(t)) = newest
                 .get_mut(&r.source)
                 .and_then(|m| m.get_mut(&r.metric))

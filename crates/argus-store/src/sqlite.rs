@@ -378,13 +378,28 @@ fn check_columns(conn: &Connection) -> Result<(), StoreError> {
 /// batch); one that is not inserted is [`settle`]d against the value on record. Returns the
 /// duplicates.
 fn write_readings(tx: &Transaction<'_>, batch: &mut RowBatch) -> rusqlite::Result<u64> {
-    let mut duplicates = 0;
-    for r in &batch.readings {
-        let table = r.table();
-        let mut insert = tx.prepare_cached(&format!(
+    // Per table (real-time readings, the loggers' averages): the insert and the lookup of the
+    // value on record, prepared once per batch.
+    let statements = |table: &str| -> rusqlite::Result<_> {
+        let insert = tx.prepare_cached(&format!(
             "INSERT INTO {table} ({READINGS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
              ON CONFLICT DO NOTHING"
         ))?;
+        let on_record = tx.prepare_cached(&format!(
+            "SELECT value, flag, receive_ms FROM {table} \
+             WHERE source = ?1 AND metric = ?2 AND data_interval = ?3 AND event_ms = ?4"
+        ))?;
+        Ok((insert, on_record))
+    };
+    let mut real_time = statements("readings")?;
+    let mut logger = statements("logger_readings")?;
+    let mut duplicates = 0;
+    for r in &batch.readings {
+        let (insert, on_record) = if r.is_real_time() {
+            &mut real_time
+        } else {
+            &mut logger
+        };
         let inserted = insert.execute(params![
             r.source,
             r.metric,
@@ -400,10 +415,6 @@ fn write_readings(tx: &Transaction<'_>, batch: &mut RowBatch) -> rusqlite::Resul
         if inserted > 0 {
             continue;
         }
-        let mut on_record = tx.prepare_cached(&format!(
-            "SELECT value, flag, receive_ms FROM {table} \
-             WHERE source = ?1 AND metric = ?2 AND data_interval = ?3 AND event_ms = ?4"
-        ))?;
         let (value, flag, receive_ms): (f64, String, i64) = on_record.query_row(
             params![r.source, r.metric, r.data_interval, r.event_ms],
             |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
