@@ -101,6 +101,68 @@ pub enum Command {
         #[command(subcommand)]
         command: Hj212Command,
     },
+    /// Manage the users of the API and console, in the configured store (migrated first).
+    ///
+    /// Roles: admin (users and tokens), monitor (the whole county: acknowledges alerts, sets
+    /// silences), dispatcher (dispatches new tickets), team (one team: --town and
+    /// --department), head (one department in every town: --department). A password is read
+    /// from the first line of standard input with --password-stdin; otherwise a strong one is
+    /// made and printed once.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user.
+    Add {
+        /// Login name: a-z, 0-9, '.', '_' or '-', at most 64.
+        name: String,
+        /// The name the legal record shows (孙检查员, Inspector Sun).
+        #[arg(long)]
+        display_name: String,
+        /// admin, monitor, dispatcher, team or head.
+        #[arg(long)]
+        role: String,
+        /// A team member's town (registry id).
+        #[arg(long, default_value = "")]
+        town: String,
+        /// A team member's or head's department (registry id).
+        #[arg(long, default_value = "")]
+        department: String,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List the users: name, role, jurisdiction, disabled or not.
+    List,
+    /// Disable a user: no login, every session and token revoked.
+    Disable {
+        /// Login name.
+        name: String,
+    },
+    /// Set a user's password; their sessions end.
+    Passwd {
+        /// Login name.
+        name: String,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Make an API token for a user (for a machine: Grafana, a city platform) and print it
+    /// once: send it as `Authorization: Bearer <token>`.
+    Token {
+        /// Login name of the user the token acts as.
+        name: String,
+        /// The token's name, to tell it apart when listing and revoking.
+        #[arg(long = "token-name")]
+        token_name: String,
+        /// Days until it expires.
+        #[arg(long, default_value_t = 90, value_parser = clap::value_parser!(u32).range(1..=3650))]
+        days: u32,
+    },
 }
 
 #[derive(Debug, Subcommand)]

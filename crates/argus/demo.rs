@@ -116,6 +116,7 @@ pub fn run(options: DemoArgs) -> anyhow::Result<()> {
 
     let runtime = tokio::runtime::Runtime::new().context("cannot start the tokio runtime")?;
     runtime.block_on(async {
+        let accounts = demo_accounts(&store_path, &registry).await?;
         let listeners = argus_service::Listeners::bind(&settings).await?;
         // Ctrl-C stops the simulator first, and Argus once what the simulator handed over is
         // delivered (the truth counts it as sent): Argus stopping meanwhile would drop it.
@@ -197,6 +198,13 @@ pub fn run(options: DemoArgs) -> anyhow::Result<()> {
                 .as_ref()
                 .map_or("-", |c| c.username.as_str())
         ));
+        say(format!(
+            "  accounts      password {DEMO_PASSWORD:?} (demo only): {}",
+            accounts.join(", ")
+        ));
+        say(format!(
+            "  log in        curl -c cookies -d '{{\"name\":\"monitor\",\"password\":\"{DEMO_PASSWORD}\"}}' {base}/api/login"
+        ));
         say("  Ctrl-C stops; run again to resume, --fresh to start over".to_owned());
 
         let summary = summarize(store_path.clone(), wait_for(stopping.clone()));
@@ -227,6 +235,74 @@ pub fn run(options: DemoArgs) -> anyhow::Result<()> {
         );
         Ok(())
     })
+}
+
+/// The password of every account the demo creates: a demo on loopback, never a deployment.
+pub const DEMO_PASSWORD: &str = "argus-demo-2026";
+
+/// The demo's accounts, created in its store when missing: an admin, a monitor, a dispatcher,
+/// the head of each department (`head-<department>`) and a member of each team
+/// (`team-<town>-<department>`). Returns what to print about them.
+async fn demo_accounts(
+    store_path: &Path,
+    registry: &argus_model::Registry,
+) -> anyhow::Result<Vec<String>> {
+    use argus_api::accounts::{add_user, NewUser};
+    use argus_api::Accounts;
+    use argus_model::UserRole;
+    let store = SqliteStore::open(store_path).context("cannot open the demo's store")?;
+    store
+        .prepare()
+        .await
+        .context("cannot prepare the demo's store")?;
+    let accounts = argus_service::StoreAccounts(argus_store::Backend::Sqlite(store));
+    let user = |name: String, display_name: &str, role, town: &str, department: &str| NewUser {
+        name,
+        display_name: display_name.to_owned(),
+        role,
+        town: town.to_owned(),
+        department: department.to_owned(),
+        password: DEMO_PASSWORD.to_owned(),
+    };
+    let mut wanted = vec![
+        user("admin".into(), "管理员", UserRole::Admin, "", ""),
+        user("monitor".into(), "监控员 刘", UserRole::Monitor, "", ""),
+        user(
+            "dispatcher".into(),
+            "调度员 陈",
+            UserRole::Dispatcher,
+            "",
+            "",
+        ),
+    ];
+    for d in registry.departments() {
+        wanted.push(user(
+            format!("head-{}", d.id),
+            &d.head,
+            UserRole::Head,
+            "",
+            &d.id,
+        ));
+    }
+    for t in registry.teams() {
+        let name = format!("team-{}-{}", t.town, t.department);
+        wanted.push(user(name, &t.name, UserRole::Team, &t.town, &t.department));
+    }
+    let now = Timestamp::from_system_time(SystemTime::now());
+    let (heads, teams) = (registry.departments().count(), registry.teams().count());
+    let example_team = wanted.last().map(|u| u.name.clone()).unwrap_or_default();
+    for new in wanted {
+        if accounts.user(&new.name).await?.is_none() {
+            add_user(&accounts, registry, new, now).await?;
+        }
+    }
+    Ok(vec![
+        "admin".to_owned(),
+        "monitor".to_owned(),
+        "dispatcher".to_owned(),
+        format!("head-<department> ({heads})"),
+        format!("team-<town>-<department> ({teams}, e.g. {example_team})"),
+    ])
 }
 
 /// How long the service may take to subscribe to its MQTT topics.

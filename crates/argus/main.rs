@@ -8,6 +8,7 @@ mod logging;
 mod replay;
 mod signal;
 mod simulate;
+mod user;
 mod verify;
 
 use std::process::ExitCode;
@@ -127,6 +128,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let settings = Settings::load(&cli.config)?;
             let registry = load_registry(&settings.registry_path)?;
             replay::run(&settings, &registry, &input, timely)?;
+        }
+        Command::User { command } => {
+            let settings = Settings::load(&cli.config)?;
+            let registry = load_registry(&settings.registry_path)?;
+            let runtime =
+                tokio::runtime::Runtime::new().context("cannot start the tokio runtime")?;
+            runtime.block_on(user::run(&settings, &registry, command))?;
         }
         Command::Hj212 {
             command:

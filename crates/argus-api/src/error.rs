@@ -1,7 +1,7 @@
 //! The one error type of the API: every handler answers with it, and it renders itself as the
 //! response (status and an `error: ...` line).
 
-use axum::http::StatusCode;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 /// Why a request was not done.
@@ -10,7 +10,21 @@ pub enum ApiError {
     /// The request is malformed (400).
     #[error("{0}")]
     BadRequest(String),
-    /// What it names does not exist (404).
+    /// No valid credentials came with the request (401).
+    #[error("{0}")]
+    Unauthorized(String),
+    /// The caller's role may not do this (403); only for what the caller may see.
+    #[error("{0}")]
+    Forbidden(String),
+    /// Too many failed logins (429), with the seconds to wait.
+    #[error("{message}")]
+    TooManyRequests {
+        /// What to tell.
+        message: String,
+        /// Seconds until a new attempt is taken.
+        retry_after_secs: u64,
+    },
+    /// What it names does not exist, or lies outside the caller's jurisdiction (404).
     #[error("{0}")]
     NotFound(String),
     /// The change is not allowed in the current state (409).
@@ -32,6 +46,9 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -47,6 +64,22 @@ impl IntoResponse for ApiError {
         if status.is_server_error() {
             tracing::warn!(status = status.as_u16(), "api: {self}");
         }
-        (status, format!("error: {self}\n")).into_response()
+        let mut response = (status, format!("error: {self}\n")).into_response();
+        let headers = response.headers_mut();
+        match &self {
+            Self::Unauthorized(_) => {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"argus\""),
+                );
+            }
+            Self::TooManyRequests {
+                retry_after_secs, ..
+            } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+            }
+            _ => {}
+        }
+        response
     }
 }

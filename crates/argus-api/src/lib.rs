@@ -3,31 +3,52 @@
 //! without a socket. [`ApiError`] is the one error type; it renders the response. Bodies are
 //! the canonical views of `argus_model::view`.
 //!
+//! Every `/api/` route but `/api/login` needs a caller ([`auth`]): a session cookie from
+//! `/api/login`, or `Authorization: Bearer <token>`. Without one: 401. What lies outside the
+//! caller's jurisdiction does not exist for them (404); what they may see but their role may not
+//! do is a 403. The person acting on an acknowledgement, silence or ticket change is always the
+//! caller, never a field of the body.
+//!
 //! Routes:
 //! - `GET /metrics` (Prometheus text), `GET /healthz` (the process answers);
 //! - `GET /readyz`: whether data gets through, `{"ready", "stages": [{"stage", "ready",
 //!   "for_ms"}]}` for `pipeline`, `sink` and `detection`: 200 when every stage progresses, 503
 //!   when one has held its work (or detection has been silent) for over a minute;
-//! - `GET /api/alerts?limit=N`: the newest alerts, `{"alerts": [AlertView]}`;
+//! - `POST /api/login` `{"name", "password"}`: `{"user": UserView}` and the session cookie;
+//!   `POST /api/logout`; `GET /api/me`: `{"user": UserView}`;
+//! - `GET /api/users`, `POST /api/users` `{"name", "display_name", "role", "town",
+//!   "department", "password"}`, `POST /api/users/{name}/disable` (admins);
+//!   `POST /api/users/{name}/password` `{"password", "current_password"}` (admins, or oneself);
+//! - `GET /api/tokens`, `POST /api/tokens` `{"name", "days"}` (the secret shown once),
+//!   `DELETE /api/tokens/{id}`;
+//! - `GET /api/alerts?limit=N`: the newest alerts the caller may see, `{"alerts": [AlertView]}`;
 //! - `GET /api/alerts/{id}`: `{"alert": AlertView, "transitions": [AlertView]}`;
-//! - `POST /api/alerts/{id}/ack` `{"actor", "note"}`: the acknowledged alert;
-//! - `GET /api/tickets?limit=N`: the newest tickets, `{"tickets": [TicketView]}`;
+//! - `POST /api/alerts/{id}/ack` `{"note"}` (monitors): the acknowledged alert;
+//! - `GET /api/tickets?limit=N`: the newest tickets the caller may see, `{"tickets":
+//!   [TicketView]}`;
 //! - `GET /api/tickets/{id}`: `{"ticket": TicketView, "record": [TicketEventView]}`;
-//! - `POST /api/tickets/{id}/state` `{"to", "actor", "role", "note", "outcome"}`: the event;
-//! - `POST /api/silences` `{"enterprise", "points", "from", "to", "reason", "actor"}`.
+//! - `POST /api/tickets/{id}/state` `{"to", "note", "outcome"}` (dispatchers, teams, heads): the
+//!   event;
+//! - `POST /api/silences` `{"enterprise", "points", "from", "to", "reason"}` (monitors).
 //!
 //! An acknowledgement, a ticket change or a silence may carry an `Idempotency-Key` header: sent again
 //! with the same key and request (a retry after a lost answer, or after Argus restarted), it
 //! gets the first answer and changes nothing; the same key with another request is a 422.
 
+pub mod accounts;
+pub mod auth;
 mod error;
 mod port;
 
 use std::sync::Arc;
 
-use argus_model::{Registry, TicketOutcome, TicketState, Timestamp};
+use accounts::json_body;
+use argus_model::{
+    AlertView, Registry, TicketEventView, TicketOutcome, TicketState, TicketView, Timestamp,
+};
 use argus_telemetry::Telemetry;
-use argus_tickets::{Change, Role};
+use argus_tickets::Change;
+use auth::Action;
 use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
@@ -35,8 +56,9 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 
+pub use auth::{AuthSettings, Caller};
 pub use error::ApiError;
-pub use port::{Acknowledge, ChangeTicket, IdempotencyKey, Records, Silence};
+pub use port::{Accounts, Acknowledge, ChangeTicket, IdempotencyKey, Records, Silence};
 
 /// Pages of lists hold at most this many items.
 pub const MAX_PAGE: u32 = 1_000;
@@ -52,6 +74,40 @@ pub struct ApiState<R> {
     pub registry: Arc<Registry>,
     /// The metrics served at `/metrics`.
     pub telemetry: Telemetry,
+    /// How sessions live and failed logins are held back.
+    pub auth: AuthSettings,
+    /// Failed logins per user and address.
+    pub login_guard: auth::LoginGuard,
+}
+
+impl<R> ApiState<R> {
+    /// The state of an API over `records`.
+    pub fn new(
+        records: R,
+        registry: Arc<Registry>,
+        telemetry: Telemetry,
+        auth: AuthSettings,
+    ) -> Self {
+        Self {
+            records,
+            registry,
+            telemetry,
+            login_guard: auth::LoginGuard::new(&auth),
+            auth,
+        }
+    }
+}
+
+impl<R: Records> axum::extract::FromRequestParts<Arc<ApiState<R>>> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &Arc<ApiState<R>>,
+    ) -> Result<Self, Self::Rejection> {
+        let now = Timestamp::from_system_time(std::time::SystemTime::now());
+        auth::authenticate(&state.records, &state.auth, &parts.headers, now).await
+    }
 }
 
 /// Every route of the API over `state`.
@@ -60,6 +116,26 @@ pub fn router<R: Records>(state: ApiState<R>) -> Router {
         .route("/metrics", get(metrics::<R>))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz::<R>))
+        .route("/api/login", post(accounts::login::<R>))
+        .route("/api/logout", post(accounts::logout::<R>))
+        .route("/api/me", get(accounts::me))
+        .route(
+            "/api/users",
+            get(accounts::list_users::<R>).post(accounts::create_user::<R>),
+        )
+        .route("/api/users/{name}/disable", post(accounts::disable::<R>))
+        .route(
+            "/api/users/{name}/password",
+            post(accounts::change_password::<R>),
+        )
+        .route(
+            "/api/tokens",
+            get(accounts::list_tokens::<R>).post(accounts::create_token::<R>),
+        )
+        .route(
+            "/api/tokens/{id}",
+            axum::routing::delete(accounts::revoke_token::<R>),
+        )
         .route("/api/alerts", get(list_alerts::<R>))
         .route("/api/alerts/{id}", get(show_alert::<R>))
         .route("/api/alerts/{id}/ack", post(acknowledge::<R>))
@@ -125,44 +201,76 @@ fn page(
     page.limit()
 }
 
+/// The newest tickets the caller may see.
+async fn visible_tickets<R: Records>(
+    records: &R,
+    caller: &Caller,
+    limit: u32,
+) -> Result<Vec<TicketView>, ApiError> {
+    match caller.user.jurisdiction.department() {
+        None => records.recent_tickets(limit).await,
+        Some(department) => {
+            let town = caller.user.jurisdiction.town();
+            records.tickets_of(department, town, limit).await
+        }
+    }
+}
+
 async fn list_alerts<R: Records>(
     State(state): Shared<R>,
+    caller: Caller,
     query: Result<Query<Page>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let alerts = state.records.recent_alerts(page(query)?).await?;
+    let limit = page(query)?;
+    let alerts = if caller.sees_county() {
+        state.records.recent_alerts(limit).await?
+    } else {
+        // A team or head sees the alerts behind its tickets.
+        let tickets = visible_tickets(&state.records, &caller, MAX_PAGE).await?;
+        let mut ids: Vec<String> = tickets.into_iter().flat_map(|t| t.alert_ids).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let mut alerts = state.records.alerts_by_id(&ids).await?;
+        alerts.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        alerts
+    };
     Ok(Json(serde_json::json!({ "alerts": alerts })).into_response())
+}
+
+/// 404 unless the alert is stored and the caller may see it: the whole county, or an alert
+/// behind one of the caller's tickets.
+async fn visible_alert<R: Records>(
+    records: &R,
+    caller: &Caller,
+    id: &str,
+) -> Result<(AlertView, Vec<AlertView>), ApiError> {
+    let not_found = || ApiError::NotFound(format!("no alert {id} is stored"));
+    let found = records.alert(id).await?.ok_or_else(not_found)?;
+    if caller.sees_county()
+        || records
+            .tickets_with_alert(id)
+            .await?
+            .iter()
+            .any(|t| caller.sees(&t.town, &t.department))
+    {
+        return Ok(found);
+    }
+    Err(not_found())
 }
 
 async fn show_alert<R: Records>(
     State(state): Shared<R>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let (alert, transitions) = state
-        .records
-        .alert(&id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no alert {id} is stored")))?;
+    let (alert, transitions) = visible_alert(&state.records, &caller, &id).await?;
     Ok(Json(serde_json::json!({ "alert": alert, "transitions": transitions })).into_response())
 }
 
-/// A JSON body of `T` naming the person acting (`actor`), or a 400 saying why not.
-fn staff_request<T: serde::de::DeserializeOwned>(
-    bytes: &[u8],
-    actor: fn(&T) -> &str,
-) -> Result<T, ApiError> {
-    let body: T = serde_json::from_slice(bytes)
-        .map_err(|e| ApiError::BadRequest(format!("bad request body: {e}")))?;
-    if actor(&body).trim().is_empty() {
-        return Err(ApiError::BadRequest("actor must name a person".to_owned()));
-    }
-    Ok(body)
-}
-
-/// `{"actor": "Operator Liu", "note": "called the plant"}` (note optional).
-#[derive(Debug, Deserialize)]
+/// `{"note": "called the plant"}` (note optional; an empty body is no note).
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct AckBody {
-    actor: String,
     #[serde(default)]
     note: String,
 }
@@ -202,16 +310,23 @@ fn idempotency_key(
 
 async fn acknowledge<R: Records>(
     State(state): Shared<R>,
+    caller: Caller,
     Path(id): Path<String>,
     headers: axum::http::HeaderMap,
     uri: axum::http::Uri,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
+    visible_alert(&state.records, &caller, &id).await?;
+    caller.allow(Action::Acknowledge)?;
     let request = idempotency_key(&headers, &uri, &body)?;
-    let body: AckBody = staff_request(&body, |b: &AckBody| &b.actor)?;
+    let body: AckBody = if body.is_empty() {
+        AckBody::default()
+    } else {
+        json_body(&body)?
+    };
     let ack = Acknowledge {
         alert_id: id,
-        actor: body.actor,
+        actor: caller.actor(),
         note: body.note,
         request,
     };
@@ -221,9 +336,10 @@ async fn acknowledge<R: Records>(
 
 async fn list_tickets<R: Records>(
     State(state): Shared<R>,
+    caller: Caller,
     query: Result<Query<Page>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let tickets = state.records.recent_tickets(page(query)?).await?;
+    let tickets = visible_tickets(&state.records, &caller, page(query)?).await?;
     Ok(Json(serde_json::json!({ "tickets": tickets })).into_response())
 }
 
@@ -235,27 +351,35 @@ fn ticket_id(id: &str) -> Result<u64, ApiError> {
         .ok_or_else(|| ApiError::NotFound(format!("no ticket {id:?} (16 hex digits)")))
 }
 
+/// A ticket with its record, 404 unless stored and within the caller's jurisdiction.
+async fn visible_ticket<R: Records>(
+    records: &R,
+    caller: &Caller,
+    id: &str,
+) -> Result<(TicketView, Vec<TicketEventView>), ApiError> {
+    ticket_id(id)?;
+    records
+        .ticket(id)
+        .await?
+        .filter(|(t, _)| caller.sees(&t.town, &t.department))
+        .ok_or_else(|| ApiError::NotFound(format!("no ticket {id} is stored")))
+}
+
 async fn show_ticket<R: Records>(
     State(state): Shared<R>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    ticket_id(&id)?;
-    let (ticket, record) = state
-        .records
-        .ticket(&id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no ticket {id} is stored")))?;
+    let (ticket, record) = visible_ticket(&state.records, &caller, &id).await?;
     Ok(Json(serde_json::json!({ "ticket": ticket, "record": record })).into_response())
 }
 
-/// `{"to": "accepted", "actor": "Inspector Sun", "role": "team", "note": "...", "outcome":
-/// "violation_confirmed"}` (note and outcome optional).
+/// `{"to": "accepted", "note": "...", "outcome": "violation_confirmed"}` (note and outcome
+/// optional).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ChangeBody {
     to: TicketState,
-    actor: String,
-    role: String,
     #[serde(default)]
     note: String,
     #[serde(default)]
@@ -264,27 +388,20 @@ struct ChangeBody {
 
 async fn change_ticket<R: Records>(
     State(state): Shared<R>,
+    caller: Caller,
     Path(id): Path<String>,
     headers: axum::http::HeaderMap,
     uri: axum::http::Uri,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
     let ticket_id = ticket_id(&id)?;
+    visible_ticket(&state.records, &caller, &id).await?;
+    let role = caller.ticket_role()?;
     let request = idempotency_key(&headers, &uri, &body)?;
-    let body: ChangeBody = staff_request(&body, |b: &ChangeBody| &b.actor)?;
-    let role = match body.role.as_str() {
-        "dispatcher" => Role::Dispatcher,
-        "team" => Role::Team,
-        "head" => Role::Head,
-        other => {
-            return Err(ApiError::BadRequest(format!(
-                "unknown role {other:?} (dispatcher, team, head)"
-            )))
-        }
-    };
+    let body: ChangeBody = json_body(&body)?;
     let change = Change {
         to: body.to,
-        actor: body.actor,
+        actor: caller.actor(),
         role,
         note: body.note,
         outcome: body.outcome,
@@ -301,7 +418,7 @@ async fn change_ticket<R: Records>(
 }
 
 /// `{"enterprise": "E001", "points": ["MN"], "from": "2026-11-26T08:00:00+08:00", "to":
-/// "...", "reason": "...", "actor": "Operator Liu"}` (points optional: all of the enterprise's).
+/// "...", "reason": "..."}` (points optional: all of the enterprise's).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SilenceBody {
@@ -311,17 +428,18 @@ struct SilenceBody {
     from: String,
     to: String,
     reason: String,
-    actor: String,
 }
 
 async fn silence<R: Records>(
     State(state): Shared<R>,
+    caller: Caller,
     headers: axum::http::HeaderMap,
     uri: axum::http::Uri,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
+    caller.allow(Action::Silence)?;
     let request = idempotency_key(&headers, &uri, &body)?;
-    let body: SilenceBody = staff_request(&body, |b: &SilenceBody| &b.actor)?;
+    let body: SilenceBody = json_body(&body)?;
     let enterprise = state
         .registry
         .enterprise(&body.enterprise)
@@ -353,7 +471,7 @@ async fn silence<R: Records>(
         from,
         to,
         reason: body.reason,
-        actor: body.actor,
+        actor: caller.actor(),
         request,
     };
     state.records.silence(silence).await?;

@@ -4,7 +4,7 @@
 
 use std::future::Future;
 
-use argus_model::{AlertView, TicketEventView, TicketView, Timestamp};
+use argus_model::{AlertView, Credential, TicketEventView, TicketView, Timestamp, User};
 
 use crate::ApiError;
 
@@ -61,8 +61,39 @@ pub struct Silence {
     pub request: Option<IdempotencyKey>,
 }
 
+/// Users and their sessions and tokens, as kept in the store: what authentication reads and
+/// account management writes (the API's handlers and `argus user` alike).
+pub trait Accounts: Send + Sync + 'static {
+    /// A user, if one has this name.
+    fn user(&self, name: &str) -> impl Future<Output = Result<Option<User>, ApiError>> + Send;
+
+    /// Every user, by name.
+    fn users(&self) -> impl Future<Output = Result<Vec<User>, ApiError>> + Send;
+
+    /// Keep a user as changed (the higher `version` stands).
+    fn put_user(&self, user: &User) -> impl Future<Output = Result<(), ApiError>> + Send;
+
+    /// The credential whose secret has this SHA-256 (64 hex digits).
+    fn credential(
+        &self,
+        secret_hash: &str,
+    ) -> impl Future<Output = Result<Option<Credential>, ApiError>> + Send;
+
+    /// A user's sessions and tokens, newest first.
+    fn credentials_of(
+        &self,
+        user: &str,
+    ) -> impl Future<Output = Result<Vec<Credential>, ApiError>> + Send;
+
+    /// Keep a credential as made, used or revoked (a revocation is never undone).
+    fn put_credential(
+        &self,
+        credential: &Credential,
+    ) -> impl Future<Output = Result<(), ApiError>> + Send;
+}
+
 /// The service behind the API.
-pub trait Records: Send + Sync + 'static {
+pub trait Records: Accounts {
     /// The newest alerts, newest start first.
     fn recent_alerts(
         &self,
@@ -101,4 +132,24 @@ pub trait Records: Send + Sync + 'static {
 
     /// Set a silence.
     fn silence(&self, silence: Silence) -> impl Future<Output = Result<(), ApiError>> + Send;
+
+    /// The newest tickets of a department (in every town, or in one), newest first.
+    fn tickets_of(
+        &self,
+        department: &str,
+        town: Option<&str>,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<TicketView>, ApiError>> + Send;
+
+    /// The tickets that list an alert.
+    fn tickets_with_alert(
+        &self,
+        alert_id: &str,
+    ) -> impl Future<Output = Result<Vec<TicketView>, ApiError>> + Send;
+
+    /// These alerts as stored (those that are), newest start first.
+    fn alerts_by_id(
+        &self,
+        alert_ids: &[String],
+    ) -> impl Future<Output = Result<Vec<AlertView>, ApiError>> + Send;
 }

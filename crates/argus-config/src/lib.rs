@@ -272,6 +272,19 @@ pub struct TicketsSettings {
     pub check_every: Duration,
 }
 
+/// The HTTP API's sessions and login lockout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiSettings {
+    /// A browser session unused this long stops working.
+    pub session_idle: Duration,
+    /// A browser session stops working this long after its login.
+    pub session_max: Duration,
+    /// Failed logins (per user name, and per address) before attempts are refused.
+    pub login_lockout_failures: u32,
+    /// How long failed logins count, and how long attempts are then refused.
+    pub login_lockout: Duration,
+}
+
 /// Validated settings: everything Argus needs to start, with defaults filled and values checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
@@ -297,6 +310,8 @@ pub struct Settings {
     pub rules: RulesSettings,
     /// Enforcement tickets.
     pub tickets: TicketsSettings,
+    /// The HTTP API.
+    pub api: ApiSettings,
 }
 
 impl Settings {
@@ -694,6 +709,45 @@ fn validate(raw: RawConfig, origin: &str, base_dir: &Path) -> Result<Settings, C
             "seconds",
         )?),
     };
+    let a = &raw.api;
+    let api = ApiSettings {
+        session_idle: Duration::from_secs(
+            60 * in_range(
+                "api.session_idle_minutes",
+                a.session_idle_minutes,
+                1,
+                1_440,
+                "minutes",
+            )?,
+        ),
+        session_max: Duration::from_secs(
+            3_600
+                * in_range(
+                    "api.session_max_hours",
+                    a.session_max_hours,
+                    1,
+                    168,
+                    "hours",
+                )?,
+        ),
+        login_lockout_failures: u32::try_from(in_range(
+            "api.login_lockout_failures",
+            a.login_lockout_failures,
+            1,
+            100,
+            "failures",
+        )?)
+        .unwrap_or(5),
+        login_lockout: Duration::from_secs(
+            60 * in_range(
+                "api.login_lockout_minutes",
+                a.login_lockout_minutes,
+                1,
+                1_440,
+                "minutes",
+            )?,
+        ),
+    };
     non_empty("rules.path", &raw.rules.path)?;
     let rules = RulesSettings {
         path: base_dir.join(&raw.rules.path),
@@ -804,6 +858,7 @@ fn validate(raw: RawConfig, origin: &str, base_dir: &Path) -> Result<Settings, C
         hj212,
         rules,
         tickets,
+        api,
         store,
     })
 }

@@ -27,6 +27,28 @@ pub(crate) struct RawConfig {
     pub rules: RawRulesSection,
     #[serde(default)]
     pub tickets: RawTickets,
+    #[serde(default)]
+    pub api: RawApi,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawApi {
+    pub session_idle_minutes: u64,
+    pub session_max_hours: u64,
+    pub login_lockout_failures: u64,
+    pub login_lockout_minutes: u64,
+}
+
+impl Default for RawApi {
+    fn default() -> Self {
+        Self {
+            session_idle_minutes: 30,
+            session_max_hours: 12,
+            login_lockout_failures: 5,
+            login_lockout_minutes: 15,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -6,6 +6,7 @@
 //! Times are UTC internally ([`Timestamp`], milliseconds since the Unix epoch); China Standard
 //! Time (UTC+8) appears only where regulations define hours and days ([`time::CHINA_OFFSET_SECS`]).
 
+pub mod account;
 pub mod alert;
 pub mod event;
 pub mod flag;
@@ -17,6 +18,7 @@ pub mod ticket;
 pub mod time;
 pub mod view;
 
+pub use account::{Credential, CredentialKind, Jurisdiction, User, UserRole};
 pub use alert::{Alert, AlertKind, AlertStatus};
 pub use event::{Event, EventKind};
 pub use flag::DataFlag;
@@ -26,4 +28,4 @@ pub use registry::{Registry, RegistryError};
 pub use severity::Severity;
 pub use ticket::{Ticket, TicketOutcome, TicketState};
 pub use time::Timestamp;
-pub use view::{AlertView, TicketEventView, TicketView};
+pub use view::{AlertView, CredentialView, TicketEventView, TicketView, UserView};

@@ -121,3 +121,75 @@ pub struct TicketEventView {
     /// The outcome, when it closed the ticket.
     pub outcome: Option<String>,
 }
+
+/// A user as the outside sees it (never the password hash).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UserView {
+    /// Login name.
+    pub name: String,
+    /// The name the legal record shows.
+    pub display_name: String,
+    /// `admin`, `monitor`, `dispatcher`, `team` or `head`.
+    pub role: String,
+    /// A team member's town; null for the other roles.
+    pub town: Option<String>,
+    /// A team member's or head's department; null for the county-wide roles.
+    pub department: Option<String>,
+    /// Whether the user is disabled (cannot log in; sessions and tokens refused).
+    pub disabled: bool,
+    /// When the user was created.
+    pub created_at: String,
+}
+
+impl UserView {
+    /// The view of `user`.
+    pub fn of(user: &crate::User) -> Self {
+        Self {
+            name: user.name.clone(),
+            display_name: user.display_name.clone(),
+            role: user.role.as_str().to_owned(),
+            town: user.jurisdiction.town().map(str::to_owned),
+            department: user.jurisdiction.department().map(str::to_owned),
+            disabled: user.disabled,
+            created_at: user.created.to_rfc3339(),
+        }
+    }
+}
+
+/// An API token (or session) as its owner sees it: never the secret, which is shown once, when
+/// the token is made.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CredentialView {
+    /// Public id (16 hex digits): how it is revoked.
+    pub id: String,
+    /// `token` or `session`.
+    pub kind: String,
+    /// Whose.
+    pub user: String,
+    /// A token's name; empty for a session.
+    pub name: String,
+    /// When it was made.
+    pub created_at: String,
+    /// When it stops working.
+    pub expires_at: String,
+    /// When it was last used (to the minute).
+    pub last_used_at: String,
+    /// When it was revoked; null while it works.
+    pub revoked_at: Option<String>,
+}
+
+impl CredentialView {
+    /// The view of `credential`.
+    pub fn of(c: &crate::Credential) -> Self {
+        Self {
+            id: c.id.clone(),
+            kind: c.kind.as_str().to_owned(),
+            user: c.user.clone(),
+            name: c.name.clone(),
+            created_at: c.created.to_rfc3339(),
+            expires_at: c.expires.to_rfc3339(),
+            last_used_at: c.last_used.to_rfc3339(),
+            revoked_at: c.revoked.map(crate::Timestamp::to_rfc3339),
+        }
+    }
+}

@@ -2,38 +2,37 @@
 //! real port implementation on the embedded store: a real ticket book, a real sink, no stack.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use argus_api::ApiState;
-use argus_ingest::Envelope;
-use argus_model::{Registry, Timestamp};
-use argus_rules::{AlertTransition, RuleSet, Transition};
-use argus_store::sink::{Item, SinkOptions};
+use argus_api::AuthSettings;
+use argus_model::{Registry, Timestamp, UserRole};
+use argus_rules::RuleSet;
 use argus_store::{Backend, SqliteStore, Store};
 use argus_telemetry::Telemetry;
-use argus_tickets::{FiredAlert, TicketBook};
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
-use tokio::sync::{mpsc, watch};
 use tower::ServiceExt;
 
-use crate::records::LiveRecords;
+use crate::harness::ApiHarness;
 
 const REGISTRY: &str = include_str!("../../../config/registry.toml");
 const RULES: &str = include_str!("../../../config/rules.toml");
 const POLICY: &str = include_str!("../../../config/tickets.toml");
 
-/// The API over a fresh embedded store with one fired methane alarm, its ticket, and the
-/// pipeline's receiving end (for silences).
+/// The one password of the fixture's users.
+const PASSWORD: &str = "a long test password";
+
+/// The API over a fresh embedded store with one fired methane alarm and its ticket; sessions of a monitor (`monitor`) and of a
+/// member of the ticket's team (`team`).
 struct Fixture {
     app: axum::Router,
     store: Backend,
     alert_id: String,
-    pipeline: mpsc::Receiver<Envelope>,
-    /// Held so the ticket book runs as long as the test.
-    _fired: mpsc::Sender<crate::tickets::ToBook>,
+    monitor: String,
+    team: String,
+    /// The API's parts (held so the ticket book runs as long as the test).
+    harness: ApiHarness,
     _dir: TempDir,
 }
 
@@ -54,29 +53,9 @@ async fn fixture(name: &str) -> Fixture {
     let rules = RuleSet::compile(RULES, "rules.toml", &registry).unwrap();
     let policy = argus_tickets::Policy::from_toml_str(POLICY, "tickets.toml", &registry).unwrap();
     let store = Backend::Sqlite(SqliteStore::open(&dir.0.join("argus.sqlite")).unwrap());
-    store.prepare().await.unwrap();
     let mut telemetry = Telemetry::new("test", 0).unwrap();
-    // Stalls show after 300 ms here (a minute in service), so the test can see one.
-    telemetry.readiness = argus_telemetry::Readiness::new(std::time::Duration::from_millis(300));
-    let (sink_tx, sink_rx) = mpsc::channel(16);
-    let (_stop, stopping) = watch::channel(false);
-    let options = SinkOptions {
-        max_rows: 1,
-        max_age: Duration::from_millis(1),
-        max_backoff: Duration::from_millis(100),
-        spool: None,
-    };
-    let sink = argus_store::sink::run(
-        store.clone(),
-        argus_store::Labels::new(&registry),
-        sink_rx,
-        options,
-        telemetry.clone(),
-        None,
-        stopping,
-    );
-    tokio::spawn(sink);
-
+    // Stalls show after 1.5 s here (a minute in service), so the test can see one.
+    telemetry.readiness = argus_telemetry::Readiness::new(std::time::Duration::from_millis(1_500));
     // A methane alarm at a coal mine's working face, stored and made a ticket.
     let instance = registry
         .points()
@@ -87,83 +66,101 @@ async fn fixture(name: &str) -> Fixture {
         })
         .cloned()
         .unwrap();
-    let started_at = Timestamp(1_795_622_400_000);
-    let alert_id = 0x0123_4567_89ab_cdef_u64;
-    let transition = AlertTransition {
-        alert_id,
-        kind: instance.kind,
-        instance: Arc::new(instance.clone()),
-        transition: Transition::Fired {
-            started_at,
-            value: 1.2,
-        },
-        muted: false,
-        muted_later: None,
-    };
-    sink_tx
-        .send(Item::Transitions(vec![transition]))
-        .await
-        .unwrap();
-    let (fired_tx, fired_rx) = mpsc::channel(4);
-    let (commands_tx, commands_rx) = mpsc::channel(4);
-    let book = TicketBook::new(policy, &registry);
-    let tickets = crate::tickets::run(
-        book,
+    let town = registry
+        .enterprise(&instance.enterprise_id)
+        .unwrap()
+        .town
+        .clone();
+    let harness = ApiHarness::start(
         store.clone(),
-        fired_rx,
-        commands_rx,
-        sink_tx,
-        Duration::from_secs(3_600),
-    );
-    tokio::spawn(tickets);
-    let fired = FiredAlert {
-        alert_id,
-        kind: instance.kind,
-        severity: instance.severity,
-        enterprise_id: instance.enterprise_id.to_string(),
-        metric: instance.metric,
-        started_at,
-        muted: false,
-    };
-    fired_tx
-        .send(crate::tickets::ToBook::Fired(vec![fired]))
+        registry,
+        policy,
+        telemetry,
+        AuthSettings::default(),
+    )
+    .await
+    .unwrap();
+    let alert_id = harness
+        .fire(
+            &instance,
+            0x0123_4567_89ab_cdef,
+            Timestamp(1_795_622_400_000),
+            1.2,
+        )
         .await
         .unwrap();
-    let (pipeline_tx, pipeline) = mpsc::channel(4);
-    let records = LiveRecords::new(store.clone(), commands_tx, pipeline_tx, telemetry.clone());
-    let app = argus_api::router(ApiState {
-        records,
-        registry: Arc::new(registry),
-        telemetry,
-    });
-    let alert_id = format!("{alert_id:016x}");
-    // Wait for the alert and its ticket to be stored.
-    for _ in 0..200 {
-        let stored = store.recent_tickets(10).await.unwrap();
-        if !stored.is_empty() && store.alert(&alert_id).await.unwrap().is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    harness
+        .user("liu", UserRole::Monitor, "", "", PASSWORD)
+        .await
+        .unwrap();
+    harness
+        .user("sun", UserRole::Team, &town, "coal", PASSWORD)
+        .await
+        .unwrap();
+    let app = harness.app.clone();
+    let monitor = login(&app, "liu").await;
+    let team = login(&app, "sun").await;
     Fixture {
         app,
         store,
         alert_id,
-        pipeline,
-        _fired: fired_tx,
+        monitor,
+        team,
+        harness,
         _dir: dir,
     }
+}
+
+/// Log `name` in; the session cookie's `name=value`.
+async fn login(app: &axum::Router, name: &str) -> String {
+    let body = format!(r#"{{"name": "{name}", "password": "{PASSWORD}"}}"#);
+    let request = Request::builder()
+        .method("POST")
+        .uri("/api/login")
+        .body(Body::from(body))
+        .unwrap();
+    let response = app.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let cookie = response
+        .headers()
+        .get("set-cookie")
+        .unwrap()
+        .to_str()
+        .unwrap();
+    cookie.split(';').next().unwrap().to_owned()
+}
+
+/// A request as `who` (a session cookie).
+async fn call_as(
+    app: &axum::Router,
+    who: &str,
+    method: &str,
+    uri: &str,
+    body: &str,
+) -> (StatusCode, String) {
+    let request = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("cookie", who);
+    send(app, request, body).await
 }
 
 async fn call(app: &axum::Router, method: &str, uri: &str, body: &str) -> (StatusCode, String) {
     send(app, Request::builder().method(method).uri(uri), body).await
 }
 
-/// A POST with an `Idempotency-Key`.
-async fn call_keyed(app: &axum::Router, uri: &str, body: &str, key: &str) -> (StatusCode, String) {
+/// A POST as `who` with an `Idempotency-Key`.
+async fn call_keyed(
+    app: &axum::Router,
+    who: &str,
+    uri: &str,
+    body: &str,
+    key: &str,
+) -> (StatusCode, String) {
     let request = Request::builder()
         .method("POST")
         .uri(uri)
+        .header("cookie", who)
         .header("idempotency-key", key);
     send(app, request, body).await
 }
@@ -187,7 +184,7 @@ fn json(text: &str) -> serde_json::Value {
 #[tokio::test]
 async fn alerts_are_listed_shown_and_acknowledged_once() {
     let f = fixture("alerts").await;
-    let (status, body) = call(&f.app, "GET", "/api/alerts", "").await;
+    let (status, body) = call_as(&f.app, &f.monitor, "GET", "/api/alerts", "").await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let list = json(&body);
     let alerts = list["alerts"].as_array().unwrap();
@@ -198,40 +195,72 @@ async fn alerts_are_listed_shown_and_acknowledged_once() {
     assert_eq!(alerts[0]["started_at"], "2026-11-25T16:00:00.000Z");
     assert!(alerts[0]["town"].as_str().is_some_and(|t| !t.is_empty()));
 
-    let (status, body) = call(&f.app, "GET", &format!("/api/alerts/{}", f.alert_id), "").await;
+    let (status, body) = call_as(
+        &f.app,
+        &f.monitor,
+        "GET",
+        &format!("/api/alerts/{}", f.alert_id),
+        "",
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let shown = json(&body);
     assert_eq!(shown["transitions"][0]["transition"], "fired");
 
-    let ack = r#"{"actor": "Operator Liu", "note": "called the mine"}"#;
+    let ack = r#"{"note": "called the mine"}"#;
     let path = format!("/api/alerts/{}/ack", f.alert_id);
-    let (status, body) = call(&f.app, "POST", &path, ack).await;
+    // The team sees the alert behind its ticket, but only monitors acknowledge.
+    let (status, body) = call_as(&f.app, &f.team, "POST", &path, ack).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let (status, body) = call_as(&f.app, &f.monitor, "POST", &path, ack).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(json(&body)["acknowledged_by"], "Operator Liu");
-    let (status, body) = call(&f.app, "POST", &path, ack).await;
+    assert_eq!(json(&body)["acknowledged_by"], "liu display (liu)");
+    let (status, body) = call_as(&f.app, &f.monitor, "POST", &path, ack).await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert!(
-        body.contains("already acknowledged by Operator Liu"),
+        body.contains("already acknowledged by liu display (liu)"),
         "{body}"
     );
-    let (status, _) = call(&f.app, "POST", "/api/alerts/00000000000000ff/ack", ack).await;
+    let (status, _) = call_as(
+        &f.app,
+        &f.monitor,
+        "POST",
+        "/api/alerts/00000000000000ff/ack",
+        ack,
+    )
+    .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let (status, body) = call(&f.app, "POST", &path, r#"{"actor": " "}"#).await;
+    // The person acting is the caller: a body naming one is refused.
+    let (status, body) = call_as(
+        &f.app,
+        &f.monitor,
+        "POST",
+        &path,
+        r#"{"actor": "Inspector Sun"}"#,
+    )
+    .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
-    let (status, _) = call(&f.app, "GET", "/api/alerts/00000000000000ff", "").await;
+    let (status, _) = call_as(
+        &f.app,
+        &f.monitor,
+        "GET",
+        "/api/alerts/00000000000000ff",
+        "",
+    )
+    .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let (status, body) = call(&f.app, "GET", "/api/alerts?limit=0", "").await;
+    let (status, body) = call_as(&f.app, &f.monitor, "GET", "/api/alerts?limit=0", "").await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
-    let (status, body) = call(&f.app, "GET", "/api/alerts?limit=x", "").await;
+    let (status, body) = call_as(&f.app, &f.monitor, "GET", "/api/alerts?limit=x", "").await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     let stored = f.store.alert(&f.alert_id).await.unwrap().unwrap();
-    assert_eq!(stored.acknowledged_by, "Operator Liu");
+    assert_eq!(stored.acknowledged_by, "liu display (liu)");
 }
 
 #[tokio::test]
 async fn tickets_are_listed_shown_and_moved_by_role() {
     let f = fixture("tickets").await;
-    let (status, body) = call(&f.app, "GET", "/api/tickets", "").await;
+    let (status, body) = call_as(&f.app, &f.monitor, "GET", "/api/tickets", "").await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let list = json(&body);
     let ticket = &list["tickets"][0];
@@ -240,40 +269,45 @@ async fn tickets_are_listed_shown_and_moved_by_role() {
     let id = ticket["ticket_id"].as_str().unwrap().to_owned();
     let events = ticket["events"].as_u64().unwrap();
 
-    let accept =
-        r#"{"to": "accepted", "actor": "Inspector Sun", "role": "team", "note": "on our way"}"#;
+    let accept = r#"{"to": "accepted", "note": "on our way"}"#;
     let path = format!("/api/tickets/{id}/state");
-    let (status, body) = call(&f.app, "POST", &path, accept).await;
+    // A monitor sees the ticket but moves none.
+    let (status, body) = call_as(&f.app, &f.monitor, "POST", &path, accept).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let (status, body) = call_as(&f.app, &f.team, "POST", &path, accept).await;
     // Dispatched at once by the shipped policy, so the team may accept.
     assert_eq!(status, StatusCode::OK, "{body}");
     let event = json(&body);
     assert_eq!(event["to"], "accepted");
     assert_eq!(event["from"], "dispatched");
-    assert_eq!(event["actor"], "Inspector Sun");
+    assert_eq!(event["actor"], "sun display (sun)");
+    assert_eq!(event["role"], "team");
     assert_eq!(event["seq"].as_u64(), Some(events + 1));
-    let (status, body) = call(&f.app, "POST", &path, accept).await;
+    let (status, body) = call_as(&f.app, &f.team, "POST", &path, accept).await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
-    let inspect = r#"{"to": "inspecting", "actor": "Operator Liu", "role": "dispatcher"}"#;
-    let (status, body) = call(&f.app, "POST", &path, inspect).await;
-    assert_eq!(status, StatusCode::CONFLICT, "{body}");
-    let (status, _) = call(
+    let (status, _) = call_as(
         &f.app,
+        &f.team,
         "POST",
         "/api/tickets/00000000000000ff/state",
         accept,
     )
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let (status, _) = call(&f.app, "POST", &path, r#"{"to": "closed"}"#).await;
+    // Without credentials, nothing: not even whether the ticket exists.
+    let (status, body) = call(&f.app, "POST", &path, accept).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    let (status, _) = call_as(&f.app, &f.team, "POST", &path, r#"{"to": "nowhere"}"#).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    let bad_role = r#"{"to": "accepted", "actor": "Sun", "role": "mayor"}"#;
-    let (status, body) = call(&f.app, "POST", &path, bad_role).await;
+    let claimed = r#"{"to": "inspecting", "actor": "Sun", "role": "head"}"#;
+    let (status, body) = call_as(&f.app, &f.team, "POST", &path, claimed).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
 
     // The record shows the change once it is stored.
     let mut record = serde_json::Value::Null;
     for _ in 0..200 {
-        let (status, body) = call(&f.app, "GET", &format!("/api/tickets/{id}"), "").await;
+        let (status, body) =
+            call_as(&f.app, &f.monitor, "GET", &format!("/api/tickets/{id}"), "").await;
         assert_eq!(status, StatusCode::OK, "{body}");
         record = json(&body);
         if record["record"].as_array().unwrap().len() as u64 == events + 1 {
@@ -287,19 +321,26 @@ async fn tickets_are_listed_shown_and_moved_by_role() {
         .last()
         .cloned()
         .unwrap();
-    assert_eq!(last["actor"], "Inspector Sun", "{record}");
+    assert_eq!(last["actor"], "sun display (sun)", "{record}");
     assert_eq!(last["note"], "on our way");
     assert_eq!(record["ticket"]["state"], "accepted");
-    let (status, _) = call(&f.app, "GET", "/api/tickets/00000000000000ff", "").await;
+    let (status, _) = call_as(
+        &f.app,
+        &f.monitor,
+        "GET",
+        "/api/tickets/00000000000000ff",
+        "",
+    )
+    .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let (status, _) = call(&f.app, "GET", "/api/tickets/zz", "").await;
+    let (status, _) = call_as(&f.app, &f.monitor, "GET", "/api/tickets/zz", "").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]
 async fn a_silence_goes_to_the_pipeline_and_bad_ones_are_refused() {
     let mut f = fixture("silences").await;
-    let (status, body) = call(&f.app, "GET", "/api/alerts", "").await;
+    let (status, body) = call_as(&f.app, &f.monitor, "GET", "/api/alerts", "").await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let enterprise = json(&body)["alerts"][0]["enterprise"]
         .as_str()
@@ -307,11 +348,11 @@ async fn a_silence_goes_to_the_pipeline_and_bad_ones_are_refused() {
         .to_owned();
     let silence = format!(
         r#"{{"enterprise": "{enterprise}", "from": "2026-11-26T08:00:00+08:00",
-            "to": "2026-11-26T12:00:00+08:00", "reason": "ventilation works", "actor": "Operator Liu"}}"#
+            "to": "2026-11-26T12:00:00+08:00", "reason": "ventilation works"}}"#
     );
     // The answer waits until the pipeline has made the silence durable (runs its ack).
     let pipeline = async {
-        let envelope = f.pipeline.recv().await.unwrap();
+        let envelope = f.harness.pipeline.recv().await.unwrap();
         match &envelope.records[..] {
             [argus_ingest::Record::Event(e)] => {
                 assert_eq!(e.enterprise_id.as_deref(), Some(enterprise.as_str()));
@@ -324,7 +365,7 @@ async fn a_silence_goes_to_the_pipeline_and_bad_ones_are_refused() {
         before_ack
     };
     let answer = async {
-        let answer = call(&f.app, "POST", "/api/silences", &silence).await;
+        let answer = call_as(&f.app, &f.monitor, "POST", "/api/silences", &silence).await;
         (answer, std::time::Instant::now())
     };
     let (((status, body), answered_at), acked_at) = tokio::join!(answer, pipeline);
@@ -334,15 +375,15 @@ async fn a_silence_goes_to_the_pipeline_and_bad_ones_are_refused() {
         "answered before the silence was stored"
     );
     let unknown = silence.replace(&enterprise, "NOBODY");
-    let (status, body) = call(&f.app, "POST", "/api/silences", &unknown).await;
+    let (status, body) = call_as(&f.app, &f.monitor, "POST", "/api/silences", &unknown).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     let backwards = silence.replace("12:00:00", "07:00:00");
-    let (status, body) = call(&f.app, "POST", "/api/silences", &backwards).await;
+    let (status, body) = call_as(&f.app, &f.monitor, "POST", "/api/silences", &backwards).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert!(body.contains("to must be after from"), "{body}");
-    let (status, _) = call(&f.app, "GET", "/healthz", "").await;
+    let (status, _) = call_as(&f.app, &f.monitor, "GET", "/healthz", "").await;
     assert_eq!(status, StatusCode::OK);
-    let (status, body) = call(&f.app, "GET", "/readyz", "").await;
+    let (status, body) = call_as(&f.app, &f.monitor, "GET", "/readyz", "").await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(
         json(&body)["stages"].as_array().map(Vec::len),
@@ -350,8 +391,8 @@ async fn a_silence_goes_to_the_pipeline_and_bad_ones_are_refused() {
         "{body}"
     );
     // No detection runs in this fixture: once its silence outlasts the limit, not ready.
-    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
-    let (status, body) = call(&f.app, "GET", "/readyz", "").await;
+    tokio::time::sleep(std::time::Duration::from_millis(1_600)).await;
+    let (status, body) = call_as(&f.app, &f.monitor, "GET", "/readyz", "").await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     let answer = json(&body);
     let stalled: Vec<&str> = answer["stages"]
@@ -362,7 +403,7 @@ async fn a_silence_goes_to_the_pipeline_and_bad_ones_are_refused() {
         .filter_map(|s| s["stage"].as_str())
         .collect();
     assert_eq!(stalled, ["detection"], "{body}");
-    let (status, body) = call(&f.app, "GET", "/metrics", "").await;
+    let (status, body) = call_as(&f.app, &f.monitor, "GET", "/metrics", "").await;
     assert_eq!(status, StatusCode::OK);
     assert!(body.contains("argus_"), "{body}");
 }
@@ -370,17 +411,17 @@ async fn a_silence_goes_to_the_pipeline_and_bad_ones_are_refused() {
 #[tokio::test]
 async fn changes_retried_with_their_idempotency_key_get_the_first_answer() {
     let f = fixture("idempotent").await;
-    let ack = r#"{"actor": "Operator Liu", "note": "called the mine"}"#;
+    let ack = r#"{"note": "called the mine"}"#;
     let path = format!("/api/alerts/{}/ack", f.alert_id);
-    let (status, first) = call_keyed(&f.app, &path, ack, "ack-7f3a").await;
+    let (status, first) = call_keyed(&f.app, &f.monitor, &path, ack, "ack-7f3a").await;
     assert_eq!(status, StatusCode::OK, "{first}");
-    let (status, again) = call_keyed(&f.app, &path, ack, "ack-7f3a").await;
+    let (status, again) = call_keyed(&f.app, &f.monitor, &path, ack, "ack-7f3a").await;
     assert_eq!(status, StatusCode::OK, "{again}");
-    assert_eq!(json(&again)["acknowledged_by"], "Operator Liu");
-    let other = r#"{"actor": "Operator Liu", "note": "another note"}"#;
-    let (status, body) = call_keyed(&f.app, &path, other, "ack-7f3a").await;
+    assert_eq!(json(&again)["acknowledged_by"], "liu display (liu)");
+    let other = r#"{"note": "another note"}"#;
+    let (status, body) = call_keyed(&f.app, &f.monitor, &path, other, "ack-7f3a").await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
-    let (status, body) = call(&f.app, "POST", &path, ack).await;
+    let (status, body) = call_as(&f.app, &f.monitor, "POST", &path, ack).await;
     assert_eq!(
         status,
         StatusCode::CONFLICT,
@@ -388,26 +429,25 @@ async fn changes_retried_with_their_idempotency_key_get_the_first_answer() {
     );
     assert_eq!(f.store.counts().await.unwrap().alert_acks, 1);
     for bad in ["", "key with spaces", &"k".repeat(129)] {
-        let (status, body) = call_keyed(&f.app, &path, ack, bad).await;
+        let (status, body) = call_keyed(&f.app, &f.monitor, &path, ack, bad).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{bad:?}: {body}");
     }
 
-    let (_, body) = call(&f.app, "GET", "/api/tickets", "").await;
+    let (_, body) = call_as(&f.app, &f.monitor, "GET", "/api/tickets", "").await;
     let id = json(&body)["tickets"][0]["ticket_id"]
         .as_str()
         .unwrap()
         .to_owned();
     let path = format!("/api/tickets/{id}/state");
-    let accept =
-        r#"{"to": "accepted", "actor": "Inspector Sun", "role": "team", "note": "on our way"}"#;
-    let (status, first) = call_keyed(&f.app, &path, accept, "accept-1").await;
+    let accept = r#"{"to": "accepted", "note": "on our way"}"#;
+    let (status, first) = call_keyed(&f.app, &f.team, &path, accept, "accept-1").await;
     assert_eq!(status, StatusCode::OK, "{first}");
-    let (status, again) = call_keyed(&f.app, &path, accept, "accept-1").await;
+    let (status, again) = call_keyed(&f.app, &f.team, &path, accept, "accept-1").await;
     assert_eq!((status, json(&again)), (StatusCode::OK, json(&first)));
     let later = accept.replace("on our way", "later");
-    let (status, body) = call_keyed(&f.app, &path, &later, "accept-1").await;
+    let (status, body) = call_keyed(&f.app, &f.team, &path, &later, "accept-1").await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
-    let (status, body) = call(&f.app, "POST", &path, accept).await;
+    let (status, body) = call_as(&f.app, &f.team, "POST", &path, accept).await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     // The record holds the change once, with the key of the request that made it.
     let record = f.store.ticket_events(&id).await.unwrap();
@@ -425,55 +465,31 @@ async fn changes_retried_with_their_idempotency_key_get_the_first_answer() {
 /// from the store without a second silence, the same key with another body is refused (422).
 #[tokio::test]
 async fn a_silence_retried_with_its_idempotency_key_is_set_once() {
-    use argus_store::rows::EventRow;
-    use argus_store::spool::RowBatch;
     let mut f = fixture("silence_key").await;
-    let (_, body) = call(&f.app, "GET", "/api/alerts", "").await;
+    let (_, body) = call_as(&f.app, &f.monitor, "GET", "/api/alerts", "").await;
     let enterprise = json(&body)["alerts"][0]["enterprise"]
         .as_str()
         .unwrap()
         .to_owned();
     // The pipeline's part: store the silence, then acknowledge it.
-    let store = f.store.clone();
-    let mut pipeline = std::mem::replace(&mut f.pipeline, mpsc::channel(1).1);
-    let stored = tokio::spawn(async move {
-        let mut envelopes = 0;
-        while let Some(envelope) = pipeline.recv().await {
-            let events = envelope
-                .records
-                .iter()
-                .filter_map(|r| match r {
-                    argus_ingest::Record::Event(e) => Some(EventRow::new(e, "api")),
-                    argus_ingest::Record::Reading(_) => None,
-                })
-                .collect();
-            let mut batch = RowBatch {
-                events,
-                ..RowBatch::default()
-            };
-            store.insert_batch(&mut batch).await.unwrap();
-            envelope.ack.done();
-            envelopes += 1;
-        }
-        envelopes
-    });
+    let stored = f.harness.store_silences();
     let silence = format!(
         r#"{{"enterprise": "{enterprise}", "from": "2026-11-26T08:00:00+08:00",
-            "to": "2026-11-26T12:00:00+08:00", "reason": "ventilation works", "actor": "Operator Liu"}}"#
+            "to": "2026-11-26T12:00:00+08:00", "reason": "ventilation works"}}"#
     );
     let (first, again) = tokio::join!(
-        call_keyed(&f.app, "/api/silences", &silence, "silence-1"),
-        call_keyed(&f.app, "/api/silences", &silence, "silence-1"),
+        call_keyed(&f.app, &f.monitor, "/api/silences", &silence, "silence-1"),
+        call_keyed(&f.app, &f.monitor, "/api/silences", &silence, "silence-1"),
     );
     assert_eq!(
         (first.0, again.0),
         (StatusCode::OK, StatusCode::OK),
         "{first:?} {again:?}"
     );
-    let (status, _) = call_keyed(&f.app, "/api/silences", &silence, "silence-1").await;
+    let (status, _) = call_keyed(&f.app, &f.monitor, "/api/silences", &silence, "silence-1").await;
     assert_eq!(status, StatusCode::OK);
     let other = silence.replace("ventilation works", "another reason");
-    let (status, body) = call_keyed(&f.app, "/api/silences", &other, "silence-1").await;
+    let (status, body) = call_keyed(&f.app, &f.monitor, "/api/silences", &other, "silence-1").await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     let notices = f.store.notices_until_after(Timestamp(0)).await.unwrap();
     assert_eq!(notices.len(), 1, "one silence: {notices:?}");

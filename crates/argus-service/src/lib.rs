@@ -7,6 +7,7 @@
 mod checkpoints;
 mod detect;
 mod error;
+pub mod harness;
 mod pipeline;
 mod records;
 mod service;
@@ -17,6 +18,6 @@ mod api_tests;
 
 pub use detect::{install_panic_hook, Cluster};
 pub use error::ServiceError;
-pub use records::LiveRecords;
+pub use records::{LiveRecords, StoreAccounts};
 pub use service::{run, Listeners, Parts};
 pub use tickets::Command as TicketCommand;

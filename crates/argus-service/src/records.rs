@@ -4,10 +4,12 @@
 
 use std::time::SystemTime;
 
-use argus_api::{Acknowledge, ApiError, ChangeTicket, Records, Silence};
+use argus_api::{Accounts, Acknowledge, ApiError, ChangeTicket, Records, Silence};
 use argus_ingest::{Ack, Envelope, Record, Transport};
-use argus_model::{AlertView, Event, EventKind, SourceId, TicketEventView, TicketView, Timestamp};
-use argus_store::rows::TicketEventRow;
+use argus_model::{
+    AlertView, Credential, Event, EventKind, SourceId, TicketEventView, TicketView, Timestamp, User,
+};
+use argus_store::rows::{CredentialRow, TicketEventRow, UserRow};
 use argus_store::{Backend, Store, StoreError};
 use argus_telemetry::Telemetry;
 use tokio::sync::{mpsc, oneshot};
@@ -175,6 +177,9 @@ impl Records for LiveRecords {
             Err(Refused::Ticket(e @ TicketError::UnknownTicket(_))) => {
                 Err(ApiError::NotFound(e.to_string()))
             }
+            Err(Refused::Ticket(e @ TicketError::NotAllowed { .. })) => {
+                Err(ApiError::Forbidden(e.to_string()))
+            }
             Err(Refused::Ticket(e)) => Err(ApiError::Conflict(e.to_string())),
         }
     }
@@ -241,6 +246,114 @@ impl Records for LiveRecords {
             Ok(stored) => stored.map_err(|_| stopped()),
             Err(_) => Err(not_yet_durable()),
         }
+    }
+
+    async fn tickets_of(
+        &self,
+        department: &str,
+        town: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<TicketView>, ApiError> {
+        let rows = self
+            .store
+            .tickets_of(department, town, limit)
+            .await
+            .map_err(|e| unavailable(&e))?;
+        Ok(rows.iter().map(|r| r.view()).collect())
+    }
+
+    async fn tickets_with_alert(&self, alert_id: &str) -> Result<Vec<TicketView>, ApiError> {
+        let rows = self
+            .store
+            .tickets_with_alert(alert_id)
+            .await
+            .map_err(|e| unavailable(&e))?;
+        Ok(rows.iter().map(|r| r.view()).collect())
+    }
+
+    async fn alerts_by_id(&self, alert_ids: &[String]) -> Result<Vec<AlertView>, ApiError> {
+        let rows = self
+            .store
+            .alerts_by_id(alert_ids)
+            .await
+            .map_err(|e| unavailable(&e))?;
+        Ok(rows.iter().map(|r| r.view()).collect())
+    }
+}
+
+impl Accounts for LiveRecords {
+    async fn user(&self, name: &str) -> Result<Option<User>, ApiError> {
+        StoreAccounts(self.store.clone()).user(name).await
+    }
+    async fn users(&self) -> Result<Vec<User>, ApiError> {
+        StoreAccounts(self.store.clone()).users().await
+    }
+    async fn put_user(&self, user: &User) -> Result<(), ApiError> {
+        StoreAccounts(self.store.clone()).put_user(user).await
+    }
+    async fn credential(&self, secret_hash: &str) -> Result<Option<Credential>, ApiError> {
+        StoreAccounts(self.store.clone())
+            .credential(secret_hash)
+            .await
+    }
+    async fn credentials_of(&self, user: &str) -> Result<Vec<Credential>, ApiError> {
+        StoreAccounts(self.store.clone()).credentials_of(user).await
+    }
+    async fn put_credential(&self, credential: &Credential) -> Result<(), ApiError> {
+        StoreAccounts(self.store.clone())
+            .put_credential(credential)
+            .await
+    }
+}
+
+/// Users and credentials kept in the store: the API's accounts, and `argus user`'s.
+#[derive(Debug, Clone)]
+pub struct StoreAccounts(pub Backend);
+
+impl Accounts for StoreAccounts {
+    async fn user(&self, name: &str) -> Result<Option<User>, ApiError> {
+        let row = self.0.user(name).await.map_err(|e| unavailable(&e))?;
+        Ok(row.and_then(|r| r.to_user()))
+    }
+
+    async fn users(&self) -> Result<Vec<User>, ApiError> {
+        let rows = self.0.users().await.map_err(|e| unavailable(&e))?;
+        Ok(rows.iter().filter_map(UserRow::to_user).collect())
+    }
+
+    async fn put_user(&self, user: &User) -> Result<(), ApiError> {
+        self.0
+            .put_user(&UserRow::new(user))
+            .await
+            .map_err(|e| unavailable(&e))
+    }
+
+    async fn credential(&self, secret_hash: &str) -> Result<Option<Credential>, ApiError> {
+        let row = self
+            .0
+            .credential(secret_hash)
+            .await
+            .map_err(|e| unavailable(&e))?;
+        Ok(row.and_then(|r| r.to_credential()))
+    }
+
+    async fn credentials_of(&self, user: &str) -> Result<Vec<Credential>, ApiError> {
+        let rows = self
+            .0
+            .credentials_of(user)
+            .await
+            .map_err(|e| unavailable(&e))?;
+        Ok(rows
+            .iter()
+            .filter_map(CredentialRow::to_credential)
+            .collect())
+    }
+
+    async fn put_credential(&self, credential: &Credential) -> Result<(), ApiError> {
+        self.0
+            .put_credential(&CredentialRow::new(credential))
+            .await
+            .map_err(|e| unavailable(&e))
     }
 }
 

@@ -8,11 +8,11 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use argus_config::{Settings, StoreBackend};
+use argus_config::Settings;
 use argus_ingest::{DecodeOptions, Decoder, TimeWindow};
 use argus_model::Registry;
 use argus_rules::RuleSet;
-use argus_store::{Backend, ClickHouseStore, SqliteStore, Store};
+use argus_store::{Backend, Store};
 use argus_telemetry::Telemetry;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
@@ -317,14 +317,8 @@ pub async fn run(
     );
 
     tracing::info!(rules = rules.len(), "rules bound to the registry");
-    let store = match &settings.store.backend {
-        StoreBackend::ClickHouse => {
-            Backend::ClickHouse(Box::new(ClickHouseStore::new(&settings.clickhouse)))
-        }
-        StoreBackend::Sqlite(path) => Backend::Sqlite(
-            SqliteStore::open(path).map_err(|e| ServiceError::build("embedded store", e))?,
-        ),
-    };
+    let store =
+        Backend::from_settings(&settings).map_err(|e| ServiceError::build("embedded store", e))?;
     tracing::info!(store = %store.describe(), "store");
     // Partitions moved: the series they carry may have been written by another member since.
     let kafka = kafka.map(|source| {
@@ -454,13 +448,15 @@ pub async fn run(
             source,
         })?;
     tracing::info!(addr = %http_addr, "serving the api, /metrics and /healthz");
-    let api = argus_api::router(argus_api::ApiState {
-        records: LiveRecords::new(api_store, commands_tx, api_tx, telemetry.clone()),
-        registry: Arc::clone(&registry),
+    let api = argus_api::router(argus_api::ApiState::new(
+        LiveRecords::new(api_store, commands_tx, api_tx, telemetry.clone()),
+        Arc::clone(&registry),
         telemetry,
-    });
+        auth_settings(&settings.api),
+    ));
     let http_stopped = stopped(&stopping);
     let http = tokio::spawn(async move {
+        let api = api.into_make_service_with_connect_info::<std::net::SocketAddr>();
         axum::serve(listeners.http, api)
             .with_graceful_shutdown(http_stopped)
             .await
@@ -561,5 +557,16 @@ fn stopped(rx: &watch::Receiver<bool>) -> impl Future<Output = ()> + Send + 'sta
     let mut rx = rx.clone();
     async move {
         let _ = rx.wait_for(|stop| *stop).await;
+    }
+}
+
+/// The API's session and lockout settings from the validated config.
+pub fn auth_settings(api: &argus_config::ApiSettings) -> argus_api::AuthSettings {
+    argus_api::AuthSettings {
+        session_idle: api.session_idle,
+        session_max: api.session_max,
+        secure_cookie: false,
+        lockout_failures: api.login_lockout_failures,
+        lockout: api.login_lockout,
     }
 }

@@ -10,8 +10,8 @@ use clickhouse::Client;
 
 use crate::migrations::{sql, MIGRATIONS, MIGRATIONS_TABLE};
 use crate::rows::{
-    first_writes, AlertAckRow, AlertEventRow, AlertRow, EventRow, ReadingKey, ReadingRow,
-    RejectedRow, StoredReading, TicketEventRow, TicketRow, COLUMNS,
+    first_writes, AlertAckRow, AlertEventRow, AlertRow, CredentialRow, EventRow, ReadingKey,
+    ReadingRow, RejectedRow, StoredReading, TicketEventRow, TicketRow, UserRow, COLUMNS,
 };
 use crate::spool::RowBatch;
 use crate::{life_order, same_columns, Acknowledgement, Counts, Store, StoreError};
@@ -789,6 +789,94 @@ impl Store for ClickHouseStore {
             tickets,
             ticket_events,
         })
+    }
+
+    async fn tickets_of(
+        &self,
+        department: &str,
+        town: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<TicketRow>, StoreError> {
+        self.query(
+            "SELECT ?fields FROM tickets FINAL WHERE department = ? AND (? = '' OR town = ?) \
+             ORDER BY created_ms DESC, ticket_id LIMIT ?",
+        )
+        .bind(department)
+        .bind(town.unwrap_or_default())
+        .bind(town.unwrap_or_default())
+        .bind(limit)
+        .fetch_all()
+        .await
+        .map_err(query_error("read a department's tickets"))
+    }
+
+    async fn tickets_with_alert(&self, alert_id: &str) -> Result<Vec<TicketRow>, StoreError> {
+        self.query("SELECT ?fields FROM tickets FINAL WHERE has(alert_ids, ?) ORDER BY ticket_id")
+            .bind(alert_id)
+            .fetch_all()
+            .await
+            .map_err(query_error("read the tickets of an alert"))
+    }
+
+    async fn alerts_by_id(&self, alert_ids: &[String]) -> Result<Vec<AlertRow>, StoreError> {
+        if alert_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.query(
+            "SELECT ?fields FROM alerts FINAL WHERE alert_id IN ? \
+             ORDER BY started_ms DESC, alert_id",
+        )
+        .bind(alert_ids)
+        .fetch_all()
+        .await
+        .map_err(query_error("read alerts by id"))
+    }
+
+    async fn put_user(&self, user: &UserRow) -> Result<(), StoreError> {
+        self.insert("users", std::slice::from_ref(user)).await
+    }
+
+    async fn user(&self, name: &str) -> Result<Option<UserRow>, StoreError> {
+        let rows: Vec<UserRow> = self
+            .query("SELECT ?fields FROM users FINAL WHERE name = ?")
+            .bind(name)
+            .fetch_all()
+            .await
+            .map_err(query_error("read a user"))?;
+        Ok(rows.into_iter().next())
+    }
+
+    async fn users(&self) -> Result<Vec<UserRow>, StoreError> {
+        self.query("SELECT ?fields FROM users FINAL ORDER BY name")
+            .fetch_all()
+            .await
+            .map_err(query_error("read users"))
+    }
+
+    async fn put_credential(&self, credential: &CredentialRow) -> Result<(), StoreError> {
+        self.insert("credentials", std::slice::from_ref(credential))
+            .await
+    }
+
+    async fn credential(&self, secret_hash: &str) -> Result<Option<CredentialRow>, StoreError> {
+        let rows: Vec<CredentialRow> = self
+            .query("SELECT ?fields FROM credentials FINAL WHERE secret_hash = ?")
+            .bind(secret_hash)
+            .fetch_all()
+            .await
+            .map_err(query_error("read a credential"))?;
+        Ok(rows.into_iter().next())
+    }
+
+    async fn credentials_of(&self, user: &str) -> Result<Vec<CredentialRow>, StoreError> {
+        self.query(
+            "SELECT ?fields FROM credentials FINAL WHERE user = ? \
+             ORDER BY created_ms DESC, secret_hash",
+        )
+        .bind(user)
+        .fetch_all()
+        .await
+        .map_err(query_error("read a user's credentials"))
     }
 }
 

@@ -22,7 +22,8 @@ pub use crate::labels::Labels;
 pub use crate::sqlite::SqliteStore;
 
 use crate::rows::{
-    AlertEventRow, AlertRow, EventRow, ReadingRow, RejectedRow, TicketEventRow, TicketRow,
+    AlertEventRow, AlertRow, CredentialRow, EventRow, ReadingRow, RejectedRow, TicketEventRow,
+    TicketRow, UserRow,
 };
 use crate::spool::RowBatch;
 
@@ -313,6 +314,55 @@ pub trait Store: Clone + Send + Sync + 'static {
 
     /// Rows in each table.
     fn counts(&self) -> impl Future<Output = Result<Counts, StoreError>> + Send;
+
+    /// The newest tickets of a department (all its towns, or one), newest first, at most
+    /// `limit`: what a department head or an enforcement team sees.
+    fn tickets_of(
+        &self,
+        department: &str,
+        town: Option<&str>,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<TicketRow>, StoreError>> + Send;
+
+    /// The tickets that list `alert_id` among their alerts.
+    fn tickets_with_alert(
+        &self,
+        alert_id: &str,
+    ) -> impl Future<Output = Result<Vec<TicketRow>, StoreError>> + Send;
+
+    /// The current rows of these alerts (those stored), newest start first.
+    fn alerts_by_id(
+        &self,
+        alert_ids: &[String],
+    ) -> impl Future<Output = Result<Vec<AlertRow>, StoreError>> + Send;
+
+    /// Write a user as of a change: the row with the higher version stands.
+    fn put_user(&self, user: &UserRow) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// A user's current row.
+    fn user(&self, name: &str) -> impl Future<Output = Result<Option<UserRow>, StoreError>> + Send;
+
+    /// Every user's current row, by name.
+    fn users(&self) -> impl Future<Output = Result<Vec<UserRow>, StoreError>> + Send;
+
+    /// Write a session or token as of a use or revocation: the row with the higher version
+    /// stands, so a revocation is never undone by a use.
+    fn put_credential(
+        &self,
+        credential: &CredentialRow,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The credential whose secret has this SHA-256 (64 hex digits).
+    fn credential(
+        &self,
+        secret_hash: &str,
+    ) -> impl Future<Output = Result<Option<CredentialRow>, StoreError>> + Send;
+
+    /// A user's sessions and tokens, newest first.
+    fn credentials_of(
+        &self,
+        user: &str,
+    ) -> impl Future<Output = Result<Vec<CredentialRow>, StoreError>> + Send;
 }
 
 /// Compare a table's columns (name, type, sorted by name) with those Argus writes.
@@ -356,6 +406,19 @@ pub enum Backend {
     ClickHouse(Box<ClickHouseStore>),
     /// An SQLite file.
     Sqlite(SqliteStore),
+}
+
+impl Backend {
+    /// The store the configuration names: its ClickHouse server, or its SQLite file (created
+    /// with its folder when missing). Nothing is read or migrated yet.
+    pub fn from_settings(settings: &argus_config::Settings) -> Result<Self, StoreError> {
+        Ok(match &settings.store.backend {
+            argus_config::StoreBackend::ClickHouse => {
+                Backend::ClickHouse(Box::new(ClickHouseStore::new(&settings.clickhouse)))
+            }
+            argus_config::StoreBackend::Sqlite(path) => Backend::Sqlite(SqliteStore::open(path)?),
+        })
+    }
 }
 
 macro_rules! delegate {
@@ -445,5 +508,37 @@ impl Store for Backend {
     }
     async fn counts(&self) -> Result<Counts, StoreError> {
         delegate!(self, s => s.counts().await)
+    }
+    async fn tickets_of(
+        &self,
+        department: &str,
+        town: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<TicketRow>, StoreError> {
+        delegate!(self, s => s.tickets_of(department, town, limit).await)
+    }
+    async fn tickets_with_alert(&self, alert_id: &str) -> Result<Vec<TicketRow>, StoreError> {
+        delegate!(self, s => s.tickets_with_alert(alert_id).await)
+    }
+    async fn alerts_by_id(&self, alert_ids: &[String]) -> Result<Vec<AlertRow>, StoreError> {
+        delegate!(self, s => s.alerts_by_id(alert_ids).await)
+    }
+    async fn put_user(&self, user: &UserRow) -> Result<(), StoreError> {
+        delegate!(self, s => s.put_user(user).await)
+    }
+    async fn user(&self, name: &str) -> Result<Option<UserRow>, StoreError> {
+        delegate!(self, s => s.user(name).await)
+    }
+    async fn users(&self) -> Result<Vec<UserRow>, StoreError> {
+        delegate!(self, s => s.users().await)
+    }
+    async fn put_credential(&self, credential: &CredentialRow) -> Result<(), StoreError> {
+        delegate!(self, s => s.put_credential(credential).await)
+    }
+    async fn credential(&self, secret_hash: &str) -> Result<Option<CredentialRow>, StoreError> {
+        delegate!(self, s => s.credential(secret_hash).await)
+    }
+    async fn credentials_of(&self, user: &str) -> Result<Vec<CredentialRow>, StoreError> {
+        delegate!(self, s => s.credentials_of(user).await)
     }
 }

@@ -275,6 +275,27 @@ pub const MIGRATIONS: &[Migration] = &[
             FROM {db}.readings WHERE flag = 'F' GROUP BY source, metric, hour",
         ],
     },
+    Migration {
+        version: 15,
+        name: "users and credentials",
+        statements: &[
+            // Who may use Argus: one current row per user (FINAL: the highest version wins).
+            "CREATE TABLE IF NOT EXISTS {db}.users (\
+                name String, display_name String, role String, town String, \
+                department String, password_hash String, disabled UInt8, created_ms Int64, \
+                changed_ms Int64, version UInt64\
+            ) ENGINE = ReplacingMergeTree(version) \
+            ORDER BY name",
+            // Sessions and API tokens by the SHA-256 of their secret (never the secret): one
+            // current row each (FINAL), a revocation outranking every later use.
+            "CREATE TABLE IF NOT EXISTS {db}.credentials (\
+                secret_hash String, id String, kind String, user String, name String, \
+                created_ms Int64, expires_ms Int64, last_used_ms Int64, revoked_ms Int64, \
+                version UInt64\
+            ) ENGINE = ReplacingMergeTree(version) \
+            ORDER BY secret_hash",
+        ],
+    },
 ];
 
 /// The table and column an `ALTER TABLE {db}.T ADD COLUMN C ...` statement adds, if it is one:

@@ -6,7 +6,8 @@ use std::hash::Hasher;
 
 use argus_ingest::DeadLetter;
 use argus_model::{
-    Event, EventKind, Interval, Reading, Ticket, TicketOutcome, TicketState, Timestamp,
+    Credential, CredentialKind, Event, EventKind, Interval, Jurisdiction, Reading, Ticket,
+    TicketOutcome, TicketState, Timestamp, User, UserRole,
 };
 use argus_rules::AlertTransition;
 use argus_rules::Transition;
@@ -158,6 +159,36 @@ pub const COLUMNS: &[(&str, &[(&str, &str)])] = &[
             ("stored_receive_ms", "Int64"),
             ("stored_value", "Float64"),
             ("value", "Float64"),
+        ],
+    ),
+    (
+        "users",
+        &[
+            ("changed_ms", "Int64"),
+            ("created_ms", "Int64"),
+            ("department", "String"),
+            ("disabled", "UInt8"),
+            ("display_name", "String"),
+            ("name", "String"),
+            ("password_hash", "String"),
+            ("role", "String"),
+            ("town", "String"),
+            ("version", "UInt64"),
+        ],
+    ),
+    (
+        "credentials",
+        &[
+            ("created_ms", "Int64"),
+            ("expires_ms", "Int64"),
+            ("id", "String"),
+            ("kind", "String"),
+            ("last_used_ms", "Int64"),
+            ("name", "String"),
+            ("revoked_ms", "Int64"),
+            ("secret_hash", "String"),
+            ("user", "String"),
+            ("version", "UInt64"),
         ],
     ),
     (
@@ -1093,5 +1124,135 @@ impl EventRow {
     /// The event a row holds, if it is a row Argus wrote.
     pub fn to_event(&self) -> Option<Event> {
         serde_json::from_str(&self.body).ok()
+    }
+}
+
+/// A row of `users`: a user as of its latest change (the highest version wins).
+#[derive(Debug, Clone, PartialEq, Row, Serialize, Deserialize)]
+pub struct UserRow {
+    /// Login name.
+    pub name: String,
+    /// The name shown in the legal record.
+    pub display_name: String,
+    /// `admin`, `monitor`, `dispatcher`, `team` or `head`.
+    pub role: String,
+    /// A team member's town; empty otherwise.
+    pub town: String,
+    /// A team member's or head's department; empty otherwise.
+    pub department: String,
+    /// Argon2id hash (PHC string); empty: no password.
+    pub password_hash: String,
+    /// 1 when disabled.
+    pub disabled: u8,
+    /// Created, ms.
+    pub created_ms: i64,
+    /// Last changed, ms.
+    pub changed_ms: i64,
+    /// Replacing version.
+    pub version: u64,
+}
+
+impl UserRow {
+    /// The row of `user`.
+    pub fn new(user: &User) -> Self {
+        Self {
+            name: user.name.clone(),
+            display_name: user.display_name.clone(),
+            role: user.role.as_str().to_owned(),
+            town: user.jurisdiction.town().unwrap_or_default().to_owned(),
+            department: user
+                .jurisdiction
+                .department()
+                .unwrap_or_default()
+                .to_owned(),
+            password_hash: user.password_hash.clone(),
+            disabled: u8::from(user.disabled),
+            created_ms: user.created.as_millis(),
+            changed_ms: user.changed.as_millis(),
+            version: user.version,
+        }
+    }
+
+    /// The user a row holds, if it is a row Argus wrote.
+    pub fn to_user(&self) -> Option<User> {
+        let role = UserRole::parse(&self.role)?;
+        let jurisdiction = match role {
+            UserRole::Team => Jurisdiction::Team {
+                town: self.town.clone(),
+                department: self.department.clone(),
+            },
+            UserRole::Head => Jurisdiction::Department(self.department.clone()),
+            _ => Jurisdiction::County,
+        };
+        Some(User {
+            name: self.name.clone(),
+            display_name: self.display_name.clone(),
+            role,
+            jurisdiction,
+            password_hash: self.password_hash.clone(),
+            disabled: self.disabled != 0,
+            created: Timestamp(self.created_ms),
+            changed: Timestamp(self.changed_ms),
+            version: self.version,
+        })
+    }
+}
+
+/// A row of `credentials`: a session or API token as of its latest use or revocation (the
+/// highest version wins, see [`argus_model::account::credential_version`]).
+#[derive(Debug, Clone, PartialEq, Row, Serialize, Deserialize)]
+pub struct CredentialRow {
+    /// SHA-256 of the secret, 64 hex digits.
+    pub secret_hash: String,
+    /// Public id: the hash's first 16 hex digits.
+    pub id: String,
+    /// `session` or `token`.
+    pub kind: String,
+    /// Whose.
+    pub user: String,
+    /// A token's name.
+    pub name: String,
+    /// Made, ms.
+    pub created_ms: i64,
+    /// Stops working, ms.
+    pub expires_ms: i64,
+    /// Last used, ms.
+    pub last_used_ms: i64,
+    /// Revoked, ms (0: not revoked).
+    pub revoked_ms: i64,
+    /// Replacing version.
+    pub version: u64,
+}
+
+impl CredentialRow {
+    /// The row of `credential`.
+    pub fn new(c: &Credential) -> Self {
+        Self {
+            secret_hash: c.secret_hash.clone(),
+            id: c.id.clone(),
+            kind: c.kind.as_str().to_owned(),
+            user: c.user.clone(),
+            name: c.name.clone(),
+            created_ms: c.created.as_millis(),
+            expires_ms: c.expires.as_millis(),
+            last_used_ms: c.last_used.as_millis(),
+            revoked_ms: c.revoked.map_or(0, Timestamp::as_millis),
+            version: argus_model::account::credential_version(c),
+        }
+    }
+
+    /// The credential a row holds, if it is a row Argus wrote.
+    pub fn to_credential(&self) -> Option<Credential> {
+        Some(Credential {
+            secret_hash: self.secret_hash.clone(),
+            id: self.id.clone(),
+            kind: CredentialKind::parse(&self.kind)?,
+            user: self.user.clone(),
+            name: self.name.clone(),
+            created: Timestamp(self.created_ms),
+            expires: Timestamp(self.expires_ms),
+            last_used: Timestamp(self.last_used_ms),
+            revoked: (self.revoked_ms != 0).then_some(Timestamp(self.revoked_ms)),
+        })
     }
 }

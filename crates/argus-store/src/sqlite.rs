@@ -13,8 +13,8 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use crate::migrations::Migration;
 use crate::rows::{
-    settle, AlertAckRow, AlertEventRow, AlertRow, EventRow, OnRecord, ReadingRow, RejectedRow,
-    TicketEventRow, TicketRow, COLUMNS,
+    settle, AlertAckRow, AlertEventRow, AlertRow, CredentialRow, EventRow, OnRecord, ReadingRow,
+    RejectedRow, TicketEventRow, TicketRow, UserRow, COLUMNS,
 };
 use crate::spool::RowBatch;
 use crate::{life_order, same_columns, Acknowledgement, Counts, Store, StoreError};
@@ -207,6 +207,24 @@ const MIGRATIONS: &[Migration] = &[
         // The rollups are ClickHouse's: SQLite keeps the readings they are made of.
         statements: &[],
     },
+    Migration {
+        version: 15,
+        name: "users and credentials",
+        statements: &[
+            "CREATE TABLE IF NOT EXISTS users (\
+                name TEXT NOT NULL PRIMARY KEY, display_name TEXT NOT NULL, \
+                role TEXT NOT NULL, town TEXT NOT NULL, department TEXT NOT NULL, \
+                password_hash TEXT NOT NULL, disabled INTEGER NOT NULL, \
+                created_ms INTEGER NOT NULL, changed_ms INTEGER NOT NULL, \
+                version INTEGER NOT NULL) STRICT",
+            "CREATE TABLE IF NOT EXISTS credentials (\
+                secret_hash TEXT NOT NULL PRIMARY KEY, id TEXT NOT NULL, kind TEXT NOT NULL, \
+                user TEXT NOT NULL, name TEXT NOT NULL, created_ms INTEGER NOT NULL, \
+                expires_ms INTEGER NOT NULL, last_used_ms INTEGER NOT NULL, \
+                revoked_ms INTEGER NOT NULL, version INTEGER NOT NULL) STRICT",
+            "CREATE INDEX IF NOT EXISTS credentials_by_user ON credentials (user)",
+        ],
+    },
 ];
 
 /// The SQLite type of a column Argus writes, from its ClickHouse type.
@@ -236,6 +254,10 @@ const TICKET_EVENTS: &str = "ticket_id, seq, at, at_ms, actor, role, event, from
     to_state, note, alert_ids, outcome, request_key";
 const TICKETS: &str = "ticket_id, enterprise_id, town, department, team, severity, state, \
     created_ms, deadline_ms, outcome, alert_ids, version";
+const USERS: &str = "name, display_name, role, town, department, password_hash, disabled, \
+    created_ms, changed_ms, version";
+const CREDENTIALS: &str = "secret_hash, id, kind, user, name, created_ms, expires_ms, \
+    last_used_ms, revoked_ms, version";
 
 /// The record in one SQLite file.
 #[derive(Clone)]
@@ -746,6 +768,36 @@ fn ticket_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TicketRow> {
     })
 }
 
+fn user_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<UserRow> {
+    Ok(UserRow {
+        name: r.get(0)?,
+        display_name: r.get(1)?,
+        role: r.get(2)?,
+        town: r.get(3)?,
+        department: r.get(4)?,
+        password_hash: r.get(5)?,
+        disabled: r.get(6)?,
+        created_ms: r.get(7)?,
+        changed_ms: r.get(8)?,
+        version: r.get::<_, i64>(9).map(|v| u64::try_from(v).unwrap_or(0))?,
+    })
+}
+
+fn credential_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CredentialRow> {
+    Ok(CredentialRow {
+        secret_hash: r.get(0)?,
+        id: r.get(1)?,
+        kind: r.get(2)?,
+        user: r.get(3)?,
+        name: r.get(4)?,
+        created_ms: r.get(5)?,
+        expires_ms: r.get(6)?,
+        last_used_ms: r.get(7)?,
+        revoked_ms: r.get(8)?,
+        version: r.get::<_, i64>(9).map(|v| u64::try_from(v).unwrap_or(0))?,
+    })
+}
+
 /// Rows of a query with positional parameters.
 fn select<T, P>(
     conn: &Connection,
@@ -1164,6 +1216,158 @@ impl Store for SqliteStore {
                 tickets: count("tickets")?,
                 ticket_events: count("ticket_events")?,
             })
+        })
+        .await
+    }
+
+    async fn tickets_of(
+        &self,
+        department: &str,
+        town: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<TicketRow>, StoreError> {
+        let (department, town) = (department.to_owned(), town.unwrap_or_default().to_owned());
+        self.with(move |c| {
+            let sql = format!(
+                "SELECT {TICKETS} FROM tickets WHERE department = ?1 AND (?2 = '' OR town = ?2) \
+                 ORDER BY created_ms DESC, ticket_id LIMIT ?3"
+            );
+            select(
+                c,
+                "read a department's tickets",
+                &sql,
+                params![department, town, limit],
+                ticket_row,
+            )
+        })
+        .await
+    }
+
+    async fn tickets_with_alert(&self, alert_id: &str) -> Result<Vec<TicketRow>, StoreError> {
+        let id = alert_id.to_owned();
+        self.with(move |c| {
+            let sql = format!(
+                "SELECT {TICKETS} FROM tickets WHERE EXISTS \
+                 (SELECT 1 FROM json_each(tickets.alert_ids) WHERE value = ?1) ORDER BY ticket_id"
+            );
+            select(c, "read the tickets of an alert", &sql, [id], ticket_row)
+        })
+        .await
+    }
+
+    async fn alerts_by_id(&self, alert_ids: &[String]) -> Result<Vec<AlertRow>, StoreError> {
+        let ids = ids_json(alert_ids);
+        self.with(move |c| {
+            let sql = format!(
+                "SELECT {ALERTS} FROM alerts WHERE alert_id IN (SELECT value FROM json_each(?1)) \
+                 ORDER BY started_ms DESC, alert_id"
+            );
+            select(c, "read alerts by id", &sql, [ids], alert_row)
+        })
+        .await
+    }
+
+    async fn put_user(&self, user: &UserRow) -> Result<(), StoreError> {
+        let u = user.clone();
+        self.with(move |c| {
+            let sql = format!(
+                "INSERT INTO users ({USERS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
+                 ON CONFLICT (name) DO UPDATE SET display_name = excluded.display_name, \
+                 role = excluded.role, town = excluded.town, department = excluded.department, \
+                 password_hash = excluded.password_hash, disabled = excluded.disabled, \
+                 changed_ms = excluded.changed_ms, version = excluded.version \
+                 WHERE excluded.version > users.version"
+            );
+            c.execute(
+                &sql,
+                params![
+                    u.name,
+                    u.display_name,
+                    u.role,
+                    u.town,
+                    u.department,
+                    u.password_hash,
+                    u.disabled,
+                    u.created_ms,
+                    u.changed_ms,
+                    i64::try_from(u.version).unwrap_or(i64::MAX)
+                ],
+            )
+            .map(|_| ())
+            .map_err(sqlite_error("write a user"))
+        })
+        .await
+    }
+
+    async fn user(&self, name: &str) -> Result<Option<UserRow>, StoreError> {
+        let name = name.to_owned();
+        let rows = self
+            .with(move |c| {
+                let sql = format!("SELECT {USERS} FROM users WHERE name = ?1");
+                select(c, "read a user", &sql, [name], user_row)
+            })
+            .await?;
+        Ok(rows.into_iter().next())
+    }
+
+    async fn users(&self) -> Result<Vec<UserRow>, StoreError> {
+        self.with(move |c| {
+            let sql = format!("SELECT {USERS} FROM users ORDER BY name");
+            select(c, "read users", &sql, [], user_row)
+        })
+        .await
+    }
+
+    async fn put_credential(&self, credential: &CredentialRow) -> Result<(), StoreError> {
+        let k = credential.clone();
+        self.with(move |c| {
+            let sql = format!(
+                "INSERT INTO credentials ({CREDENTIALS}) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
+                 ON CONFLICT (secret_hash) DO UPDATE SET last_used_ms = excluded.last_used_ms, \
+                 revoked_ms = excluded.revoked_ms, version = excluded.version \
+                 WHERE excluded.version > credentials.version"
+            );
+            c.execute(
+                &sql,
+                params![
+                    k.secret_hash,
+                    k.id,
+                    k.kind,
+                    k.user,
+                    k.name,
+                    k.created_ms,
+                    k.expires_ms,
+                    k.last_used_ms,
+                    k.revoked_ms,
+                    i64::try_from(k.version).unwrap_or(i64::MAX)
+                ],
+            )
+            .map(|_| ())
+            .map_err(sqlite_error("write a credential"))
+        })
+        .await
+    }
+
+    async fn credential(&self, secret_hash: &str) -> Result<Option<CredentialRow>, StoreError> {
+        let hash = secret_hash.to_owned();
+        let rows = self
+            .with(move |c| {
+                let sql = format!("SELECT {CREDENTIALS} FROM credentials WHERE secret_hash = ?1");
+                select(c, "read a credential", &sql, [hash], credential_row)
+            })
+            .await?;
+        Ok(rows.into_iter().next())
+    }
+
+    async fn credentials_of(&self, user: &str) -> Result<Vec<CredentialRow>, StoreError> {
+        let user = user.to_owned();
+        self.with(move |c| {
+            let sql = format!(
+                "SELECT {CREDENTIALS} FROM credentials WHERE user = ?1 \
+                 ORDER BY created_ms DESC, secret_hash"
+            );
+            select(c, "read a user's credentials", &sql, [user], credential_row)
         })
         .await
     }

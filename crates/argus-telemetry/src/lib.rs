@@ -90,6 +90,9 @@ pub mod names {
     pub const STORE_RETENTION_DROPPED_MONTHS_TOTAL: &str =
         "argus_store_retention_dropped_months_total";
 
+    /// Counter: logins to the API, by `outcome` (accepted, refused, locked_out).
+    pub const API_LOGINS_TOTAL: &str = "argus_api_logins_total";
+
     /// All names, for the documentation test and for people looking for one.
     pub const ALL: &[&str] = &[
         BUILD_INFO,
@@ -121,6 +124,7 @@ pub mod names {
         STORE_CONFLICTING_READINGS_TOTAL,
         STORE_SPOOL_BYTES,
         STORE_RETENTION_DROPPED_MONTHS_TOTAL,
+        API_LOGINS_TOTAL,
     ];
 }
 
@@ -156,6 +160,15 @@ pub struct Telemetry {
     pub readiness: Readiness,
     /// Storage metrics.
     pub store: StoreMetrics,
+    /// HTTP API metrics.
+    pub api: ApiMetrics,
+}
+
+/// HTTP API metrics.
+#[derive(Debug, Clone)]
+pub struct ApiMetrics {
+    /// Logins by outcome (`accepted`, `refused`, `locked_out`).
+    pub logins: IntCounterVec,
 }
 
 /// Storage metrics.
@@ -484,6 +497,16 @@ impl Telemetry {
                 g
             },
         };
+        let api = ApiMetrics {
+            logins: counter_vec(
+                names::API_LOGINS_TOTAL,
+                "Logins to the API, by outcome",
+                &["outcome"],
+            )?,
+        };
+        for outcome in ["accepted", "refused", "locked_out"] {
+            api.logins.with_label_values(&[outcome]).inc_by(0);
+        }
         // Vectors appear in the exposition only once a label set is used: touch the common ones
         // so dashboards see zeros instead of gaps.
         for transport in ["mqtt", "kafka", "hj212_tcp"] {
@@ -535,6 +558,7 @@ impl Telemetry {
             gateway,
             detect,
             store,
+            api,
             readiness: Readiness::default(),
         })
     }
