@@ -10,7 +10,8 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::util::{
-    body, free_port, http_get, repo_path, report, settings, unique, wait_for, Running,
+    body, free_port, http_get, http_get_as, http_login, repo_path, report, settings, unique,
+    wait_for, Running,
 };
 
 const ARGUS: &str = env!("CARGO_BIN_EXE_argus");
@@ -72,14 +73,25 @@ fn the_demo_shows_alerts_of_five_kinds_and_a_routed_ticket_within_90_s_and_passe
     let started = Instant::now();
     let demo = start_demo(&state, http, mqtt, hj212, true);
 
+    // The demo prints its accounts; staff log in as its monitor.
+    let mut session = None;
+    wait_for(
+        "the demo's monitor to log in",
+        Duration::from_secs(30),
+        || {
+            session = http_login(http, "monitor", "argus-demo-2026");
+            session.is_some()
+        },
+    );
+    let session = session.unwrap_or_default();
     let mut kinds = BTreeSet::new();
-    let mut routed = 0;
+    let mut routed: Vec<serde_json::Value> = Vec::new();
     let mut first_alert = None;
     wait_for(
         "alerts of 5 kinds and a routed ticket",
         Duration::from_secs(90),
         || {
-            let Some(alerts) = http_get(http, "/api/alerts?limit=1000") else {
+            let Some(alerts) = http_get_as(http, "/api/alerts?limit=1000", &session) else {
                 return false;
             };
             let alerts = json(body(&alerts));
@@ -94,17 +106,38 @@ fn the_demo_shows_alerts_of_five_kinds_and_a_routed_ticket_within_90_s_and_passe
             if !kinds.is_empty() && first_alert.is_none() {
                 first_alert = Some(started.elapsed());
             }
-            let tickets = http_get(http, "/api/tickets").map(|t| json(body(&t)));
-            routed = tickets.map_or(0, |t| {
-                t["tickets"].as_array().map_or(0, |t| {
+            let tickets = http_get_as(http, "/api/tickets", &session).map(|t| json(body(&t)));
+            routed = tickets.map_or_else(Vec::new, |t| {
+                t["tickets"].as_array().map_or_else(Vec::new, |t| {
                     t.iter()
                         .filter(|t| t["team"].as_str().is_some_and(|team| !team.is_empty()))
-                        .count()
+                        .cloned()
+                        .collect()
                 })
             });
-            kinds.len() >= 5 && routed >= 1
+            kinds.len() >= 5 && !routed.is_empty()
         },
     );
+    // The team a ticket is routed to logs in and sees its own tickets only.
+    let (town, department) = (&routed[0]["town"], &routed[0]["department"]);
+    let member = format!(
+        "team-{}-{}",
+        town.as_str().unwrap_or_default(),
+        department.as_str().unwrap_or_default()
+    );
+    let team_session = http_login(http, &member, "argus-demo-2026")
+        .unwrap_or_else(|| panic!("{member} cannot log in"));
+    let own = json(body(
+        &http_get_as(http, "/api/tickets", &team_session).unwrap_or_default(),
+    ));
+    let own = own["tickets"].as_array().cloned().unwrap_or_default();
+    assert!(!own.is_empty(), "{member} sees no ticket");
+    assert!(
+        own.iter()
+            .all(|t| &t["town"] == town && &t["department"] == department),
+        "{member} sees another team's tickets: {own:?}"
+    );
+    let routed = routed.len();
     report(&format!(
         "demo: first alert after {:.1} s; alert kinds {kinds:?} and {routed} routed tickets after {:.1} s",
         first_alert.unwrap_or_default().as_secs_f64(),

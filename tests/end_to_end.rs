@@ -17,8 +17,8 @@ use rdkafka::{ClientConfig, Message};
 use rumqttc::{AsyncClient, MqttOptions, QoS};
 
 use crate::util::{
-    argus_config, client_id, free_port, http_get, http_post, now_ms, repo_path, runtime, sample,
-    settings, unique, wait_for, write_config, Running, Topics,
+    argus_config, argus_user, client_id, free_port, http_get, http_get_as, http_post, now_ms,
+    repo_path, runtime, sample, settings, unique, wait_for, write_config, Running, Topics,
 };
 
 #[test]
@@ -265,6 +265,12 @@ fn readings_and_events_through_kafka_raise_and_resolve_alerts_on_two_workers() {
     };
     topics.create(&rt, 2);
 
+    // The coal-mine team of Shaliang (E008's town), a dispatcher and a monitor, each with a
+    // token, in the store before Argus starts.
+    let team = argus_user(&config, "sun", "team", "shaliang", "coal");
+    let dispatcher = argus_user(&config, "chen", "dispatcher", "", "");
+    let monitor = argus_user(&config, "liu", "monitor", "", "");
+
     let log = dir.join("argus.log");
     let log_file = std::fs::File::create(&log).unwrap_or_else(|e| panic!("{e}"));
     let child = Command::new(env!("CARGO_BIN_EXE_argus"))
@@ -372,32 +378,33 @@ fn readings_and_events_through_kafka_raise_and_resolve_alerts_on_two_workers() {
             .unwrap_or_default();
     }
     let path = format!("/api/tickets/{ticket}/state");
-    let accept =
-        r#"{"to": "accepted", "actor": "Inspector Sun", "role": "team", "note": "on our way"}"#;
-    let (status, body) =
-        http_post(metrics_port, &path, accept).unwrap_or_else(|| panic!("no answer"));
+    let accept = r#"{"to": "accepted", "note": "on our way"}"#;
+    let post = |path: &str, body: &str, token: &str| {
+        http_post(metrics_port, path, body, token).unwrap_or_else(|| panic!("no answer"))
+    };
+    let (status, body) = post(&path, accept, "argus_not_a_token");
+    assert_eq!(status, 401, "{body}");
+    let (status, body) = post(&path, accept, &team);
     assert_eq!(status, 200, "{body}");
     assert!(
-        body.contains("\"seq\":5") && body.contains("\"to\":\"accepted\""),
+        body.contains("\"seq\":5")
+            && body.contains("\"to\":\"accepted\"")
+            && body.contains("\"actor\":\"sun display (sun)\""),
         "{body}"
     );
-    let (status, body) =
-        http_post(metrics_port, &path, accept).unwrap_or_else(|| panic!("no answer"));
+    let (status, body) = post(&path, accept, &team);
     assert_eq!(status, 409, "{body}");
     assert!(
         body.contains("cannot go from accepted to accepted"),
         "{body}"
     );
-    let inspect = r#"{"to": "inspecting", "actor": "Operator Liu", "role": "dispatcher"}"#;
-    let (status, body) =
-        http_post(metrics_port, &path, inspect).unwrap_or_else(|| panic!("no answer"));
-    assert_eq!(status, 409, "{body}");
+    let inspect = r#"{"to": "inspecting"}"#;
+    let (status, body) = post(&path, inspect, &dispatcher);
+    assert_eq!(status, 403, "{body}");
     assert!(body.contains("a dispatcher may not move"), "{body}");
-    let (status, _) = http_post(metrics_port, "/api/tickets/00000000000000ff/state", accept)
-        .unwrap_or_else(|| panic!("no answer"));
+    let (status, _) = post("/api/tickets/00000000000000ff/state", accept, &team);
     assert_eq!(status, 404);
-    let (status, body) = http_post(metrics_port, &path, "{\"to\": \"closed\"}")
-        .unwrap_or_else(|| panic!("no answer"));
+    let (status, body) = post(&path, "{\"to\": \"nowhere\"}", &team);
     assert_eq!(status, 400, "{body}");
 
     // Staff acknowledge the methane alarm, once; the alert shows who did.
@@ -409,33 +416,31 @@ fn readings_and_events_through_kafka_raise_and_resolve_alerts_on_two_workers() {
         )
         .unwrap_or_else(|e| panic!("{e}"));
     let ack_path = format!("/api/alerts/{alarm}/ack");
-    let ack = r#"{"actor": "Operator Liu", "note": "called the mine's dispatcher"}"#;
-    let (status, body) =
-        http_post(metrics_port, &ack_path, ack).unwrap_or_else(|| panic!("no answer"));
+    let ack = r#"{"note": "called the mine's dispatcher"}"#;
+    let (status, body) = post(&ack_path, ack, &team);
+    assert_eq!(status, 403, "only monitors acknowledge: {body}");
+    let (status, body) = post(&ack_path, ack, &monitor);
     assert_eq!(status, 200, "{body}");
     assert!(
-        body.contains("\"acknowledged_by\":\"Operator Liu\""),
+        body.contains("\"acknowledged_by\":\"liu display (liu)\""),
         "{body}"
     );
-    let (status, body) =
-        http_post(metrics_port, &ack_path, ack).unwrap_or_else(|| panic!("no answer"));
+    let (status, body) = post(&ack_path, ack, &monitor);
     assert_eq!(status, 409, "{body}");
     assert!(
-        body.contains("already acknowledged by Operator Liu"),
+        body.contains("already acknowledged by liu display (liu)"),
         "{body}"
     );
     let metrics = http_get(metrics_port, "/metrics").unwrap_or_default();
     assert_eq!(sample(&metrics, "argus_alert_acknowledgements_total"), 1);
-    let (status, _) = http_post(metrics_port, "/api/alerts/00000000000000ff/ack", ack)
-        .unwrap_or_else(|| panic!("no answer"));
+    let (status, _) = post("/api/alerts/00000000000000ff/ack", ack, &monitor);
     assert_eq!(status, 404);
-    let (status, _) = http_post(metrics_port, &ack_path, r#"{"actor": " "}"#)
-        .unwrap_or_else(|| panic!("no answer"));
+    let (status, _) = post(&ack_path, r#"{"actor": "Inspector Sun"}"#, &monitor);
     assert_eq!(status, 400);
-    let shown = http_get(metrics_port, &format!("/api/alerts/{alarm}"))
+    let shown = http_get_as(metrics_port, &format!("/api/alerts/{alarm}"), &team)
         .unwrap_or_else(|| panic!("no answer"));
     assert!(
-        shown.contains("\"acknowledged_by\":\"Operator Liu\"")
+        shown.contains("\"acknowledged_by\":\"liu display (liu)\"")
             && shown.contains("\"transition\":\"fired\"")
             && shown.contains("\"transition\":\"resolved\""),
         "{shown}"
@@ -494,7 +499,7 @@ fn readings_and_events_through_kafka_raise_and_resolve_alerts_on_two_workers() {
             .fetch_one()
             .await
             .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(acknowledged, "Operator Liu");
+        assert_eq!(acknowledged, "liu display (liu)");
         let events: u64 = store
             .query("SELECT count() FROM alert_events FINAL")
             .fetch_one()
@@ -529,7 +534,7 @@ fn readings_and_events_through_kafka_raise_and_resolve_alerts_on_two_workers() {
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
             (actor.as_str(), role.as_str(), note.as_str()),
-            ("Inspector Sun", "team", "on our way")
+            ("sun display (sun)", "team", "on our way")
         );
         let (department, team, state, alerts): (String, String, String, u64) = store
             .query("SELECT department, team, state, length(alert_ids) FROM tickets FINAL")
@@ -644,6 +649,7 @@ fn a_silence_and_a_notice_set_before_a_restart_mute_alerts_recorded_without_tick
         config,
         rt,
     } = embedded_node("e2e_silence");
+    let monitor = argus_user(&config, "liu", "monitor", "", "");
     let start = || start_argus(&config, metrics_port);
     let stop = stop_argus;
     let argus = start();
@@ -652,12 +658,12 @@ fn a_silence_and_a_notice_set_before_a_restart_mute_alerts_recorded_without_tick
     let now = now_ms();
     let rfc = |ms: i64| argus_model::Timestamp(ms).to_rfc3339();
     let silence = format!(
-        r#"{{"enterprise": "E009", "from": "{}", "to": "{}", "reason": "ventilation works", "actor": "Operator Liu"}}"#,
+        r#"{{"enterprise": "E009", "from": "{}", "to": "{}", "reason": "ventilation works"}}"#,
         rfc(now - 3_600_000),
         rfc(now + 3_600_000)
     );
-    let (status, body) =
-        http_post(metrics_port, "/api/silences", &silence).unwrap_or_else(|| panic!("no answer"));
+    let (status, body) = http_post(metrics_port, "/api/silences", &silence, &monitor)
+        .unwrap_or_else(|| panic!("no answer"));
     assert_eq!(status, 200, "{body}");
     for (bad, expected) in [
         (silence.replace("E009", "E999"), "unknown enterprise"),
@@ -667,15 +673,15 @@ fn a_silence_and_a_notice_set_before_a_restart_mute_alerts_recorded_without_tick
         ),
         (
             format!(
-                r#"{{"enterprise": "E009", "from": "{}", "to": "{}", "reason": "x", "actor": "y"}}"#,
+                r#"{{"enterprise": "E009", "from": "{}", "to": "{}", "reason": "x"}}"#,
                 rfc(now),
                 rfc(now - 1)
             ),
             "to must be after from",
         ),
     ] {
-        let (status, body) =
-            http_post(metrics_port, "/api/silences", &bad).unwrap_or_else(|| panic!("no answer"));
+        let (status, body) = http_post(metrics_port, "/api/silences", &bad, &monitor)
+            .unwrap_or_else(|| panic!("no answer"));
         assert_eq!(status, 400, "{body}");
         assert!(body.contains(expected), "{body:?} lacks {expected:?}");
     }
@@ -731,11 +737,11 @@ fn a_silence_and_a_notice_set_before_a_restart_mute_alerts_recorded_without_tick
             .unwrap_or_default();
         alerts.len() == 3
     });
-    let ack = r#"{"actor": "Operator Liu"}"#;
     let (status, body) = http_post(
         metrics_port,
         &format!("/api/alerts/{}/ack", alerts[0].alert_id),
-        ack,
+        "{}",
+        &monitor,
     )
     .unwrap_or_else(|| panic!("no answer"));
     assert_eq!(status, 200, "{body}");
@@ -760,7 +766,7 @@ fn a_silence_and_a_notice_set_before_a_restart_mute_alerts_recorded_without_tick
             );
         }
         let alerts = store.enterprise_alerts("E009").await.unwrap_or_default();
-        assert_eq!(alerts[0].acknowledged_by, "Operator Liu");
+        assert_eq!(alerts[0].acknowledged_by, "liu display (liu)");
         let counts = store.counts().await.unwrap_or_else(|e| panic!("{e}"));
         assert_eq!((counts.readings, counts.ticket_events), (8, 0));
     });
@@ -866,6 +872,7 @@ fn a_ticket_change_answered_200_survives_kill_9() {
         config,
         rt,
     } = embedded_node("e2e_durable");
+    let team = argus_user(&config, "sun", "team", "shaliang", "coal");
     let argus = start_argus(&config, metrics_port);
 
     // Methane over the alarm level at a mine: an alert, and a ticket dispatched to its team.
@@ -879,7 +886,7 @@ fn a_ticket_change_answered_200_survives_kill_9() {
     produce(&rt, &topics.readings, &methane);
     let mut ticket = String::new();
     wait_for("a dispatched ticket", Duration::from_secs(60), || {
-        let answer = http_get(metrics_port, "/api/tickets").unwrap_or_default();
+        let answer = http_get_as(metrics_port, "/api/tickets", &team).unwrap_or_default();
         let json: serde_json::Value =
             serde_json::from_str(crate::util::body(&answer)).unwrap_or_default();
         let found = json["tickets"]
@@ -893,11 +900,10 @@ fn a_ticket_change_answered_200_survives_kill_9() {
             .to_owned();
         !ticket.is_empty()
     });
-    let accept =
-        r#"{"to": "accepted", "actor": "Inspector Sun", "role": "team", "note": "on our way"}"#;
+    let accept = r#"{"to": "accepted", "note": "on our way"}"#;
     let path = format!("/api/tickets/{ticket}/state");
     let key = Some("accept-before-the-crash");
-    let (status, body) = crate::util::http_post_keyed(metrics_port, &path, accept, key)
+    let (status, body) = crate::util::http_post_keyed(metrics_port, &path, accept, key, &team)
         .unwrap_or_else(|| panic!("no answer"));
     assert_eq!(status, 200, "{body}");
     drop(argus); // SIGKILL, at once
@@ -905,7 +911,8 @@ fn a_ticket_change_answered_200_survives_kill_9() {
     let seq = answered["seq"].as_u64().unwrap_or_else(|| panic!("{body}"));
 
     let argus = start_argus(&config, metrics_port);
-    let answer = http_get(metrics_port, &format!("/api/tickets/{ticket}")).unwrap_or_default();
+    let answer =
+        http_get_as(metrics_port, &format!("/api/tickets/{ticket}"), &team).unwrap_or_default();
     let json: serde_json::Value =
         serde_json::from_str(crate::util::body(&answer)).unwrap_or_default();
     assert_eq!(json["ticket"]["state"], "accepted", "{answer}");
@@ -918,7 +925,7 @@ fn a_ticket_change_answered_200_survives_kill_9() {
         .collect();
     assert_eq!(accepted, [seq], "{answer}");
     // Retried with its idempotency key (the answer lost in the crash), it gets the same answer.
-    let (status, again) = crate::util::http_post_keyed(metrics_port, &path, accept, key)
+    let (status, again) = crate::util::http_post_keyed(metrics_port, &path, accept, key, &team)
         .unwrap_or_else(|| panic!("no answer"));
     assert_eq!(status, 200, "{again}");
     let again: serde_json::Value = serde_json::from_str(&again).unwrap_or_default();
@@ -928,6 +935,7 @@ fn a_ticket_change_answered_200_survives_kill_9() {
         metrics_port,
         &format!("/api/tickets/{ticket}/state"),
         accept,
+        &team,
     )
     .unwrap_or_else(|| panic!("no answer"));
     assert_eq!(status, 409, "{body}");

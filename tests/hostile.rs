@@ -192,6 +192,7 @@ fn hostile_inputs_are_kept_once_and_good_ones_behind_them_still_raise_their_aler
             .unwrap_or_else(|e| panic!("{e}"));
         assert!(created.iter().all(Result::is_ok), "{created:?}");
     });
+    let monitor = crate::util::argus_user(&config, "liu", "monitor", "", "");
     let log_path = dir.join("argus.log");
     let log = std::fs::File::create(&log_path).unwrap_or_else(|e| panic!("{e}"));
     let child = Command::new(env!("CARGO_BIN_EXE_argus"))
@@ -395,7 +396,8 @@ fn hostile_inputs_are_kept_once_and_good_ones_behind_them_still_raise_their_aler
         "the alerts of the good inputs",
         Duration::from_secs(60),
         || {
-            let body = http_get(metrics_port, "/api/alerts?limit=100").unwrap_or_default();
+            let body = crate::util::http_get_as(metrics_port, "/api/alerts?limit=100", &monitor)
+                .unwrap_or_default();
             let json: serde_json::Value =
                 serde_json::from_str(crate::util::body(&body)).unwrap_or_default();
             alerts = json["alerts"]

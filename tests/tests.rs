@@ -5,6 +5,7 @@
 //! with, so a passing suite also proves the shipped configuration matches the stack.
 
 mod architecture;
+mod authorization;
 mod cli;
 mod clickhouse;
 mod demo;

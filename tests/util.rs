@@ -71,17 +71,40 @@ pub fn free_port() -> u16 {
 
 /// GET a path of the metrics endpoint; `None` until it answers.
 pub fn http_get(port: u16, path: &str) -> Option<String> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    Some(response)
+    http_request(port, "GET", path, "", &[])
 }
 
-/// POST a JSON body to a path of Argus's HTTP endpoint: the status code and the body.
-pub fn http_post(port: u16, path: &str, body: &str) -> Option<(u16, String)> {
-    http_post_keyed(port, path, body, None)
+/// GET a path of the API with a credential: a bearer token (see [`argus_user`]), or a session
+/// cookie `argus_session=...` (see [`http_login`]). The whole response; `None` until it answers.
+pub fn http_get_as(port: u16, path: &str, credential: &str) -> Option<String> {
+    let header = if credential.starts_with("argus_session=") {
+        ("Cookie", credential.to_owned())
+    } else {
+        ("Authorization", format!("Bearer {credential}"))
+    };
+    http_request(port, "GET", path, "", &[(header.0, &header.1)])
+}
+
+/// Log in through `POST /api/login`: the session cookie (`argus_session=...`), if the login
+/// was accepted.
+pub fn http_login(port: u16, name: &str, password: &str) -> Option<String> {
+    let body = serde_json::json!({ "name": name, "password": password }).to_string();
+    let response = http_request(port, "POST", "/api/login", &body, &[])?;
+    response
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("set-cookie: ")
+                .or(l.strip_prefix("Set-Cookie: "))
+        })
+        .and_then(|c| c.split(';').next())
+        .filter(|c| c.starts_with("argus_session=") && c.len() > "argus_session=".len())
+        .map(str::to_owned)
+}
+
+/// POST a JSON body to a path of Argus's HTTP API as the holder of a bearer token: the status
+/// code and the body.
+pub fn http_post(port: u16, path: &str, body: &str, token: &str) -> Option<(u16, String)> {
+    http_post_keyed(port, path, body, None, token)
 }
 
 /// [`http_post`] with an `Idempotency-Key`, when given.
@@ -90,22 +113,96 @@ pub fn http_post_keyed(
     path: &str,
     body: &str,
     key: Option<&str>,
+    token: &str,
 ) -> Option<(u16, String)> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    let key = key.map_or_else(String::new, |k| format!("Idempotency-Key: {k}\r\n"));
-    let request = format!(
-        "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n{key}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
+    let bearer = format!("Bearer {token}");
+    let mut headers = vec![("Authorization", bearer.as_str())];
+    if let Some(key) = key {
+        headers.push(("Idempotency-Key", key));
+    }
+    let response = http_request(port, "POST", path, body, &headers)?;
     let status = response.split(' ').nth(1)?.parse().ok()?;
     let body = response
         .split_once("\r\n\r\n")
         .map_or("", |(_, b)| b)
         .to_owned();
     Some((status, body))
+}
+
+/// One HTTP/1.1 request on a new connection: the whole response.
+fn http_request(
+    port: u16,
+    method: &str,
+    path: &str,
+    body: &str,
+    headers: &[(&str, &str)],
+) -> Option<String> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    let headers: String = headers
+        .iter()
+        .map(|(name, value)| format!("{name}: {value}\r\n"))
+        .collect();
+    let length = if method == "GET" {
+        String::new()
+    } else {
+        format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            body.len()
+        )
+    };
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\n{headers}{length}Connection: close\r\n\r\n{body}"
+    );
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    Some(response)
+}
+
+/// Create a user of `role` in the store `config` names (`argus user add`) and give it an API
+/// token (`argus user token`): the token.
+pub fn argus_user(
+    config: &std::path::Path,
+    name: &str,
+    role: &str,
+    town: &str,
+    department: &str,
+) -> String {
+    let argus = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_argus"))
+            .arg("--config")
+            .arg(config)
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("argus {args:?}: {e}"));
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "argus {args:?}: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    };
+    let display = format!("{name} display");
+    argus(&[
+        "user",
+        "add",
+        name,
+        "--display-name",
+        &display,
+        "--role",
+        role,
+        "--town",
+        town,
+        "--department",
+        department,
+    ]);
+    let out = argus(&["user", "token", name, "--token-name", "tests"]);
+    out.lines()
+        .last()
+        .filter(|l| l.starts_with("argus_"))
+        .unwrap_or_else(|| panic!("no token in {out:?}"))
+        .to_owned()
 }
 
 impl Topics {

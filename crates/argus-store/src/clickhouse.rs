@@ -823,7 +823,7 @@ impl Store for ClickHouseStore {
             return Ok(Vec::new());
         }
         self.query(
-            "SELECT ?fields FROM alerts FINAL WHERE alert_id IN ? \
+            "SELECT ?fields FROM alerts FINAL WHERE has(?, alert_id) \
              ORDER BY started_ms DESC, alert_id",
         )
         .bind(alert_ids)
