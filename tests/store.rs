@@ -1407,3 +1407,112 @@ async fn an_alert_muted_after_it_fired_stays_muted_through_its_later_transitions
         .collect();
     assert_eq!(life, ["fired", "muted", "updated", "resolved"]);
 }
+
+/// A ticket's record written in two batches (lines 1-2, then 3): chained across them.
+async fn three_lines_of_record<S: Store>(store: &S) {
+    use argus_model::TicketState;
+    ok(store.prepare().await);
+    let first = RowBatch {
+        ticket_events: vec![
+            ticket_event(7, 2, T0 + 60_000, TicketState::Dispatched),
+            ticket_event(7, 1, T0, TicketState::New),
+        ],
+        ..RowBatch::default()
+    };
+    write(store, first).await;
+    let second = RowBatch {
+        ticket_events: vec![ticket_event(7, 3, T0 + 120_000, TicketState::Accepted)],
+        tickets: vec![TicketRow::new(&ticket(7, TicketState::Accepted), "team", 3)],
+        ..RowBatch::default()
+    };
+    write(store, second).await;
+    let record = ok(store.ticket_events(&format!("{:016x}", 7)).await);
+    assert_eq!(record.len(), 3);
+    assert!(record.iter().all(|l| l.hash.len() == 64), "{record:?}");
+    assert_eq!(record[2].prev_hash, record[1].hash, "linked across batches");
+}
+
+/// `argus audit verify` on the store `config` names: success, and what it printed.
+fn audit_verify(config: &std::path::Path) -> (bool, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_argus"))
+        .arg("--config")
+        .arg(config)
+        .args(["audit", "verify"])
+        .output()
+        .unwrap_or_else(|e| panic!("argus audit verify: {e}"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// The line `argus audit verify` must name once a byte of line 2 of ticket 7 changed.
+const CHANGED: &str = "ticket 0000000000000007: line 2 was changed after it was written";
+
+#[test]
+fn audit_verify_finds_a_changed_byte_in_a_ticket_record_on_clickhouse() {
+    let id = unique("audit_chain");
+    let topics = crate::util::Topics::named(&id);
+    let (dir, config) = crate::util::write_config(&id, 0, 0, &topics, "");
+    let store = ClickHouseStore::with_database(&settings().clickhouse, &id);
+    let rt = runtime();
+    rt.block_on(three_lines_of_record(&store));
+    let (clean, text) = audit_verify(&config);
+    assert!(
+        clean && text.contains("1 tickets, 3 lines verified"),
+        "{text}"
+    );
+    // One byte of one line: "step 2" becomes "step 3" (a mutation, applied in the background).
+    ok(rt.block_on(
+        store
+            .query("ALTER TABLE ticket_events UPDATE note = 'step 3' WHERE seq = 2")
+            .execute(),
+    ));
+    crate::util::wait_for("the mutation", std::time::Duration::from_secs(30), || {
+        rt.block_on(store.ticket_events("0000000000000007"))
+            .is_ok_and(|r| r.get(1).is_some_and(|l| l.note == "step 3"))
+    });
+    let (clean, text) = audit_verify(&config);
+    assert!(!clean && text.contains(CHANGED), "{text}");
+    ok(rt.block_on(store.query(&format!("DROP DATABASE {id}")).execute()));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn audit_verify_finds_a_changed_byte_in_a_ticket_record_on_sqlite() {
+    let id = unique("audit_chain");
+    let topics = crate::util::Topics::named(&id);
+    let (dir, config) = crate::util::write_config(&id, 0, 0, &topics, "");
+    let text = ok(std::fs::read_to_string(&config));
+    let embedded = format!(
+        "backend = \"sqlite\"\nsqlite_path = {:?}",
+        dir.join("argus.sqlite").display().to_string()
+    );
+    ok(std::fs::write(
+        &config,
+        text.replace("backend = \"clickhouse\"", &embedded),
+    ));
+    let store = ok(SqliteStore::open(&dir.join("argus.sqlite")));
+    let rt = runtime();
+    rt.block_on(three_lines_of_record(&store));
+    let (clean, text) = audit_verify(&config);
+    assert!(
+        clean && text.contains("1 tickets, 3 lines verified"),
+        "{text}"
+    );
+    // The record refuses updates; someone with the file drops the guard and edits one byte.
+    rt.block_on(async {
+        ok(store
+            .execute("DROP TRIGGER ticket_events_append_only_update")
+            .await);
+        let changed = ok(store
+            .execute("UPDATE ticket_events SET note = 'step 3' WHERE seq = 2")
+            .await);
+        assert_eq!(changed, 1);
+    });
+    let (clean, text) = audit_verify(&config);
+    assert!(!clean && text.contains(CHANGED), "{text}");
+    let _ = std::fs::remove_dir_all(dir);
+}

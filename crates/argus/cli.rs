@@ -101,6 +101,12 @@ pub enum Command {
         #[command(subcommand)]
         command: Hj212Command,
     },
+    /// Check the legal record: recompute the chain of hashes of every ticket's record (or one
+    /// ticket's) and name the first line that does not match. Exit 1 if any does.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Manage the users of the API and console, in the configured store (migrated first).
     ///
     /// Roles: admin (users and tokens), monitor (the whole county: acknowledges alerts, sets
@@ -111,6 +117,17 @@ pub enum Command {
     User {
         #[command(subcommand)]
         command: UserCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Verify the chained records in the configured store: one line per ticket checked (lines,
+    /// chain head), then the breaks found.
+    Verify {
+        /// Only this ticket (16 hex digits).
+        #[arg(long)]
+        ticket: Option<String>,
     },
 }
 

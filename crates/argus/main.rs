@@ -1,6 +1,7 @@
 //! The `argus` binary: parses the command line, loads and validates configuration and registry,
 //! and wires the adapters together. All logic lives in the library crates; this stays thin.
 
+mod audit;
 mod cli;
 mod demo;
 mod hj212;
@@ -18,7 +19,7 @@ use argus_config::Settings;
 use argus_model::Registry;
 use clap::Parser;
 
-use cli::{Cli, Command, ConfigCommand, Hj212Command, RegistryCommand};
+use cli::{AuditCommand, Cli, Command, ConfigCommand, Hj212Command, RegistryCommand};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -128,6 +129,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let settings = Settings::load(&cli.config)?;
             let registry = load_registry(&settings.registry_path)?;
             replay::run(&settings, &registry, &input, timely)?;
+        }
+        Command::Audit {
+            command: AuditCommand::Verify { ticket },
+        } => {
+            let settings = Settings::load(&cli.config)?;
+            let runtime =
+                tokio::runtime::Runtime::new().context("cannot start the tokio runtime")?;
+            return runtime.block_on(audit::verify(&settings, ticket.as_deref()));
         }
         Command::User { command } => {
             let settings = Settings::load(&cli.config)?;

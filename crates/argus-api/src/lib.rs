@@ -26,7 +26,8 @@
 //! - `POST /api/alerts/{id}/ack` `{"note"}` (monitors): the acknowledged alert;
 //! - `GET /api/tickets?limit=N`: the newest tickets the caller may see, `{"tickets":
 //!   [TicketView]}`;
-//! - `GET /api/tickets/{id}`: `{"ticket": TicketView, "record": [TicketEventView]}`;
+//! - `GET /api/tickets/{id}`: `{"ticket": TicketView, "record": [TicketEventView],
+//!   "chain_head"}` (the last line's hash: see `argus_store::audit`);
 //! - `POST /api/tickets/{id}/state` `{"to", "note", "outcome"}` (dispatchers, teams, heads): the
 //!   event;
 //! - `POST /api/silences` `{"enterprise", "points", "from", "to", "reason"}` (monitors).
@@ -371,7 +372,9 @@ async fn show_ticket<R: Records>(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let (ticket, record) = visible_ticket(&state.records, &caller, &id).await?;
-    Ok(Json(serde_json::json!({ "ticket": ticket, "record": record })).into_response())
+    let head = record.last().map(|e| e.hash.as_str()).unwrap_or_default();
+    let body = serde_json::json!({ "ticket": ticket, "record": record, "chain_head": head });
+    Ok(Json(body).into_response())
 }
 
 /// `{"to": "accepted", "note": "...", "outcome": "violation_confirmed"}` (note and outcome

@@ -120,6 +120,11 @@ pub struct TicketEventView {
     pub alert_ids: Vec<String>,
     /// The outcome, when it closed the ticket.
     pub outcome: Option<String>,
+    /// SHA-256 (64 hex digits) of this line's content chained to the line before it: the
+    /// record's last `hash` is its chain head, and `argus audit verify` recomputes the chain.
+    /// Empty for lines written before the chain existed.
+    #[serde(default)]
+    pub hash: String,
 }
 
 /// A user as the outside sees it (never the password hash).

@@ -208,6 +208,32 @@ impl ClickHouseStore {
         Ok(())
     }
 
+    /// Chain the lines of a ticket's record about to be written to the last line on record of
+    /// each ticket (see [`crate::audit::link`]).
+    async fn link_ticket_events(&self, lines: &mut Vec<TicketEventRow>) -> Result<(), StoreError> {
+        if lines.is_empty() {
+            return Ok(());
+        }
+        let mut ids: Vec<&str> = lines.iter().map(|l| l.ticket_id.as_str()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let stored: Vec<(String, u32, String)> = self
+            .query(
+                "SELECT ticket_id, max(seq), argMax(hash, seq) FROM ticket_events \
+                 WHERE has(?, ticket_id) GROUP BY ticket_id",
+            )
+            .bind(ids)
+            .fetch_all()
+            .await
+            .map_err(query_error("read the last line of ticket records"))?;
+        let stored = stored
+            .into_iter()
+            .map(|(id, seq, hash)| (id, (seq, hash)))
+            .collect();
+        crate::audit::link(lines, &stored);
+        Ok(())
+    }
+
     /// Run a query returning rows (for tests and tools), against the store's database.
     pub fn query(&self, sql: &str) -> clickhouse::query::Query {
         self.client.clone().with_database(&self.database).query(sql)
@@ -445,6 +471,7 @@ impl Store for ClickHouseStore {
         batch.rejected.clear();
         self.insert("events", &batch.events).await?;
         batch.events.clear();
+        self.link_ticket_events(&mut batch.ticket_events).await?;
         self.insert("ticket_events", &batch.ticket_events).await?;
         batch.ticket_events.clear();
         Ok(())

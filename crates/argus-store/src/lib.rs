@@ -8,6 +8,7 @@ use std::future::Future;
 
 use argus_model::Timestamp;
 
+pub mod audit;
 mod clickhouse;
 mod labels;
 pub mod migrations;

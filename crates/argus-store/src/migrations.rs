@@ -296,6 +296,16 @@ pub const MIGRATIONS: &[Migration] = &[
             ORDER BY secret_hash",
         ],
     },
+    Migration {
+        version: 16,
+        name: "chained ticket records",
+        statements: &[
+            // Each line of a ticket's record carries the SHA-256 of its content chained to the
+            // line before it (`audit.rs`): a changed byte breaks the chain from that line on.
+            "ALTER TABLE {db}.ticket_events ADD COLUMN prev_hash String DEFAULT ''",
+            "ALTER TABLE {db}.ticket_events ADD COLUMN hash String DEFAULT ''",
+        ],
+    },
 ];
 
 /// The table and column an `ALTER TABLE {db}.T ADD COLUMN C ...` statement adds, if it is one:

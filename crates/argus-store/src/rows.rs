@@ -92,8 +92,10 @@ pub const COLUMNS: &[(&str, &[(&str, &str)])] = &[
             ("at_ms", "Int64"),
             ("event", "String"),
             ("from_state", "String"),
+            ("hash", "String"),
             ("note", "String"),
             ("outcome", "String"),
+            ("prev_hash", "String"),
             ("request_key", "String"),
             ("role", "String"),
             ("seq", "UInt32"),
@@ -636,6 +638,14 @@ pub struct TicketEventRow {
     /// The idempotency key of the request that made it (`RequestKey::stored`); empty for
     /// Argus's own events and requests without one.
     pub request_key: String,
+    /// The `hash` of the line before it in the ticket's record (empty for the first, and after
+    /// lines written before the chain): see [`crate::audit`].
+    #[serde(default)]
+    pub prev_hash: String,
+    /// SHA-256 of this line's content and `prev_hash`, 64 hex digits; set by the store when it
+    /// writes the line (empty for lines written before migration 16).
+    #[serde(default)]
+    pub hash: String,
 }
 
 impl TicketEventRow {
@@ -655,6 +665,8 @@ impl TicketEventRow {
             alert_ids: e.alert_ids.iter().map(|a| format!("{a:016x}")).collect(),
             outcome: outcome_name(e.outcome),
             request_key: String::new(),
+            prev_hash: String::new(),
+            hash: String::new(),
         }
     }
 }
@@ -809,6 +821,7 @@ impl TicketEventRow {
             note: self.note.clone(),
             alert_ids: self.alert_ids.clone(),
             outcome: text_or_none(&self.outcome),
+            hash: self.hash.clone(),
         }
     }
 }

@@ -225,6 +225,14 @@ const MIGRATIONS: &[Migration] = &[
             "CREATE INDEX IF NOT EXISTS credentials_by_user ON credentials (user)",
         ],
     },
+    Migration {
+        version: 16,
+        name: "chained ticket records",
+        statements: &[
+            "ALTER TABLE ticket_events ADD COLUMN prev_hash TEXT NOT NULL DEFAULT ''",
+            "ALTER TABLE ticket_events ADD COLUMN hash TEXT NOT NULL DEFAULT ''",
+        ],
+    },
 ];
 
 /// The SQLite type of a column Argus writes, from its ClickHouse type.
@@ -251,7 +259,7 @@ const EVENTS: &str = "enterprise_id, source, kind, event_time, event_ms, receive
 const REJECTED: &str =
     "received_at, received_ms, transport, origin, reason, detail, raw, raw_len, fingerprint";
 const TICKET_EVENTS: &str = "ticket_id, seq, at, at_ms, actor, role, event, from_state, \
-    to_state, note, alert_ids, outcome, request_key";
+    to_state, note, alert_ids, outcome, request_key, prev_hash, hash";
 const TICKETS: &str = "ticket_id, enterprise_id, town, department, team, severity, state, \
     created_ms, deadline_ms, outcome, alert_ids, version";
 const USERS: &str = "name, display_name, role, town, department, password_hash, disabled, \
@@ -613,12 +621,27 @@ fn write_batch(tx: &Transaction<'_>, batch: &RowBatch) -> rusqlite::Result<()> {
             e.request_key
         ])?;
     }
-    // The legal record: an event already recorded (same ticket and seq) stays as it was.
+    // The legal record: an event already recorded (same ticket and seq) stays as it was; the
+    // others are chained to the line before them.
+    let mut last = tx.prepare_cached(
+        "SELECT seq, hash FROM ticket_events WHERE ticket_id = ?1 ORDER BY seq DESC LIMIT 1",
+    )?;
+    let mut stored = std::collections::HashMap::new();
+    for e in &batch.ticket_events {
+        if !stored.contains_key(&e.ticket_id) {
+            let found: Option<(u32, String)> = last
+                .query_row([&e.ticket_id], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?;
+            stored.insert(e.ticket_id.clone(), found.unwrap_or((0, String::new())));
+        }
+    }
+    let mut lines = batch.ticket_events.clone();
+    crate::audit::link(&mut lines, &stored);
     let mut stmt = tx.prepare_cached(&format!(
         "INSERT OR IGNORE INTO ticket_events ({TICKET_EVENTS}) VALUES \
-         (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
+         (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
     ))?;
-    for e in &batch.ticket_events {
+    for e in &lines {
         stmt.execute(params![
             e.ticket_id,
             e.seq,
@@ -632,7 +655,9 @@ fn write_batch(tx: &Transaction<'_>, batch: &RowBatch) -> rusqlite::Result<()> {
             e.note,
             ids_json(&e.alert_ids),
             e.outcome,
-            e.request_key
+            e.request_key,
+            e.prev_hash,
+            e.hash
         ])?;
     }
     Ok(())
@@ -748,6 +773,8 @@ fn ticket_event_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TicketEventRow> {
         alert_ids: ids_from_json(&r.get::<_, String>(10)?),
         outcome: r.get(11)?,
         request_key: r.get(12)?,
+        prev_hash: r.get(13)?,
+        hash: r.get(14)?,
     })
 }
 
