@@ -380,22 +380,11 @@ mod tests {
 
     #[test]
     fn secrets_are_random_and_kept_as_their_hash() {
-        let (a, ca) = new_credential(
-            CredentialKind::Token,
-            "sun",
-            "grafana",
-            Timestamp(0),
-            Duration::from_secs(60),
-        )
-        .unwrap();
-        let (b, _) = new_credential(
-            CredentialKind::Token,
-            "sun",
-            "grafana",
-            Timestamp(0),
-            Duration::from_secs(60),
-        )
-        .unwrap();
+        let token = || {
+            let life = Duration::from_secs(60);
+            new_credential(CredentialKind::Token, "sun", "grafana", Timestamp(0), life).unwrap()
+        };
+        let ((a, ca), (b, _)) = (token(), token());
         assert_ne!(a, b);
         assert_eq!(a.len(), 6 + 64);
         assert_eq!(ca.secret_hash, secret_hash(&a));

@@ -939,6 +939,12 @@ mod tests {
             error(&format!("{base}[rules]\nidle_source_after_secs = 1\n"))
                 .contains("rules.idle_source_after_secs")
         );
+        assert!(error(&format!("{base}[api]\nsession_idle_minutes = 0\n"))
+            .contains("api.session_idle_minutes"));
+        assert!(error(&format!("{base}[api]\nlogin_lockout_failures = 0\n"))
+            .contains("api.login_lockout_failures"));
+        assert!(error(&format!("{base}[api]\nsession_max_days = 1\n"))
+            .contains("unknown field `session_max_days`"));
     }
 
     #[test]

@@ -57,15 +57,7 @@ async fn fixture(name: &str) -> Fixture {
     // Stalls show after 1.5 s here (a minute in service), so the test can see one.
     telemetry.readiness = argus_telemetry::Readiness::new(std::time::Duration::from_millis(1_500));
     // A methane alarm at a coal mine's working face, stored and made a ticket.
-    let instance = registry
-        .points()
-        .find_map(|p| {
-            rules
-                .for_point(p.mn.as_str())
-                .find(|i| &*i.rule_id == "methane-alarm")
-        })
-        .cloned()
-        .unwrap();
+    let instance = crate::harness::first_instance(&rules, &registry, "methane-alarm").unwrap();
     let town = registry
         .enterprise(&instance.enterprise_id)
         .unwrap()

@@ -10,7 +10,7 @@ use argus_api::accounts::{add_user, NewUser};
 use argus_api::{ApiState, AuthSettings};
 use argus_ingest::{Envelope, Record};
 use argus_model::{Registry, Timestamp, UserRole};
-use argus_rules::{AlertTransition, Instance, Transition};
+use argus_rules::{AlertTransition, Instance, RuleSet, Transition};
 use argus_store::rows::EventRow;
 use argus_store::sink::{Item, SinkOptions};
 use argus_store::spool::RowBatch;
@@ -53,6 +53,16 @@ pub enum HarnessError {
     /// A part of the harness has stopped.
     #[error("the harness's {0} has stopped")]
     Stopped(&'static str),
+}
+
+/// The first instance of rule `rule_id` bound to a point of the registry (in MN order).
+pub fn first_instance(rules: &RuleSet, registry: &Registry, rule_id: &str) -> Option<Instance> {
+    registry.points().find_map(|p| {
+        rules
+            .for_point(p.mn.as_str())
+            .find(|i| &*i.rule_id == rule_id)
+            .cloned()
+    })
 }
 
 impl ApiHarness {
