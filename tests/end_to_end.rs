@@ -1025,3 +1025,119 @@ fn a_reading_sent_again_with_another_value_is_a_conflict_with_an_alert_and_the_r
     topics.delete(&rt);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// One HTTP/1.1 request over TLS to 127.0.0.1:`port`, trusting only the test certificate
+/// (`tests/fixtures/api-test.crt`, for `localhost`): the whole response, or why not.
+fn https(rt: &tokio::runtime::Runtime, port: u16, request: &str) -> Result<String, String> {
+    use std::sync::Arc;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio_rustls::rustls::{ClientConfig, RootCertStore};
+    let pem = std::fs::read(repo_path("tests/fixtures/api-test.crt")).map_err(|e| e.to_string())?;
+    let mut roots = RootCertStore::empty();
+    for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
+        roots
+            .add(cert.map_err(|e| e.to_string())?)
+            .map_err(|e| e.to_string())?;
+    }
+    let config = ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    rt.block_on(async {
+        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .map_err(|e| e.to_string())?;
+        let name = "localhost".try_into().map_err(|e| format!("{e:?}"))?;
+        let mut tls = connector
+            .connect(name, tcp)
+            .await
+            .map_err(|e| e.to_string())?;
+        tls.write_all(request.as_bytes())
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut response = Vec::new();
+        // The server may close without TLS close_notify once it has answered.
+        let _ = tls.read_to_end(&mut response).await;
+        Ok(String::from_utf8_lossy(&response).into_owned())
+    })
+}
+
+/// Issue 14, item 1: with a certificate and key configured, the API speaks TLS only, and its
+/// session cookie is marked Secure.
+#[test]
+fn the_api_is_served_over_tls_with_a_secure_session_cookie() {
+    let Node {
+        topics,
+        metrics_port,
+        dir,
+        config,
+        rt,
+    } = embedded_node("e2e_tls");
+    let tls = format!(
+        "\n[api]\ntls_cert_path = {:?}\ntls_key_path = {:?}\n",
+        repo_path("tests/fixtures/api-test.crt")
+            .display()
+            .to_string(),
+        repo_path("tests/fixtures/api-test.key")
+            .display()
+            .to_string()
+    );
+    let text = std::fs::read_to_string(&config).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&config, text + &tls).unwrap_or_else(|e| panic!("{e}"));
+    argus_user(&config, "liu", "monitor", "", "");
+    let out = Command::new(env!("CARGO_BIN_EXE_argus"))
+        .args([
+            "--config",
+            &config.display().to_string(),
+            "user",
+            "passwd",
+            "liu",
+        ])
+        .args(["--password-stdin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            if let Some(stdin) = child.stdin.as_mut() {
+                stdin.write_all(b"a long tls password\n")?;
+            }
+            child.wait()
+        })
+        .unwrap_or_else(|e| panic!("argus user passwd: {e}"));
+    assert!(out.success());
+    let child = Command::new(env!("CARGO_BIN_EXE_argus"))
+        .args(["--config", &config.display().to_string(), "run"])
+        .env("RUST_LOG", "warn")
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn argus: {e}"));
+    let argus = Running(child);
+    let health = "GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+    wait_for("argus to serve over tls", Duration::from_secs(30), || {
+        https(&rt, metrics_port, health).is_ok_and(|r| r.starts_with("HTTP/1.1 200"))
+    });
+    let body = r#"{"name": "liu", "password": "a long tls password"}"#;
+    let login = format!(
+        "POST /api/login HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let answer = https(&rt, metrics_port, &login).unwrap_or_else(|e| panic!("{e}"));
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let cookie = answer
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
+        .unwrap_or_else(|| panic!("no cookie: {answer}"));
+    assert!(
+        cookie.contains("HttpOnly")
+            && cookie.contains("SameSite=Strict")
+            && cookie.contains("Secure"),
+        "{cookie}"
+    );
+    // Plain HTTP gets no answer from the TLS port.
+    let plain = http_get(metrics_port, "/healthz").unwrap_or_default();
+    assert!(!plain.starts_with("HTTP/1.1 200"), "{plain:?}");
+    stop_argus(argus);
+    topics.delete(&rt);
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -283,6 +283,17 @@ pub struct ApiSettings {
     pub login_lockout_failures: u32,
     /// How long failed logins count, and how long attempts are then refused.
     pub login_lockout: Duration,
+    /// The certificate chain and private key (PEM) to serve the API over TLS; none: plain HTTP.
+    pub tls: Option<TlsFiles>,
+}
+
+/// A certificate chain and its private key, PEM files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// The private key (PKCS #8, PKCS #1 or SEC1).
+    pub key: PathBuf,
 }
 
 /// Validated settings: everything Argus needs to start, with defaults filled and values checked.
@@ -710,7 +721,7 @@ fn validate(raw: RawConfig, origin: &str, base_dir: &Path) -> Result<Settings, C
         )?),
     };
     let a = &raw.api;
-    let api = ApiSettings {
+    let mut api = ApiSettings {
         session_idle: Duration::from_secs(
             60 * in_range(
                 "api.session_idle_minutes",
@@ -747,7 +758,22 @@ fn validate(raw: RawConfig, origin: &str, base_dir: &Path) -> Result<Settings, C
                 "minutes",
             )?,
         ),
+        tls: None,
     };
+    let tls = match (a.tls_cert_path.is_empty(), a.tls_key_path.is_empty()) {
+        (true, true) => None,
+        (false, false) => Some(TlsFiles {
+            cert: base_dir.join(&a.tls_cert_path),
+            key: base_dir.join(&a.tls_key_path),
+        }),
+        _ => {
+            return Err(invalid(
+                "api.tls_cert_path",
+                "give tls_cert_path and tls_key_path together, or neither".to_owned(),
+            ))
+        }
+    };
+    api.tls = tls;
     non_empty("rules.path", &raw.rules.path)?;
     let rules = RulesSettings {
         path: base_dir.join(&raw.rules.path),

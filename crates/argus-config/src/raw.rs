@@ -38,6 +38,8 @@ pub(crate) struct RawApi {
     pub session_max_hours: u64,
     pub login_lockout_failures: u64,
     pub login_lockout_minutes: u64,
+    pub tls_cert_path: String,
+    pub tls_key_path: String,
 }
 
 impl Default for RawApi {
@@ -47,6 +49,8 @@ impl Default for RawApi {
             session_max_hours: 12,
             login_lockout_failures: 5,
             login_lockout_minutes: 15,
+            tls_cert_path: String::new(),
+            tls_key_path: String::new(),
         }
     }
 }

@@ -12,6 +12,7 @@ mod pipeline;
 mod records;
 mod service;
 mod tickets;
+mod tls;
 
 #[cfg(test)]
 mod api_tests;

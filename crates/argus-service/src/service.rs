@@ -239,6 +239,13 @@ pub async fn run(
         policy,
         cluster,
     } = parts;
+    // The API's certificate and key, checked before anything starts.
+    let tls = settings
+        .api
+        .tls
+        .as_ref()
+        .map(crate::tls::acceptor)
+        .transpose()?;
     let started = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -447,7 +454,11 @@ pub async fn run(
             addr: settings.metrics.listen_addr,
             source,
         })?;
-    tracing::info!(addr = %http_addr, "serving the api, /metrics and /healthz");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!(addr = %http_addr, scheme, "serving the api, /metrics and /healthz");
+    if tls.is_none() && !http_addr.ip().is_loopback() {
+        tracing::warn!(addr = %http_addr, "the api is served over plain http beyond loopback: sessions and tokens cross the network readable; set [api] tls_cert_path and tls_key_path");
+    }
     let api = argus_api::router(argus_api::ApiState::new(
         LiveRecords::new(api_store, commands_tx, api_tx, telemetry.clone()),
         Arc::clone(&registry),
@@ -456,10 +467,15 @@ pub async fn run(
     ));
     let http_stopped = stopped(&stopping);
     let http = tokio::spawn(async move {
-        let api = api.into_make_service_with_connect_info::<std::net::SocketAddr>();
-        axum::serve(listeners.http, api)
-            .with_graceful_shutdown(http_stopped)
-            .await
+        match tls {
+            Some(acceptor) => crate::tls::serve(listeners.http, acceptor, api, http_stopped).await,
+            None => {
+                let api = api.into_make_service_with_connect_info::<std::net::SocketAddr>();
+                axum::serve(listeners.http, api)
+                    .with_graceful_shutdown(http_stopped)
+                    .await
+            }
+        }
     });
 
     // Run until asked to stop, or until a part fails.
@@ -565,7 +581,7 @@ pub fn auth_settings(api: &argus_config::ApiSettings) -> argus_api::AuthSettings
     argus_api::AuthSettings {
         session_idle: api.session_idle,
         session_max: api.session_max,
-        secure_cookie: false,
+        secure_cookie: api.tls.is_some(),
         lockout_failures: api.login_lockout_failures,
         lockout: api.login_lockout,
     }
