@@ -140,7 +140,7 @@ async fn measure<S: Store>(
         rx,
         options.clone(),
         telemetry,
-        None,
+        argus_store::sink::Outlets::default(),
         stopping,
     ));
     let acked = Arc::new(AtomicUsize::new(0));

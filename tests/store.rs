@@ -567,7 +567,7 @@ async fn the_sink_acknowledges_inputs_once_their_rows_are_stored<S: Store>(store
         rx,
         options,
         telemetry.clone(),
-        None,
+        argus_store::sink::Outlets::default(),
         stopping,
     ));
     for n in 0..5 {
@@ -877,7 +877,7 @@ fn clickhouse_unreachable_without_a_spool_nothing_is_acknowledged() {
             rx,
             options.clone(),
             telemetry.clone(),
-            None,
+            argus_store::sink::Outlets::default(),
             stopping,
         ));
         tx.send(item(0)).await.unwrap_or_else(|e| panic!("{e}"));
@@ -953,7 +953,7 @@ fn clickhouse_unreachable_rows_are_spooled_acknowledged_and_written_later_in_ord
             rx,
             options.clone(),
             telemetry.clone(),
-            None,
+            argus_store::sink::Outlets::default(),
             stopping,
         ));
         for n in 0..5 {
@@ -986,7 +986,7 @@ fn clickhouse_unreachable_rows_are_spooled_acknowledged_and_written_later_in_ord
             rx,
             options,
             telemetry.clone(),
-            None,
+            argus_store::sink::Outlets::default(),
             stopping,
         ));
         tx.send(item(5)).await.unwrap_or_else(|e| panic!("{e}"));

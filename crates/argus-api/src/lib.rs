@@ -30,7 +30,10 @@
 //!   "chain_head"}` (the last line's hash: see `argus_store::audit`);
 //! - `POST /api/tickets/{id}/state` `{"to", "note", "outcome"}` (dispatchers, teams, heads): the
 //!   event;
-//! - `POST /api/silences` `{"enterprise", "points", "from", "to", "reason"}` (monitors).
+//! - `POST /api/silences` `{"enterprise", "points", "from", "to", "reason"}` (monitors);
+//! - `GET /api/stream`: Server-Sent Events, `alert` (AlertView with its transition) and
+//!   `ticket` (TicketEventView) as they are stored, those the caller may see, ids
+//!   `<run>-<seq>`; resumable with `Last-Event-ID`, else a `reload` event.
 //!
 //! An acknowledgement, a ticket change or a silence may carry an `Idempotency-Key` header: sent again
 //! with the same key and request (a retry after a lost answer, or after Argus restarted), it
@@ -40,6 +43,7 @@ pub mod accounts;
 pub mod auth;
 mod error;
 mod port;
+pub mod stream;
 
 use std::sync::Arc;
 
@@ -79,6 +83,8 @@ pub struct ApiState<R> {
     pub auth: AuthSettings,
     /// Failed logins per user and address.
     pub login_guard: auth::LoginGuard,
+    /// The live stream's recent events: the service publishes what it stores.
+    pub hub: Arc<stream::Hub>,
 }
 
 impl<R> ApiState<R> {
@@ -95,6 +101,7 @@ impl<R> ApiState<R> {
             telemetry,
             login_guard: auth::LoginGuard::new(&auth),
             auth,
+            hub: Arc::new(stream::Hub::new(stream::DEFAULT_STREAM_EVENTS)),
         }
     }
 }
@@ -144,6 +151,7 @@ pub fn router<R: Records>(state: ApiState<R>) -> Router {
         .route("/api/tickets/{id}", get(show_ticket::<R>))
         .route("/api/tickets/{id}/state", post(change_ticket::<R>))
         .route("/api/silences", post(silence::<R>))
+        .route("/api/stream", get(live::<R>))
         .with_state(Arc::new(state))
 }
 
@@ -266,6 +274,17 @@ async fn show_alert<R: Records>(
 ) -> Result<Response, ApiError> {
     let (alert, transitions) = visible_alert(&state.records, &caller, &id).await?;
     Ok(Json(serde_json::json!({ "alert": alert, "transitions": transitions })).into_response())
+}
+
+/// `GET /api/stream`: Server-Sent Events of what the caller may see, resumable with
+/// `Last-Event-ID` (see [`stream`]).
+async fn live<R: Records>(
+    State(state): Shared<R>,
+    caller: Caller,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    let last = headers.get("last-event-id").and_then(|v| v.to_str().ok());
+    stream::respond(Arc::clone(&state.hub), caller, last)
 }
 
 /// `{"note": "called the plant"}` (note optional; an empty body is no note).

@@ -85,13 +85,17 @@ impl ApiHarness {
             max_backoff: Duration::from_millis(100),
             spool: None,
         };
+        let (stored_tx, stored_rx) = mpsc::unbounded_channel();
         tokio::spawn(argus_store::sink::run(
             store.clone(),
             argus_store::Labels::new(&registry),
             sink_rx,
             options,
             telemetry.clone(),
-            None,
+            argus_store::sink::Outlets {
+                conflicts: None,
+                stored: Some(stored_tx),
+            },
             stopping,
         ));
         let (fired_tx, fired_rx) = mpsc::channel(4);
@@ -107,12 +111,13 @@ impl ApiHarness {
         ));
         let (pipeline_tx, pipeline) = mpsc::channel(4);
         let records = LiveRecords::new(store.clone(), commands_tx, pipeline_tx, telemetry.clone());
-        let app = argus_api::router(ApiState::new(
-            records,
-            Arc::clone(&registry),
-            telemetry,
-            auth,
+        let state = ApiState::new(records, Arc::clone(&registry), telemetry, auth);
+        tokio::spawn(crate::stream::publish(
+            store.clone(),
+            stored_rx,
+            Arc::clone(&state.hub),
         ));
+        let app = argus_api::router(state);
         Ok(Self {
             app,
             store,

@@ -11,6 +11,7 @@ pub mod harness;
 mod pipeline;
 mod records;
 mod service;
+mod stream;
 mod tickets;
 mod tls;
 

@@ -46,6 +46,23 @@ impl LiveRecords {
     }
 }
 
+impl LiveRecords {
+    /// A line of a ticket's record as the store keeps it (its hash set), or as given when the
+    /// store cannot say.
+    async fn stored_line(&self, line: TicketEventRow) -> TicketEventRow {
+        match self.store.ticket_events(&line.ticket_id).await {
+            Ok(record) => record
+                .into_iter()
+                .find(|l| l.seq == line.seq)
+                .unwrap_or(line),
+            Err(e) => {
+                tracing::warn!(ticket = %line.ticket_id, "cannot read back a stored ticket change: {e}");
+                line
+            }
+        }
+    }
+}
+
 fn unavailable(e: &StoreError) -> ApiError {
     ApiError::Unavailable(format!("the store cannot answer: {e}"))
 }
@@ -172,7 +189,8 @@ impl Records for LiveRecords {
             Err(_) => return Err(not_yet_durable()),
         };
         match answer {
-            Ok(event) => Ok(TicketEventRow::new(&event).view()),
+            // The line as stored (with its place in the record's chain), as a retry gets it.
+            Ok(event) => Ok(self.stored_line(TicketEventRow::new(&event)).await.view()),
             Err(Refused::KeyReused(key)) => Err(key_reused(&key)),
             Err(Refused::Ticket(e @ TicketError::UnknownTicket(_))) => {
                 Err(ApiError::NotFound(e.to_string()))

@@ -354,13 +354,19 @@ pub async fn run(
     // Conflicting readings the sink finds, as events to detection (unbounded: the sink never
     // waits for detection, which waits for the sink).
     let (conflicts_tx, conflicts_rx) = mpsc::unbounded_channel();
+    // What the sink stored, to the API's live stream (unbounded: the sink never waits for it).
+    let (stored_tx, stored_rx) = mpsc::unbounded_channel();
+    let stream_store = store.clone();
     let sink = argus_store::sink::run(
         store,
         argus_store::Labels::new(&registry),
         sink_rx,
         sink_options,
         telemetry.clone(),
-        Some(conflicts_tx),
+        argus_store::sink::Outlets {
+            conflicts: Some(conflicts_tx),
+            stored: Some(stored_tx),
+        },
         stopping.clone(),
     );
     let book = argus_tickets::TicketBook::new(policy, &registry);
@@ -459,12 +465,18 @@ pub async fn run(
     if tls.is_none() && !http_addr.ip().is_loopback() {
         tracing::warn!(addr = %http_addr, "the api is served over plain http beyond loopback: sessions and tokens cross the network readable; set [api] tls_cert_path and tls_key_path");
     }
-    let api = argus_api::router(argus_api::ApiState::new(
+    let api = argus_api::ApiState::new(
         LiveRecords::new(api_store, commands_tx, api_tx, telemetry.clone()),
         Arc::clone(&registry),
         telemetry,
         auth_settings(&settings.api),
+    );
+    tokio::spawn(crate::stream::publish(
+        stream_store,
+        stored_rx,
+        Arc::clone(&api.hub),
     ));
+    let api = argus_api::router(api);
     let http_stopped = stopped(&stopping);
     let http = tokio::spawn(async move {
         match tls {

@@ -16,7 +16,7 @@ use argus_telemetry::Telemetry;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
-use crate::rows::{ConflictRow, EventRow, RejectedRow, TicketEventRow, TicketRow};
+use crate::rows::{AlertEventRow, ConflictRow, EventRow, RejectedRow, TicketEventRow, TicketRow};
 use crate::spool::{RowBatch, Spool, SpoolError};
 use crate::{Labels, Store, StoreError};
 
@@ -124,6 +124,38 @@ impl Batch {
     }
 }
 
+/// Rows of a batch that is in the store, for those who follow what is stored (the API's live
+/// stream): alert transitions, ticket changes and the tickets they changed.
+#[derive(Debug, Clone, Default)]
+pub struct Stored {
+    /// Alert transitions.
+    pub alert_events: Vec<AlertEventRow>,
+    /// Lines of tickets' records.
+    pub ticket_events: Vec<TicketEventRow>,
+    /// The tickets as those lines left them.
+    pub tickets: Vec<TicketRow>,
+}
+
+impl Stored {
+    fn of(rows: &RowBatch) -> Option<Self> {
+        let stored = Self {
+            alert_events: rows.alert_events.clone(),
+            ticket_events: rows.ticket_events.clone(),
+            tickets: rows.tickets.clone(),
+        };
+        (!stored.alert_events.is_empty() || !stored.ticket_events.is_empty()).then_some(stored)
+    }
+}
+
+/// Where the sink hands on what it learns as it writes.
+#[derive(Debug, Clone, Default)]
+pub struct Outlets {
+    /// The conflicting readings a write finds (as events, to detection).
+    pub conflicts: Option<mpsc::UnboundedSender<Vec<Event>>>,
+    /// The transitions and ticket changes of each batch once it is in the store.
+    pub stored: Option<mpsc::UnboundedSender<Stored>>,
+}
+
 /// The sink's state between batches.
 struct Sink<S> {
     store: S,
@@ -136,8 +168,8 @@ struct Sink<S> {
     backoff: Duration,
     /// When the store may be tried again after a failure.
     next_try: Instant,
-    /// Where the conflicting readings found by a write go (as events, to detection).
-    conflicts: Option<mpsc::UnboundedSender<Vec<Event>>>,
+    /// Where conflicts and stored rows go.
+    outlets: Outlets,
 }
 
 impl<S: Store> Sink<S> {
@@ -203,10 +235,11 @@ impl<S: Store> Sink<S> {
             };
             let mut batch = spooled.batch;
             let rows = batch.len();
+            let stored = self.outlets.stored.as_ref().and(Stored::of(&batch));
             match self.store.insert_batch(&mut batch).await {
                 Ok(()) => {
                     spool.pop(spooled.seq).map_err(StoreError::Spool)?;
-                    written(&self.telemetry, self.conflicts.as_ref(), &mut batch);
+                    written(&self.telemetry, &self.outlets, &mut batch, stored);
                     self.telemetry
                         .store
                         .rows
@@ -281,13 +314,14 @@ impl<S: Store> Sink<S> {
             duplicates: 0,
         };
         let total = rows.len();
+        let stored = self.outlets.stored.as_ref().and(Stored::of(&rows));
         loop {
             let spooling = self.spool.as_ref().is_some_and(|s| !s.is_empty());
             if !spooling && Instant::now() >= self.next_try && self.prepare().await? {
                 match self.store.insert_batch(&mut rows).await {
                     Ok(()) => {
                         self.succeeded();
-                        written(&self.telemetry, self.conflicts.as_ref(), &mut rows);
+                        written(&self.telemetry, &self.outlets, &mut rows, stored);
                         self.telemetry
                             .store
                             .rows
@@ -334,12 +368,12 @@ impl<S: Store> Sink<S> {
     }
 }
 
-/// A batch is in: count its duplicates and hand on its conflicts.
-fn written(
-    telemetry: &Telemetry,
-    to: Option<&mpsc::UnboundedSender<Vec<Event>>>,
-    batch: &mut RowBatch,
-) {
+/// A batch is in: count its duplicates, hand on its conflicts and what it stored.
+fn written(telemetry: &Telemetry, outlets: &Outlets, batch: &mut RowBatch, stored: Option<Stored>) {
+    if let (Some(tx), Some(stored)) = (&outlets.stored, stored) {
+        // The stream may have stopped first (at shutdown): the rows are stored anyway.
+        let _ = tx.send(stored);
+    }
     let store = &telemetry.store;
     store
         .duplicate_readings
@@ -357,7 +391,7 @@ fn written(
         received = first.value,
         "readings delivered again with another value: the record keeps the first, the later ones are in the conflicts table; the first of these"
     );
-    if let Some(tx) = to {
+    if let Some(tx) = &outlets.conflicts {
         // Detection may have stopped first (at shutdown): the events are stored anyway.
         let _ = tx.send(conflicts.iter().map(ConflictRow::to_event).collect());
     }
@@ -366,7 +400,8 @@ fn written(
 /// Prepare the database (migrations and the column check, retried while the store is
 /// unreachable), then make durable what `rx` brings until every sender is gone, and flush.
 /// Readings are written first-write-wins (see [`crate::rows::first_writes`]); the conflicts a
-/// write finds go to `conflicts`, as events, once the batch is in.
+/// write finds go to `outlets.conflicts`, as events, and its transitions and ticket changes to
+/// `outlets.stored`, once the batch is in.
 /// Fails only on what retrying cannot mend: tables whose columns are not Argus's (writing would
 /// store garbage), an SQLite file that cannot be migrated, and a spool the file system refuses.
 pub async fn run<S: Store>(
@@ -375,7 +410,7 @@ pub async fn run<S: Store>(
     mut rx: mpsc::Receiver<Item>,
     options: SinkOptions,
     telemetry: Telemetry,
-    conflicts: Option<mpsc::UnboundedSender<Vec<Event>>>,
+    outlets: Outlets,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), StoreError> {
     let spool = match &options.spool {
@@ -400,7 +435,7 @@ pub async fn run<S: Store>(
         ready: false,
         backoff: Duration::from_millis(100),
         next_try: Instant::now(),
-        conflicts,
+        outlets,
     };
     sink.gauge();
     sink.prepare().await?;
