@@ -114,6 +114,14 @@ async fn send(
         .and_then(|c| c.to_str().ok())
         .and_then(|c| c.split(';').next())
         .map(str::to_owned);
+    // A live stream never ends: its status and type are the answer.
+    let streaming = response
+        .headers()
+        .get("content-type")
+        .is_some_and(|t| t.as_bytes().starts_with(b"text/event-stream"));
+    if streaming {
+        return (status, "(event stream)".to_owned(), cookie);
+    }
     let bytes = response
         .into_body()
         .collect()
@@ -186,6 +194,9 @@ fn matrix() -> Vec<Row> {
         row(who, "GET", "/api/alerts/{alert}", "", read(200), None);
         row(who, "GET", "/api/tickets", "", signed_in, count("tickets"));
         row(who, "GET", "/api/tickets/{ticket}", "", read(200), None);
+        let page = "/api/tickets/{ticket}/record.html";
+        row(who, "GET", page, "", read(200), None);
+        row(who, "GET", "/api/stream", "", signed_in, None);
         // Refusals: visible but the wrong role (403), invisible (404), nobody (401).
         let (ack, change) = ("/api/alerts/{alert}/ack", "/api/tickets/{ticket}/state");
         if who != "monitor" {

@@ -28,6 +28,8 @@
 //!   [TicketView]}`;
 //! - `GET /api/tickets/{id}`: `{"ticket": TicketView, "record": [TicketEventView],
 //!   "chain_head"}` (the last line's hash: see `argus_store::audit`);
+//! - `GET /api/tickets/{id}/record.html`: the same record as a printable page (UTC+8, every
+//!   line's hash, the chain head);
 //! - `POST /api/tickets/{id}/state` `{"to", "note", "outcome"}` (dispatchers, teams, heads): the
 //!   event;
 //! - `POST /api/silences` `{"enterprise", "points", "from", "to", "reason"}` (monitors);
@@ -42,6 +44,7 @@
 pub mod accounts;
 pub mod auth;
 mod error;
+mod export;
 mod port;
 pub mod stream;
 
@@ -150,6 +153,10 @@ pub fn router<R: Records>(state: ApiState<R>) -> Router {
         .route("/api/tickets", get(list_tickets::<R>))
         .route("/api/tickets/{id}", get(show_ticket::<R>))
         .route("/api/tickets/{id}/state", post(change_ticket::<R>))
+        .route(
+            "/api/tickets/{id}/record.html",
+            get(ticket_record_page::<R>),
+        )
         .route("/api/silences", post(silence::<R>))
         .route("/api/stream", get(live::<R>))
         .with_state(Arc::new(state))
@@ -394,6 +401,16 @@ async fn show_ticket<R: Records>(
     let head = record.last().map(|e| e.hash.as_str()).unwrap_or_default();
     let body = serde_json::json!({ "ticket": ticket, "record": record, "chain_head": head });
     Ok(Json(body).into_response())
+}
+
+/// `GET /api/tickets/{id}/record.html`: the ticket's legal record as a printable page.
+async fn ticket_record_page<R: Records>(
+    State(state): Shared<R>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let (ticket, record) = visible_ticket(&state.records, &caller, &id).await?;
+    Ok(axum::response::Html(export::record_html(&ticket, &record)).into_response())
 }
 
 /// `{"to": "accepted", "note": "...", "outcome": "violation_confirmed"}` (note and outcome

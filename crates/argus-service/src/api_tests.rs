@@ -319,6 +319,29 @@ async fn tickets_are_listed_shown_and_moved_by_role() {
     assert_eq!(last["actor"], "sun display (sun)", "{record}");
     assert_eq!(last["note"], "on our way");
     assert_eq!(record["ticket"]["state"], "accepted");
+    assert_eq!(record["chain_head"], last["hash"]);
+
+    // The printable record: every line, its hash and the chain head; what people wrote is
+    // shown as text, never run.
+    let inspect = r#"{"to": "inspecting", "note": "<script>alert(1)</script> & co"}"#;
+    let (status, body) = call_as(&f.app, &f.team, "POST", &path, inspect).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let head = json(&body)["hash"].as_str().unwrap().to_owned();
+    let page_path = format!("/api/tickets/{id}/record.html");
+    let (status, page) = call_as(&f.app, &f.team, "GET", &page_path, "").await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.starts_with("<!DOCTYPE html>"), "{page}");
+    assert!(page.contains(&format!("<dt>链头 Chain head</dt><dd><code>{head}</code>")));
+    assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt; &amp; co"));
+    assert!(!page.contains("<script>"));
+    assert!(page.contains("sun display (sun)") && page.contains("accepted → inspecting"));
+    assert_eq!(
+        page.matches("<tr><td>").count() as u64,
+        events + 2,
+        "one row per line"
+    );
+    let (status, _) = call(&f.app, "GET", &page_path, "").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
     let (status, _) = call_as(
         &f.app,
         &f.monitor,
