@@ -1450,6 +1450,12 @@ fn audit_verify(config: &std::path::Path) -> (bool, String) {
     (out.status.success(), text)
 }
 
+/// `argus audit verify` on `config` succeeds (or fails) and prints `expected`.
+fn assert_audit(config: &std::path::Path, clean: bool, expected: &str) {
+    let (succeeded, text) = audit_verify(config);
+    assert!(succeeded == clean && text.contains(expected), "{text}");
+}
+
 /// The line `argus audit verify` must name once a byte of line 2 of ticket 7 changed.
 const CHANGED: &str = "ticket 0000000000000007: line 2 was changed after it was written";
 
@@ -1461,11 +1467,7 @@ fn audit_verify_finds_a_changed_byte_in_a_ticket_record_on_clickhouse() {
     let store = ClickHouseStore::with_database(&settings().clickhouse, &id);
     let rt = runtime();
     rt.block_on(three_lines_of_record(&store));
-    let (clean, text) = audit_verify(&config);
-    assert!(
-        clean && text.contains("1 tickets, 3 lines verified"),
-        "{text}"
-    );
+    assert_audit(&config, true, "1 tickets, 3 lines verified");
     // One byte of one line: "step 2" becomes "step 3" (a mutation, applied in the background).
     ok(rt.block_on(
         store
@@ -1476,8 +1478,7 @@ fn audit_verify_finds_a_changed_byte_in_a_ticket_record_on_clickhouse() {
         rt.block_on(store.ticket_events("0000000000000007"))
             .is_ok_and(|r| r.get(1).is_some_and(|l| l.note == "step 3"))
     });
-    let (clean, text) = audit_verify(&config);
-    assert!(!clean && text.contains(CHANGED), "{text}");
+    assert_audit(&config, false, CHANGED);
     ok(rt.block_on(store.query(&format!("DROP DATABASE {id}")).execute()));
     let _ = std::fs::remove_dir_all(dir);
 }
@@ -1499,11 +1500,7 @@ fn audit_verify_finds_a_changed_byte_in_a_ticket_record_on_sqlite() {
     let store = ok(SqliteStore::open(&dir.join("argus.sqlite")));
     let rt = runtime();
     rt.block_on(three_lines_of_record(&store));
-    let (clean, text) = audit_verify(&config);
-    assert!(
-        clean && text.contains("1 tickets, 3 lines verified"),
-        "{text}"
-    );
+    assert_audit(&config, true, "1 tickets, 3 lines verified");
     // The record refuses updates; someone with the file drops the guard and edits one byte.
     rt.block_on(async {
         ok(store
@@ -1514,7 +1511,6 @@ fn audit_verify_finds_a_changed_byte_in_a_ticket_record_on_sqlite() {
             .await);
         assert_eq!(changed, 1);
     });
-    let (clean, text) = audit_verify(&config);
-    assert!(!clean && text.contains(CHANGED), "{text}");
+    assert_audit(&config, false, CHANGED);
     let _ = std::fs::remove_dir_all(dir);
 }
