@@ -17,9 +17,9 @@ use tower::ServiceExt;
 
 use crate::util::{repo_path, runtime, settings, unique};
 
-const PASSWORD: &str = "matrix password 2026";
+pub(crate) const PASSWORD: &str = "matrix password 2026";
 
-fn read(path: &str) -> String {
+pub(crate) fn read(path: &str) -> String {
     std::fs::read_to_string(repo_path(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
@@ -88,7 +88,7 @@ async fn world(store: Backend) -> (ApiHarness, String, String, String) {
     (harness, alert, ticket, town)
 }
 
-async fn send(
+pub(crate) async fn send(
     app: &axum::Router,
     method: &str,
     uri: &str,
@@ -131,7 +131,11 @@ async fn send(
     (status, String::from_utf8_lossy(&bytes).into_owned(), cookie)
 }
 
-async fn login(app: &axum::Router, name: &str, password: &str) -> (StatusCode, Option<String>) {
+pub(crate) async fn login(
+    app: &axum::Router,
+    name: &str,
+    password: &str,
+) -> (StatusCode, Option<String>) {
     let body = serde_json::json!({ "name": name, "password": password }).to_string();
     let (status, _, cookie) = send(app, "POST", "/api/login", None, &body).await;
     (status, cookie)
@@ -197,6 +201,20 @@ fn matrix() -> Vec<Row> {
         let page = "/api/tickets/{ticket}/record.html";
         row(who, "GET", page, "", read(200), None);
         row(who, "GET", "/api/stream", "", signed_in, None);
+        row(who, "GET", "/api/registry", "", signed_in, None);
+        let listed = if county { None } else { count("enterprises") };
+        row(who, "GET", "/api/enterprises", "", signed_in, listed);
+        row(
+            who,
+            "GET",
+            "/api/enterprises/{enterprise}",
+            "",
+            read(200),
+            None,
+        );
+        let readings = "/api/points/{point}/readings?metric={metric}\
+                        &from=2026-11-25T15:00:00Z&to=2026-11-25T17:00:00Z";
+        row(who, "GET", readings, "", read(200), None);
         // Refusals: visible but the wrong role (403), invisible (404), nobody (401).
         let (ack, change) = ("/api/alerts/{alert}/ack", "/api/tickets/{ticket}/state");
         if who != "monitor" {
@@ -275,14 +293,14 @@ async fn authorization_matrix(store: Backend) {
         assert_eq!(status, StatusCode::OK, "{who} logs in");
         sessions.insert(*who, cookie.unwrap_or_else(|| panic!("{who}: no cookie")));
     }
-    let enterprise = harness
+    let stored = harness
         .store
         .alert(&alert)
         .await
         .ok()
         .flatten()
-        .map(|a| a.enterprise_id)
-        .unwrap_or_default();
+        .unwrap_or_else(|| panic!("alert {alert} not stored"));
+    let enterprise = stored.enterprise_id.clone();
     let silence = serde_json::json!({
         "enterprise": enterprise, "from": "2026-11-26T08:00:00+08:00",
         "to": "2026-11-26T12:00:00+08:00", "reason": "ventilation works"
@@ -298,7 +316,10 @@ async fn authorization_matrix(store: Backend) {
         let path = row
             .path
             .replace("{alert}", &alert)
-            .replace("{ticket}", &ticket);
+            .replace("{ticket}", &ticket)
+            .replace("{enterprise}", &stored.enterprise_id)
+            .replace("{point}", &stored.source)
+            .replace("{metric}", &stored.metric);
         let body = match row.body {
             "{silence}" => silence.clone(),
             "{new_user}" => new_user.clone(),
@@ -498,7 +519,7 @@ async fn credentials_end_when_they_should(store: Backend) {
 }
 
 /// A ClickHouse database of its own, dropped afterwards.
-fn on_clickhouse<F, Fut>(name: &str, test: F)
+pub(crate) fn on_clickhouse<F, Fut>(name: &str, test: F)
 where
     F: FnOnce(Backend) -> Fut,
     Fut: std::future::Future<Output = ()>,
@@ -512,7 +533,7 @@ where
 }
 
 /// An SQLite file of its own, removed afterwards.
-fn on_sqlite<F, Fut>(name: &str, test: F)
+pub(crate) fn on_sqlite<F, Fut>(name: &str, test: F)
 where
     F: FnOnce(Backend) -> Fut,
     Fut: std::future::Future<Output = ()>,

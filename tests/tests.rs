@@ -16,6 +16,7 @@ mod kafka;
 mod kafka_source;
 mod mosquitto;
 mod mqtt_source;
+mod queries;
 mod replay;
 mod store;
 mod util;

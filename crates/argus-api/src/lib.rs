@@ -21,11 +21,16 @@
 //!   `POST /api/users/{name}/password` `{"password", "current_password"}` (admins, or oneself);
 //! - `GET /api/tokens`, `POST /api/tokens` `{"name", "days"}` (the secret shown once),
 //!   `DELETE /api/tokens/{id}`;
-//! - `GET /api/alerts?limit=N`: the newest alerts the caller may see, `{"alerts": [AlertView]}`;
-//! - `GET /api/alerts/{id}`: `{"alert": AlertView, "transitions": [AlertView]}`;
+//! - `GET /api/alerts?from&to&town&department&enterprise&point&kind&severity&status&muted&
+//!   acknowledged&limit&cursor`: the alerts the caller may see, newest start first, `{"alerts":
+//!   [AlertView], "next"}` (`next`: the cursor of the following page, null on the last; see
+//!   [`query`]);
+//! - `GET /api/alerts/{id}`: `{"alert": AlertView, "transitions": [AlertView], "readings":
+//!   SeriesView}` (its point and metric from an hour before it to an hour after);
 //! - `POST /api/alerts/{id}/ack` `{"note"}` (monitors): the acknowledged alert;
-//! - `GET /api/tickets?limit=N`: the newest tickets the caller may see, `{"tickets":
-//!   [TicketView]}`;
+//! - `GET /api/tickets?department&town&enterprise&state&due_before&order&limit&cursor`: the
+//!   tickets the caller may see, newest first or (`order=deadline`) soonest deadline first,
+//!   `{"tickets": [TicketView], "next"}`;
 //! - `GET /api/tickets/{id}`: `{"ticket": TicketView, "record": [TicketEventView],
 //!   "chain_head"}` (the last line's hash: see `argus_store::audit`);
 //! - `GET /api/tickets/{id}/record.html`: the same record as a printable page (UTC+8, every
@@ -35,7 +40,12 @@
 //! - `POST /api/silences` `{"enterprise", "points", "from", "to", "reason"}` (monitors);
 //! - `GET /api/stream`: Server-Sent Events, `alert` (AlertView with its transition) and
 //!   `ticket` (TicketEventView) as they are stored, those the caller may see, ids
-//!   `<run>-<seq>`; resumable with `Last-Event-ID`, else a `reload` event.
+//!   `<run>-<seq>`; resumable with `Last-Event-ID`, else a `reload` event;
+//! - `GET /api/registry`: `RegistryView` (towns, departments, teams, standards);
+//! - `GET /api/enterprises?town&department`: `{"enterprises": [EnterpriseView]}`, those the
+//!   caller may see; `GET /api/enterprises/{id}`: `{"enterprise": EnterpriseView}`;
+//! - `GET /api/points/{mn}/readings?metric&from&to`: `SeriesView`, each reading up to 12
+//!   hours, hourly aggregates beyond.
 //!
 //! An acknowledgement, a ticket change or a silence may carry an `Idempotency-Key` header: sent again
 //! with the same key and request (a retry after a lost answer, or after Argus restarted), it
@@ -46,6 +56,7 @@ pub mod auth;
 mod error;
 mod export;
 mod port;
+pub mod query;
 pub mod stream;
 
 use std::sync::Arc;
@@ -57,7 +68,7 @@ use argus_model::{
 use argus_telemetry::Telemetry;
 use argus_tickets::Change;
 use auth::Action;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -147,10 +158,10 @@ pub fn router<R: Records>(state: ApiState<R>) -> Router {
             "/api/tokens/{id}",
             axum::routing::delete(accounts::revoke_token::<R>),
         )
-        .route("/api/alerts", get(list_alerts::<R>))
+        .route("/api/alerts", get(query::list_alerts::<R>))
         .route("/api/alerts/{id}", get(show_alert::<R>))
         .route("/api/alerts/{id}/ack", post(acknowledge::<R>))
-        .route("/api/tickets", get(list_tickets::<R>))
+        .route("/api/tickets", get(query::list_tickets::<R>))
         .route("/api/tickets/{id}", get(show_ticket::<R>))
         .route("/api/tickets/{id}/state", post(change_ticket::<R>))
         .route(
@@ -159,6 +170,10 @@ pub fn router<R: Records>(state: ApiState<R>) -> Router {
         )
         .route("/api/silences", post(silence::<R>))
         .route("/api/stream", get(live::<R>))
+        .route("/api/registry", get(query::registry::<R>))
+        .route("/api/enterprises", get(query::list_enterprises::<R>))
+        .route("/api/enterprises/{id}", get(query::show_enterprise::<R>))
+        .route("/api/points/{mn}/readings", get(query::point_readings::<R>))
         .with_state(Arc::new(state))
 }
 
@@ -190,69 +205,6 @@ async fn readyz<R: Records>(State(state): Shared<R>) -> Response {
     (status, Json(body)).into_response()
 }
 
-/// `?limit=N` of a list.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Page {
-    limit: Option<u32>,
-}
-
-impl Page {
-    fn limit(&self) -> Result<u32, ApiError> {
-        match self.limit {
-            None => Ok(DEFAULT_PAGE),
-            Some(n) if (1..=MAX_PAGE).contains(&n) => Ok(n),
-            Some(n) => Err(ApiError::BadRequest(format!(
-                "limit must be between 1 and {MAX_PAGE}, got {n}"
-            ))),
-        }
-    }
-}
-
-/// The query string of a list, or a 400 naming what is wrong with it.
-fn page(
-    query: Result<Query<Page>, axum::extract::rejection::QueryRejection>,
-) -> Result<u32, ApiError> {
-    let Query(page) = query.map_err(|e| ApiError::BadRequest(format!("bad query: {e}")))?;
-    page.limit()
-}
-
-/// The newest tickets the caller may see.
-async fn visible_tickets<R: Records>(
-    records: &R,
-    caller: &Caller,
-    limit: u32,
-) -> Result<Vec<TicketView>, ApiError> {
-    match caller.user.jurisdiction.department() {
-        None => records.recent_tickets(limit).await,
-        Some(department) => {
-            let town = caller.user.jurisdiction.town();
-            records.tickets_of(department, town, limit).await
-        }
-    }
-}
-
-async fn list_alerts<R: Records>(
-    State(state): Shared<R>,
-    caller: Caller,
-    query: Result<Query<Page>, axum::extract::rejection::QueryRejection>,
-) -> Result<Response, ApiError> {
-    let limit = page(query)?;
-    let alerts = if caller.sees_county() {
-        state.records.recent_alerts(limit).await?
-    } else {
-        // A team or head sees the alerts behind its tickets.
-        let tickets = visible_tickets(&state.records, &caller, MAX_PAGE).await?;
-        let mut ids: Vec<String> = tickets.into_iter().flat_map(|t| t.alert_ids).collect();
-        ids.sort_unstable();
-        ids.dedup();
-        let mut alerts = state.records.alerts_by_id(&ids).await?;
-        alerts.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-        alerts
-    };
-    Ok(Json(serde_json::json!({ "alerts": alerts })).into_response())
-}
-
 /// 404 unless the alert is stored and the caller may see it: the whole county, or an alert
 /// behind one of the caller's tickets.
 async fn visible_alert<R: Records>(
@@ -280,7 +232,11 @@ async fn show_alert<R: Records>(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let (alert, transitions) = visible_alert(&state.records, &caller, &id).await?;
-    Ok(Json(serde_json::json!({ "alert": alert, "transitions": transitions })).into_response())
+    let now = Timestamp::from_system_time(std::time::SystemTime::now());
+    let readings = query::around_alert(&state.records, &alert, now).await?;
+    let body =
+        serde_json::json!({ "alert": alert, "transitions": transitions, "readings": readings });
+    Ok(Json(body).into_response())
 }
 
 /// `GET /api/stream`: Server-Sent Events of what the caller may see, resumable with
@@ -359,15 +315,6 @@ async fn acknowledge<R: Records>(
     };
     let alert = state.records.acknowledge(ack).await?;
     Ok(Json(alert).into_response())
-}
-
-async fn list_tickets<R: Records>(
-    State(state): Shared<R>,
-    caller: Caller,
-    query: Result<Query<Page>, axum::extract::rejection::QueryRejection>,
-) -> Result<Response, ApiError> {
-    let tickets = visible_tickets(&state.records, &caller, page(query)?).await?;
-    Ok(Json(serde_json::json!({ "tickets": tickets })).into_response())
 }
 
 /// A ticket id of the path: 16 hex digits.

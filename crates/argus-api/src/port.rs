@@ -4,7 +4,10 @@
 
 use std::future::Future;
 
-use argus_model::{AlertView, Credential, TicketEventView, TicketView, Timestamp, User};
+use argus_model::{
+    AlertQuery, AlertView, Credential, HourView, ReadingView, TicketEventView, TicketQuery,
+    TicketView, Timestamp, User,
+};
 
 use crate::ApiError;
 
@@ -94,12 +97,6 @@ pub trait Accounts: Send + Sync + 'static {
 
 /// The service behind the API.
 pub trait Records: Accounts {
-    /// The newest alerts, newest start first.
-    fn recent_alerts(
-        &self,
-        limit: u32,
-    ) -> impl Future<Output = Result<Vec<AlertView>, ApiError>> + Send;
-
     /// An alert as stored, with its transitions in the order of its life; none if not stored.
     fn alert(
         &self,
@@ -111,12 +108,6 @@ pub trait Records: Accounts {
         &self,
         ack: Acknowledge,
     ) -> impl Future<Output = Result<AlertView, ApiError>> + Send;
-
-    /// The newest tickets, newest first.
-    fn recent_tickets(
-        &self,
-        limit: u32,
-    ) -> impl Future<Output = Result<Vec<TicketView>, ApiError>> + Send;
 
     /// A ticket with its whole record; none if not stored.
     fn ticket(
@@ -133,23 +124,46 @@ pub trait Records: Accounts {
     /// Set a silence.
     fn silence(&self, silence: Silence) -> impl Future<Output = Result<(), ApiError>> + Send;
 
-    /// The newest tickets of a department (in every town, or in one), newest first.
-    fn tickets_of(
-        &self,
-        department: &str,
-        town: Option<&str>,
-        limit: u32,
-    ) -> impl Future<Output = Result<Vec<TicketView>, ApiError>> + Send;
-
     /// The tickets that list an alert.
     fn tickets_with_alert(
         &self,
         alert_id: &str,
     ) -> impl Future<Output = Result<Vec<TicketView>, ApiError>> + Send;
 
-    /// These alerts as stored (those that are), newest start first.
-    fn alerts_by_id(
+    /// The alerts a search finds, newest start first.
+    fn find_alerts(
         &self,
-        alert_ids: &[String],
+        query: &AlertQuery,
     ) -> impl Future<Output = Result<Vec<AlertView>, ApiError>> + Send;
+
+    /// The tickets a search finds, in its order.
+    fn find_tickets(
+        &self,
+        query: &TicketQuery,
+    ) -> impl Future<Output = Result<Vec<TicketView>, ApiError>> + Send;
+
+    /// The ids of the enterprises with a ticket of this department (all towns, or one).
+    fn ticket_enterprises(
+        &self,
+        department: &str,
+        town: Option<&str>,
+    ) -> impl Future<Output = Result<Vec<String>, ApiError>> + Send;
+
+    /// A point's real-time readings of `metric` in `[from, to)`, oldest first.
+    fn readings(
+        &self,
+        point: &str,
+        metric: &str,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> impl Future<Output = Result<Vec<ReadingView>, ApiError>> + Send;
+
+    /// Hourly aggregates of a point's valid readings of `metric` in `[from, to)`, oldest first.
+    fn hourly(
+        &self,
+        point: &str,
+        metric: &str,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> impl Future<Output = Result<Vec<HourView>, ApiError>> + Send;
 }

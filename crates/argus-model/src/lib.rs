@@ -11,6 +11,7 @@ pub mod alert;
 pub mod event;
 pub mod flag;
 pub mod metric;
+pub mod query;
 pub mod reading;
 pub mod registry;
 pub mod severity;
@@ -23,9 +24,13 @@ pub use alert::{Alert, AlertKind, AlertStatus};
 pub use event::{Event, EventKind};
 pub use flag::DataFlag;
 pub use metric::{Metric, MetricCode, MetricDomain, Unit};
+pub use query::{AlertCursor, AlertQuery, TicketCursor, TicketOrder, TicketQuery};
 pub use reading::{Interval, Reading, SourceId};
 pub use registry::{Registry, RegistryError};
 pub use severity::Severity;
 pub use ticket::{Ticket, TicketOutcome, TicketState};
 pub use time::Timestamp;
-pub use view::{AlertView, CredentialView, TicketEventView, TicketView, UserView};
+pub use view::{
+    AlertView, CredentialView, EnterpriseView, HourView, LimitView, NamedView, PointView,
+    ReadingView, RegistryView, SeriesView, TeamView, TicketEventView, TicketView, UserView,
+};

@@ -198,3 +198,280 @@ impl CredentialView {
         }
     }
 }
+
+/// The county's organisation as the API answers it (`GET /api/registry`): who is who, not
+/// what is watched (enterprises are [`EnterpriseView`]s).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RegistryView {
+    /// The county (or province) the registry describes.
+    pub county: String,
+    /// Its towns: `{"id", "name"}`.
+    pub towns: Vec<NamedView>,
+    /// Its supervising departments: `{"id", "name"}`.
+    pub departments: Vec<NamedView>,
+    /// Its enforcement teams, one per town and department.
+    pub teams: Vec<TeamView>,
+    /// The standards limits come from: `{"id", "name"}`.
+    pub standards: Vec<NamedView>,
+}
+
+/// Something the registry names: a town, department or standard.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NamedView {
+    /// Its id in the registry.
+    pub id: String,
+    /// Its name, as written.
+    pub name: String,
+}
+
+/// An enforcement team.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TeamView {
+    /// Its town's id.
+    pub town: String,
+    /// Its department's id.
+    pub department: String,
+    /// Its name.
+    pub name: String,
+    /// How to reach it (phone, duty roster), free text.
+    pub contact: String,
+}
+
+impl RegistryView {
+    /// The view of `registry`.
+    pub fn of(registry: &crate::Registry) -> Self {
+        let named = |id: &str, name: &str| NamedView {
+            id: id.to_owned(),
+            name: name.to_owned(),
+        };
+        Self {
+            county: registry.county().to_owned(),
+            towns: registry.towns().map(|t| named(&t.id, &t.name)).collect(),
+            departments: registry
+                .departments()
+                .map(|d| named(&d.id, &d.name))
+                .collect(),
+            teams: registry
+                .teams()
+                .map(|t| TeamView {
+                    town: t.town.clone(),
+                    department: t.department.clone(),
+                    name: t.name.clone(),
+                    contact: t.contact.clone(),
+                })
+                .collect(),
+            standards: registry
+                .standards()
+                .map(|s| named(&s.id, &s.name))
+                .collect(),
+        }
+    }
+}
+
+/// An enterprise under supervision, with its monitoring points and their limits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EnterpriseView {
+    /// Its id in the registry and in alerts.
+    pub id: String,
+    /// Its name, as written.
+    pub name: String,
+    /// `thermal_power`, `coal_mine`, `chemical`, `wastewater_treatment`, `boiler`, `cement`,
+    /// `coking` or `other`.
+    pub industry: String,
+    /// Its town's id.
+    pub town: String,
+    /// The ids of the departments that supervise it.
+    pub departments: Vec<String>,
+    /// Its monitoring points, by MN.
+    pub points: Vec<PointView>,
+}
+
+/// A monitoring point.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PointView {
+    /// The MN (HJ 212) or device id.
+    pub mn: String,
+    /// Its name, as written.
+    pub name: String,
+    /// What it is: `flue_gas_outlet`, `wastewater_outlet`, `mine_working_face`, ... (the
+    /// registry's point kinds).
+    pub kind: String,
+    /// The reference O2 (%) its concentrations are corrected to, where the standard has one.
+    pub o2_reference_pct: Option<f64>,
+    /// The points it is checked against (a treatment meter's production line, ...).
+    pub related: Vec<String>,
+    /// The limits in force here.
+    pub limits: Vec<LimitView>,
+}
+
+/// A limit in force at a point. Of the bounds, those of its `kind` are set, the others absent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LimitView {
+    /// The metric code (`a21026`, `w01018`, ...).
+    pub metric: String,
+    /// The metric's unit (`mg/m3`, `%`, ...).
+    pub unit: String,
+    /// Over what it is judged: `instant`, `hourly_avg` or `daily_avg`.
+    pub basis: String,
+    /// `max`, `min`, `range` (both), `methane` (alarm, power cut, restore) or `gas_alarm`
+    /// (level 1, level 2).
+    pub kind: String,
+    /// The highest allowed value (`max`, `range`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub max: Option<f64>,
+    /// The lowest allowed value (`min`, `range`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub min: Option<f64>,
+    /// Methane alarm concentration, % CH4.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub alarm: Option<f64>,
+    /// Methane power-cut concentration, % CH4.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub power_cut: Option<f64>,
+    /// Power may be restored below this methane concentration, % CH4.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub restore: Option<f64>,
+    /// Gas alarm level 1 set point.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub level1: Option<f64>,
+    /// Gas alarm level 2 set point.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub level2: Option<f64>,
+    /// The id of the standard it comes from.
+    pub standard: String,
+}
+
+impl EnterpriseView {
+    /// The view of `enterprise`, its points as the registry has them.
+    pub fn of(registry: &crate::Registry, enterprise: &crate::registry::Enterprise) -> Self {
+        Self {
+            id: enterprise.id.clone(),
+            name: enterprise.name.clone(),
+            industry: enterprise.industry.as_str().to_owned(),
+            town: enterprise.town.clone(),
+            departments: enterprise.departments.clone(),
+            points: enterprise
+                .points
+                .iter()
+                .filter_map(|mn| registry.point(mn.as_str()))
+                .map(PointView::of)
+                .collect(),
+        }
+    }
+}
+
+impl PointView {
+    /// The view of `point`.
+    pub fn of(point: &crate::registry::MonitoringPoint) -> Self {
+        Self {
+            mn: point.mn.as_str().to_owned(),
+            name: point.name.clone(),
+            kind: point.kind.as_str().to_owned(),
+            o2_reference_pct: point.o2_reference_pct,
+            related: point
+                .related
+                .iter()
+                .map(|r| r.as_str().to_owned())
+                .collect(),
+            limits: point.limits.iter().map(LimitView::of).collect(),
+        }
+    }
+}
+
+impl LimitView {
+    /// The view of `limit`.
+    pub fn of(limit: &crate::registry::Limit) -> Self {
+        use crate::registry::LimitBound;
+        let mut view = Self {
+            metric: limit.metric.code().to_owned(),
+            unit: limit.metric.unit().symbol().to_owned(),
+            basis: limit.basis.as_str().to_owned(),
+            kind: String::new(),
+            max: None,
+            min: None,
+            alarm: None,
+            power_cut: None,
+            restore: None,
+            level1: None,
+            level2: None,
+            standard: limit.standard.clone(),
+        };
+        view.kind = match limit.bound {
+            LimitBound::Max(max) => {
+                view.max = Some(max);
+                "max"
+            }
+            LimitBound::Min(min) => {
+                view.min = Some(min);
+                "min"
+            }
+            LimitBound::Range { min, max } => {
+                (view.min, view.max) = (Some(min), Some(max));
+                "range"
+            }
+            LimitBound::Methane {
+                alarm,
+                power_cut,
+                restore,
+            } => {
+                (view.alarm, view.power_cut, view.restore) =
+                    (Some(alarm), Some(power_cut), Some(restore));
+                "methane"
+            }
+            LimitBound::GasAlarm { level1, level2 } => {
+                (view.level1, view.level2) = (Some(level1), Some(level2));
+                "gas_alarm"
+            }
+        }
+        .to_owned();
+        view
+    }
+}
+
+/// One reading of a point as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReadingView {
+    /// Event time (RFC 3339, UTC).
+    pub at: String,
+    /// The value, in the metric's unit.
+    pub value: f64,
+    /// The data flag (`N` valid; `F` stopped, `M` maintenance, `D` fault, ... of HJ 212).
+    pub flag: String,
+}
+
+/// One hour of a point's valid readings of one metric.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HourView {
+    /// Start of the hour (RFC 3339, UTC).
+    pub hour: String,
+    /// Mean of the valid values.
+    pub avg: f64,
+    /// Lowest valid value.
+    pub min: f64,
+    /// Highest valid value.
+    pub max: f64,
+    /// How many valid values.
+    pub samples: u64,
+}
+
+/// A point's readings of one metric over a range: each reading where the range is short,
+/// hourly aggregates of the valid ones where it is long.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SeriesView {
+    /// The point.
+    pub point: String,
+    /// The metric code.
+    pub metric: String,
+    /// Start of the range (RFC 3339, inclusive).
+    pub from: String,
+    /// End of the range (RFC 3339, exclusive).
+    pub to: String,
+    /// `real_time` (`readings` set) or `hour` (`hours` set).
+    pub interval: String,
+    /// Each real-time reading, oldest first (`real_time`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub readings: Option<Vec<ReadingView>>,
+    /// Hourly aggregates, oldest first (`hour`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub hours: Option<Vec<HourView>>,
+}

@@ -174,6 +174,47 @@ impl ApiHarness {
         Err(HarnessError::NotStored(id))
     }
 
+    /// Resolve an alert fired with [`ApiHarness::fire`] and wait until the store has it
+    /// resolved.
+    pub async fn resolve(
+        &self,
+        instance: &Instance,
+        alert_id: u64,
+        started_at: Timestamp,
+        ended_at: Timestamp,
+    ) -> Result<(), HarnessError> {
+        let transition = AlertTransition {
+            alert_id,
+            kind: instance.kind,
+            instance: Arc::new(instance.clone()),
+            transition: Transition::Resolved {
+                started_at,
+                ended_at,
+                peak: 0.0,
+                mean: 0.0,
+            },
+            muted: false,
+            muted_later: None,
+        };
+        self.sink
+            .send(Item::Transitions(vec![transition]))
+            .await
+            .map_err(|_| HarnessError::Stopped("sink"))?;
+        let id = format!("{alert_id:016x}");
+        for _ in 0..1_000 {
+            if self
+                .store
+                .alert(&id)
+                .await?
+                .is_some_and(|a| a.status == "resolved")
+            {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        Err(HarnessError::NotStored(id))
+    }
+
     /// A user of `role` with this password (12 characters at least).
     pub async fn user(
         &self,

@@ -7,7 +7,8 @@ use std::time::SystemTime;
 use argus_api::{Accounts, Acknowledge, ApiError, ChangeTicket, Records, Silence};
 use argus_ingest::{Ack, Envelope, Record, Transport};
 use argus_model::{
-    AlertView, Credential, Event, EventKind, SourceId, TicketEventView, TicketView, Timestamp, User,
+    AlertQuery, AlertView, Credential, Event, EventKind, HourView, ReadingView, SourceId,
+    TicketEventView, TicketQuery, TicketView, Timestamp, User,
 };
 use argus_store::rows::{CredentialRow, TicketEventRow, UserRow};
 use argus_store::{Backend, Store, StoreError};
@@ -72,15 +73,6 @@ fn now() -> Timestamp {
 }
 
 impl Records for LiveRecords {
-    async fn recent_alerts(&self, limit: u32) -> Result<Vec<AlertView>, ApiError> {
-        let rows = self
-            .store
-            .recent_alerts(limit)
-            .await
-            .map_err(|e| unavailable(&e))?;
-        Ok(rows.iter().map(|r| r.view()).collect())
-    }
-
     async fn alert(&self, alert_id: &str) -> Result<Option<(AlertView, Vec<AlertView>)>, ApiError> {
         let Some(alert) = self
             .store
@@ -124,15 +116,6 @@ impl Records for LiveRecords {
             }
             Err(e) => Err(unavailable(&e)),
         }
-    }
-
-    async fn recent_tickets(&self, limit: u32) -> Result<Vec<TicketView>, ApiError> {
-        let rows = self
-            .store
-            .recent_tickets(limit)
-            .await
-            .map_err(|e| unavailable(&e))?;
-        Ok(rows.iter().map(|r| r.view()).collect())
     }
 
     async fn ticket(
@@ -266,20 +249,6 @@ impl Records for LiveRecords {
         }
     }
 
-    async fn tickets_of(
-        &self,
-        department: &str,
-        town: Option<&str>,
-        limit: u32,
-    ) -> Result<Vec<TicketView>, ApiError> {
-        let rows = self
-            .store
-            .tickets_of(department, town, limit)
-            .await
-            .map_err(|e| unavailable(&e))?;
-        Ok(rows.iter().map(|r| r.view()).collect())
-    }
-
     async fn tickets_with_alert(&self, alert_id: &str) -> Result<Vec<TicketView>, ApiError> {
         let rows = self
             .store
@@ -289,13 +258,85 @@ impl Records for LiveRecords {
         Ok(rows.iter().map(|r| r.view()).collect())
     }
 
-    async fn alerts_by_id(&self, alert_ids: &[String]) -> Result<Vec<AlertView>, ApiError> {
+    async fn find_alerts(&self, query: &AlertQuery) -> Result<Vec<AlertView>, ApiError> {
         let rows = self
             .store
-            .alerts_by_id(alert_ids)
+            .find_alerts(query)
             .await
             .map_err(|e| unavailable(&e))?;
         Ok(rows.iter().map(|r| r.view()).collect())
+    }
+
+    async fn find_tickets(&self, query: &TicketQuery) -> Result<Vec<TicketView>, ApiError> {
+        let rows = self
+            .store
+            .find_tickets(query)
+            .await
+            .map_err(|e| unavailable(&e))?;
+        Ok(rows.iter().map(|r| r.view()).collect())
+    }
+
+    async fn ticket_enterprises(
+        &self,
+        department: &str,
+        town: Option<&str>,
+    ) -> Result<Vec<String>, ApiError> {
+        self.store
+            .ticket_enterprises(department, town)
+            .await
+            .map_err(|e| unavailable(&e))
+    }
+
+    async fn readings(
+        &self,
+        point: &str,
+        metric: &str,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<ReadingView>, ApiError> {
+        let rows = self
+            .store
+            .readings(point, from, to)
+            .await
+            .map_err(|e| unavailable(&e))?;
+        let mut readings: Vec<(i64, ReadingView)> = rows
+            .into_iter()
+            .filter(|r| r.metric == metric && r.is_real_time())
+            .map(|r| {
+                let view = ReadingView {
+                    at: Timestamp(r.event_ms).to_rfc3339(),
+                    value: r.value,
+                    flag: r.flag,
+                };
+                (r.event_ms, view)
+            })
+            .collect();
+        readings.sort_by_key(|(ms, _)| *ms);
+        Ok(readings.into_iter().map(|(_, v)| v).collect())
+    }
+
+    async fn hourly(
+        &self,
+        point: &str,
+        metric: &str,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<HourView>, ApiError> {
+        let rows = self
+            .store
+            .hourly(point, metric, from, to)
+            .await
+            .map_err(|e| unavailable(&e))?;
+        Ok(rows
+            .into_iter()
+            .map(|h| HourView {
+                hour: Timestamp(h.hour_ms).to_rfc3339(),
+                avg: h.avg,
+                min: h.min,
+                max: h.max,
+                samples: h.samples,
+            })
+            .collect())
     }
 }
 

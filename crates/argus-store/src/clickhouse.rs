@@ -5,14 +5,16 @@ use std::collections::HashMap;
 use std::sync::{Arc, PoisonError};
 
 use argus_config::ClickHouseSettings;
-use argus_model::{Interval, Timestamp};
+use argus_model::{AlertQuery, Interval, TicketQuery, Timestamp};
 use clickhouse::Client;
 
 use crate::migrations::{sql, MIGRATIONS, MIGRATIONS_TABLE};
 use crate::rows::{
-    first_writes, AlertAckRow, AlertEventRow, AlertRow, CredentialRow, EventRow, ReadingKey,
-    ReadingRow, RejectedRow, StoredReading, TicketEventRow, TicketRow, UserRow, COLUMNS,
+    first_writes, AlertAckRow, AlertEventRow, AlertRow, CredentialRow, EventRow, HourRow,
+    ReadingKey, ReadingRow, RejectedRow, StoredReading, TicketEventRow, TicketRow, UserRow,
+    COLUMNS,
 };
+use crate::search::{self, Dialect, Param};
 use crate::spool::RowBatch;
 use crate::{life_order, same_columns, Acknowledgement, Counts, Store, StoreError};
 
@@ -818,25 +820,6 @@ impl Store for ClickHouseStore {
         })
     }
 
-    async fn tickets_of(
-        &self,
-        department: &str,
-        town: Option<&str>,
-        limit: u32,
-    ) -> Result<Vec<TicketRow>, StoreError> {
-        self.query(
-            "SELECT ?fields FROM tickets FINAL WHERE department = ? AND (? = '' OR town = ?) \
-             ORDER BY created_ms DESC, ticket_id LIMIT ?",
-        )
-        .bind(department)
-        .bind(town.unwrap_or_default())
-        .bind(town.unwrap_or_default())
-        .bind(limit)
-        .fetch_all()
-        .await
-        .map_err(query_error("read a department's tickets"))
-    }
-
     async fn tickets_with_alert(&self, alert_id: &str) -> Result<Vec<TicketRow>, StoreError> {
         self.query("SELECT ?fields FROM tickets FINAL WHERE has(alert_ids, ?) ORDER BY ticket_id")
             .bind(alert_id)
@@ -845,18 +828,63 @@ impl Store for ClickHouseStore {
             .map_err(query_error("read the tickets of an alert"))
     }
 
-    async fn alerts_by_id(&self, alert_ids: &[String]) -> Result<Vec<AlertRow>, StoreError> {
-        if alert_ids.is_empty() {
-            return Ok(Vec::new());
-        }
+    async fn find_alerts(&self, query: &AlertQuery) -> Result<Vec<AlertRow>, StoreError> {
+        let (sql, params) = search::alerts(Dialect::ClickHouse, "?fields", query);
+        bind_all(self.query(&sql), params)
+            .fetch_all()
+            .await
+            .map_err(query_error("search alerts"))
+    }
+
+    async fn find_tickets(&self, query: &TicketQuery) -> Result<Vec<TicketRow>, StoreError> {
+        let (sql, params) = search::tickets(Dialect::ClickHouse, "?fields", query);
+        bind_all(self.query(&sql), params)
+            .fetch_all()
+            .await
+            .map_err(query_error("search tickets"))
+    }
+
+    async fn ticket_enterprises(
+        &self,
+        department: &str,
+        town: Option<&str>,
+    ) -> Result<Vec<String>, StoreError> {
         self.query(
-            "SELECT ?fields FROM alerts FINAL WHERE has(?, alert_id) \
-             ORDER BY started_ms DESC, alert_id",
+            "SELECT DISTINCT enterprise_id FROM tickets FINAL \
+             WHERE department = ? AND (? = '' OR town = ?) ORDER BY enterprise_id",
         )
-        .bind(alert_ids)
+        .bind(department)
+        .bind(town.unwrap_or_default())
+        .bind(town.unwrap_or_default())
         .fetch_all()
         .await
-        .map_err(query_error("read alerts by id"))
+        .map_err(query_error(
+            "read the enterprises of a department's tickets",
+        ))
+    }
+
+    async fn hourly(
+        &self,
+        source: &str,
+        metric: &str,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<HourRow>, StoreError> {
+        let seconds = |t: Timestamp| u32::try_from(t.as_millis().div_euclid(1000)).unwrap_or(0);
+        self.query(
+            "SELECT toInt64(toUInt32(hour)) * 1000 AS hour_ms, avgMerge(avg_value) AS avg, \
+             minMerge(min_value) AS min, maxMerge(max_value) AS max, \
+             countMerge(samples) AS samples FROM readings_1h \
+             WHERE source = ? AND metric = ? AND hour >= toDateTime(?) AND hour < toDateTime(?) \
+             GROUP BY hour ORDER BY hour",
+        )
+        .bind(source)
+        .bind(metric)
+        .bind(seconds(from))
+        .bind(seconds(to))
+        .fetch_all()
+        .await
+        .map_err(query_error("read hourly readings"))
     }
 
     async fn put_user(&self, user: &UserRow) -> Result<(), StoreError> {
@@ -948,4 +976,15 @@ mod tests {
             "five binds a range"
         );
     }
+}
+
+/// A search's parameters bound in order.
+fn bind_all(mut query: clickhouse::query::Query, params: Vec<Param>) -> clickhouse::query::Query {
+    for param in params {
+        query = match param {
+            Param::Text(text) => query.bind(text),
+            Param::Int(n) => query.bind(n),
+        };
+    }
+    query
 }

@@ -6,7 +6,7 @@
 
 use std::future::Future;
 
-use argus_model::Timestamp;
+use argus_model::{AlertQuery, TicketQuery, Timestamp};
 
 pub mod audit;
 mod clickhouse;
@@ -14,6 +14,7 @@ mod labels;
 pub mod migrations;
 pub mod retention;
 pub mod rows;
+pub mod search;
 pub mod sink;
 pub mod spool;
 mod sqlite;
@@ -23,8 +24,8 @@ pub use crate::labels::Labels;
 pub use crate::sqlite::SqliteStore;
 
 use crate::rows::{
-    AlertEventRow, AlertRow, CredentialRow, EventRow, ReadingRow, RejectedRow, TicketEventRow,
-    TicketRow, UserRow,
+    AlertEventRow, AlertRow, CredentialRow, EventRow, HourRow, ReadingRow, RejectedRow,
+    TicketEventRow, TicketRow, UserRow,
 };
 use crate::spool::RowBatch;
 
@@ -316,26 +317,40 @@ pub trait Store: Clone + Send + Sync + 'static {
     /// Rows in each table.
     fn counts(&self) -> impl Future<Output = Result<Counts, StoreError>> + Send;
 
-    /// The newest tickets of a department (all its towns, or one), newest first, at most
-    /// `limit`: what a department head or an enforcement team sees.
-    fn tickets_of(
-        &self,
-        department: &str,
-        town: Option<&str>,
-        limit: u32,
-    ) -> impl Future<Output = Result<Vec<TicketRow>, StoreError>> + Send;
-
     /// The tickets that list `alert_id` among their alerts.
     fn tickets_with_alert(
         &self,
         alert_id: &str,
     ) -> impl Future<Output = Result<Vec<TicketRow>, StoreError>> + Send;
 
-    /// The current rows of these alerts (those stored), newest start first.
-    fn alerts_by_id(
+    /// The alerts a search finds, newest start first (see [`search`]).
+    fn find_alerts(
         &self,
-        alert_ids: &[String],
+        query: &AlertQuery,
     ) -> impl Future<Output = Result<Vec<AlertRow>, StoreError>> + Send;
+
+    /// The tickets a search finds, in its order (see [`search`]).
+    fn find_tickets(
+        &self,
+        query: &TicketQuery,
+    ) -> impl Future<Output = Result<Vec<TicketRow>, StoreError>> + Send;
+
+    /// The enterprises with a ticket of this department (all its towns, or one), by id.
+    fn ticket_enterprises(
+        &self,
+        department: &str,
+        town: Option<&str>,
+    ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+
+    /// Hourly aggregates of a point's valid real-time readings of one metric in `[from, to)`,
+    /// by hour: ClickHouse reads its `readings_1h` rollup, SQLite groups the readings.
+    fn hourly(
+        &self,
+        source: &str,
+        metric: &str,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> impl Future<Output = Result<Vec<HourRow>, StoreError>> + Send;
 
     /// Write a user as of a change: the row with the higher version stands.
     fn put_user(&self, user: &UserRow) -> impl Future<Output = Result<(), StoreError>> + Send;
@@ -510,19 +525,30 @@ impl Store for Backend {
     async fn counts(&self) -> Result<Counts, StoreError> {
         delegate!(self, s => s.counts().await)
     }
-    async fn tickets_of(
-        &self,
-        department: &str,
-        town: Option<&str>,
-        limit: u32,
-    ) -> Result<Vec<TicketRow>, StoreError> {
-        delegate!(self, s => s.tickets_of(department, town, limit).await)
-    }
     async fn tickets_with_alert(&self, alert_id: &str) -> Result<Vec<TicketRow>, StoreError> {
         delegate!(self, s => s.tickets_with_alert(alert_id).await)
     }
-    async fn alerts_by_id(&self, alert_ids: &[String]) -> Result<Vec<AlertRow>, StoreError> {
-        delegate!(self, s => s.alerts_by_id(alert_ids).await)
+    async fn find_alerts(&self, query: &AlertQuery) -> Result<Vec<AlertRow>, StoreError> {
+        delegate!(self, s => s.find_alerts(query).await)
+    }
+    async fn find_tickets(&self, query: &TicketQuery) -> Result<Vec<TicketRow>, StoreError> {
+        delegate!(self, s => s.find_tickets(query).await)
+    }
+    async fn ticket_enterprises(
+        &self,
+        department: &str,
+        town: Option<&str>,
+    ) -> Result<Vec<String>, StoreError> {
+        delegate!(self, s => s.ticket_enterprises(department, town).await)
+    }
+    async fn hourly(
+        &self,
+        source: &str,
+        metric: &str,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<HourRow>, StoreError> {
+        delegate!(self, s => s.hourly(source, metric, from, to).await)
     }
     async fn put_user(&self, user: &UserRow) -> Result<(), StoreError> {
         delegate!(self, s => s.put_user(user).await)

@@ -541,6 +541,21 @@ pub fn alert_rows(
     (event, alert)
 }
 
+/// One hour of a point's valid real-time readings of one metric (the `readings_1h` rollup).
+#[derive(Debug, Clone, PartialEq, Row, Serialize, Deserialize)]
+pub struct HourRow {
+    /// Start of the hour, UTC ms.
+    pub hour_ms: i64,
+    /// Mean of the valid values.
+    pub avg: f64,
+    /// Lowest valid value.
+    pub min: f64,
+    /// Highest valid value.
+    pub max: f64,
+    /// How many valid values.
+    pub samples: u64,
+}
+
 /// A row of `rejected_inputs` (one dead letter).
 #[derive(Debug, Clone, PartialEq, Row, Serialize, Deserialize)]
 pub struct RejectedRow {

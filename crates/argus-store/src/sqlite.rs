@@ -8,14 +8,15 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use argus_model::time::CivilDateTime;
-use argus_model::Timestamp;
+use argus_model::{AlertQuery, TicketQuery, Timestamp};
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use crate::migrations::Migration;
 use crate::rows::{
-    settle, AlertAckRow, AlertEventRow, AlertRow, CredentialRow, EventRow, OnRecord, ReadingRow,
-    RejectedRow, TicketEventRow, TicketRow, UserRow, COLUMNS,
+    settle, AlertAckRow, AlertEventRow, AlertRow, CredentialRow, EventRow, HourRow, OnRecord,
+    ReadingRow, RejectedRow, TicketEventRow, TicketRow, UserRow, COLUMNS,
 };
+use crate::search::{self, Dialect, Param};
 use crate::spool::RowBatch;
 use crate::{life_order, same_columns, Acknowledgement, Counts, Store, StoreError};
 
@@ -826,6 +827,19 @@ fn credential_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CredentialRow> {
 }
 
 /// Rows of a query with positional parameters.
+/// A search's parameters as SQLite values.
+fn values(params: Vec<Param>) -> rusqlite::ParamsFromIter<Vec<rusqlite::types::Value>> {
+    rusqlite::params_from_iter(
+        params
+            .into_iter()
+            .map(|p| match p {
+                Param::Text(text) => rusqlite::types::Value::Text(text),
+                Param::Int(n) => rusqlite::types::Value::Integer(n),
+            })
+            .collect::<Vec<_>>(),
+    )
+}
+
 fn select<T, P>(
     conn: &Connection,
     what: &str,
@@ -1247,29 +1261,6 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn tickets_of(
-        &self,
-        department: &str,
-        town: Option<&str>,
-        limit: u32,
-    ) -> Result<Vec<TicketRow>, StoreError> {
-        let (department, town) = (department.to_owned(), town.unwrap_or_default().to_owned());
-        self.with(move |c| {
-            let sql = format!(
-                "SELECT {TICKETS} FROM tickets WHERE department = ?1 AND (?2 = '' OR town = ?2) \
-                 ORDER BY created_ms DESC, ticket_id LIMIT ?3"
-            );
-            select(
-                c,
-                "read a department's tickets",
-                &sql,
-                params![department, town, limit],
-                ticket_row,
-            )
-        })
-        .await
-    }
-
     async fn tickets_with_alert(&self, alert_id: &str) -> Result<Vec<TicketRow>, StoreError> {
         let id = alert_id.to_owned();
         self.with(move |c| {
@@ -1282,14 +1273,65 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn alerts_by_id(&self, alert_ids: &[String]) -> Result<Vec<AlertRow>, StoreError> {
-        let ids = ids_json(alert_ids);
+    async fn find_alerts(&self, query: &AlertQuery) -> Result<Vec<AlertRow>, StoreError> {
+        let (sql, params) = search::alerts(Dialect::Sqlite, ALERTS, query);
+        self.with(move |c| select(c, "search alerts", &sql, values(params), alert_row))
+            .await
+    }
+
+    async fn find_tickets(&self, query: &TicketQuery) -> Result<Vec<TicketRow>, StoreError> {
+        let (sql, params) = search::tickets(Dialect::Sqlite, TICKETS, query);
+        self.with(move |c| select(c, "search tickets", &sql, values(params), ticket_row))
+            .await
+    }
+
+    async fn ticket_enterprises(
+        &self,
+        department: &str,
+        town: Option<&str>,
+    ) -> Result<Vec<String>, StoreError> {
+        let department = department.to_owned();
+        let town = town.unwrap_or_default().to_owned();
         self.with(move |c| {
-            let sql = format!(
-                "SELECT {ALERTS} FROM alerts WHERE alert_id IN (SELECT value FROM json_each(?1)) \
-                 ORDER BY started_ms DESC, alert_id"
-            );
-            select(c, "read alerts by id", &sql, [ids], alert_row)
+            select(
+                c,
+                "read the enterprises of a department's tickets",
+                "SELECT DISTINCT enterprise_id FROM tickets \
+                 WHERE department = ?1 AND (?2 = '' OR town = ?2) ORDER BY enterprise_id",
+                params![department, town],
+                |r| r.get(0),
+            )
+        })
+        .await
+    }
+
+    async fn hourly(
+        &self,
+        source: &str,
+        metric: &str,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<HourRow>, StoreError> {
+        let (source, metric) = (source.to_owned(), metric.to_owned());
+        self.with(move |c| {
+            select(
+                c,
+                "read hourly readings",
+                "SELECT (event_ms / 3600000) * 3600000 AS hour_ms, avg(value), min(value), \
+                 max(value), count(*) FROM readings WHERE source = ?1 AND metric = ?2 \
+                 AND flag = 'N' AND event_ms >= ?3 AND event_ms < ?4 \
+                 GROUP BY hour_ms ORDER BY hour_ms",
+                params![source, metric, from.as_millis(), to.as_millis()],
+                |r| {
+                    Ok(HourRow {
+                        hour_ms: r.get(0)?,
+                        avg: r.get(1)?,
+                        min: r.get(2)?,
+                        max: r.get(3)?,
+                        samples: r.get(4)?,
+                    })
+                },
+            )
         })
         .await
     }

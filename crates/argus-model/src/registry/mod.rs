@@ -39,6 +39,22 @@ pub enum Industry {
     Other,
 }
 
+impl Industry {
+    /// The snake_case name used in the registry file and the API.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Industry::ThermalPower => "thermal_power",
+            Industry::CoalMine => "coal_mine",
+            Industry::Chemical => "chemical",
+            Industry::WastewaterTreatment => "wastewater_treatment",
+            Industry::Boiler => "boiler",
+            Industry::Cement => "cement",
+            Industry::Coking => "coking",
+            Industry::Other => "other",
+        }
+    }
+}
+
 /// What a monitoring point is; decides which metrics it may carry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -131,6 +147,17 @@ pub enum LimitBasis {
     HourlyAvg,
     /// Average over a natural day in UTC+8, valid data only.
     DailyAvg,
+}
+
+impl LimitBasis {
+    /// The snake_case name used in the registry file and the API.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            LimitBasis::Instant => "instant",
+            LimitBasis::HourlyAvg => "hourly_avg",
+            LimitBasis::DailyAvg => "daily_avg",
+        }
+    }
 }
 
 /// The shape of a limit.
@@ -338,6 +365,11 @@ impl Registry {
     /// A standard by id.
     pub fn standard(&self, id: &str) -> Option<&Standard> {
         self.standards.get(id)
+    }
+
+    /// The standards, by id.
+    pub fn standards(&self) -> impl Iterator<Item = &Standard> {
+        self.standards.values()
     }
 
     /// The enforcement team of `department` in `town`. Validation guarantees one exists for
