@@ -48,6 +48,7 @@ fn bad_inputs_on_every_transport_reach_the_dead_letter_topic() {
         hj212: hj212.clone(),
         events: events.clone(),
         dlq: dlq.clone(),
+        tickets: format!("{id}.tickets"),
     };
     let text = argus_config(&id, metrics_port, gateway_port, &mqtt_prefix, &topics, "");
     std::fs::write(&config, text).unwrap_or_else(|e| panic!("{e}"));
@@ -594,7 +595,7 @@ fn embedded_node(prefix: &str) -> Node {
 }
 
 /// `argus run` on `config`, once it serves its metrics.
-fn start_argus(config: &std::path::Path, metrics_port: u16) -> Running {
+pub(crate) fn start_argus(config: &std::path::Path, metrics_port: u16) -> Running {
     let child = Command::new(env!("CARGO_BIN_EXE_argus"))
         .args(["--config", &config.display().to_string(), "run"])
         .env("RUST_LOG", "warn")
@@ -617,7 +618,7 @@ pub(crate) fn stop_argus(mut argus: Running) {
 }
 
 /// Send `payloads` to `topic` of the local Kafka, each acknowledged by the broker.
-fn produce(rt: &tokio::runtime::Runtime, topic: &str, payloads: &[String]) {
+pub(crate) fn produce(rt: &tokio::runtime::Runtime, topic: &str, payloads: &[String]) {
     rt.block_on(async {
         let producer: FutureProducer = kafka_client().create().unwrap_or_else(|e| panic!("{e}"));
         for payload in payloads {

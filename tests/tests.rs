@@ -8,6 +8,7 @@ mod architecture;
 mod authorization;
 mod cli;
 mod clickhouse;
+mod delivery;
 mod demo;
 mod end_to_end;
 mod gateway;

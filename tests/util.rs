@@ -206,19 +206,26 @@ pub fn argus_user(
 }
 
 impl Topics {
-    /// The topics of test `id`: `<id>.readings`, `.hj212`, `.events`, `.dlq`.
+    /// The topics of test `id`: `<id>.readings`, `.hj212`, `.events`, `.dlq`, `.tickets`.
     pub fn named(id: &str) -> Self {
         Self {
             readings: format!("{id}.readings"),
             hj212: format!("{id}.hj212"),
             events: format!("{id}.events"),
             dlq: format!("{id}.dlq"),
+            tickets: format!("{id}.tickets"),
         }
     }
 
-    /// All four.
-    pub fn all(&self) -> [&str; 4] {
-        [&self.readings, &self.hj212, &self.events, &self.dlq]
+    /// All five.
+    pub fn all(&self) -> [&str; 5] {
+        [
+            &self.readings,
+            &self.hj212,
+            &self.events,
+            &self.dlq,
+            &self.tickets,
+        ]
     }
 
     /// Create them on the local Kafka, `partitions` each.
@@ -289,6 +296,8 @@ pub struct Topics {
     pub events: String,
     /// Dead-letter topic.
     pub dlq: String,
+    /// Ticket changes.
+    pub tickets: String,
 }
 
 /// A config for an Argus of its own: its own ports, MQTT topic prefix, Kafka group and topics,
@@ -331,6 +340,7 @@ readings = "{readings}"
 hj212 = "{hj212}"
 events = "{events}"
 dlq = "{dlq}"
+tickets = "{tickets_topic}"
 [hj212]
 listen_addr = "127.0.0.1:{gateway_port}"
 [store]
@@ -363,6 +373,7 @@ path = {rules:?}
         hj212 = topics.hj212,
         events = topics.events,
         dlq = topics.dlq,
+        tickets_topic = topics.tickets,
     )
 }
 

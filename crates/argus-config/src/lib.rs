@@ -175,6 +175,8 @@ pub struct KafkaTopics {
     pub events: String,
     /// Dead letters: inputs that could not be decoded, with the reason.
     pub dlq: String,
+    /// Every change of every ticket, keyed by ticket, for government systems.
+    pub tickets: String,
 }
 
 /// The Kafka cluster.
@@ -287,6 +289,40 @@ pub struct ApiSettings {
     pub tls: Option<TlsFiles>,
 }
 
+/// Where ticket changes are delivered: the webhooks of teams and departments (and the Kafka
+/// topic `kafka.topics.tickets` when Kafka is on), from the store's outbox, retried until
+/// delivered or given up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliverySettings {
+    /// The wait after a first failed attempt; doubled after each (with jitter).
+    pub retry_initial: Duration,
+    /// The longest wait between two attempts.
+    pub retry_max: Duration,
+    /// A change not delivered this long after it was made is given up (marked `failed`).
+    pub give_up_after: Duration,
+    /// How long one attempt may take.
+    pub timeout: Duration,
+    /// The webhooks, by name.
+    pub webhooks: Vec<WebhookSettings>,
+}
+
+/// A team's or department's webhook: every change of its tickets is POSTed there, signed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookSettings {
+    /// Its name (lowercase letters, digits, `-`): the deliveries' key.
+    pub name: String,
+    /// The `http://` or `https://` URL changes are POSTed to.
+    pub url: String,
+    /// The department whose tickets it gets.
+    pub department: String,
+    /// The town: only that team's tickets; none: the department's in every town.
+    pub town: Option<String>,
+    /// The id of the signing key, sent with each signature.
+    pub key_id: String,
+    /// The file holding the signing key (read at start, at least 16 bytes).
+    pub secret_file: PathBuf,
+}
+
 /// A certificate chain and its private key, PEM files.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsFiles {
@@ -323,6 +359,8 @@ pub struct Settings {
     pub tickets: TicketsSettings,
     /// The HTTP API.
     pub api: ApiSettings,
+    /// Delivery of ticket changes.
+    pub delivery: DeliverySettings,
 }
 
 impl Settings {
@@ -546,6 +584,7 @@ fn validate(raw: RawConfig, origin: &str, base_dir: &Path) -> Result<Settings, C
         hj212: topic("kafka.topics.hj212", k.topics.hj212)?,
         events: topic("kafka.topics.events", k.topics.events)?,
         dlq: topic("kafka.topics.dlq", k.topics.dlq)?,
+        tickets: topic("kafka.topics.tickets", k.topics.tickets)?,
     };
 
     let st = raw.store;
@@ -774,6 +813,82 @@ fn validate(raw: RawConfig, origin: &str, base_dir: &Path) -> Result<Settings, C
         }
     };
     api.tls = tls;
+    let d = raw.delivery;
+    let mut webhooks: Vec<WebhookSettings> = Vec::new();
+    for w in d.webhooks {
+        let named = !w.name.is_empty()
+            && w.name.len() <= 64
+            && w.name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if !named {
+            return Err(invalid(
+                "delivery.webhooks.name",
+                format!("{:?}: 1 to 64 lowercase letters, digits and -", w.name),
+            ));
+        }
+        if webhooks.iter().any(|o| o.name == w.name) {
+            return Err(invalid(
+                "delivery.webhooks.name",
+                format!("{:?} is given twice", w.name),
+            ));
+        }
+        let (scheme, rest) = w.url.split_once("://").unwrap_or_default();
+        if !matches!(scheme, "http" | "https")
+            || rest.is_empty()
+            || w.url.contains(char::is_whitespace)
+        {
+            return Err(invalid(
+                "delivery.webhooks.url",
+                format!("{}: {:?} is not an http:// or https:// URL", w.name, w.url),
+            ));
+        }
+        non_empty("delivery.webhooks.department", &w.department)?;
+        non_empty("delivery.webhooks.key_id", &w.key_id)?;
+        non_empty("delivery.webhooks.secret_file", &w.secret_file)?;
+        webhooks.push(WebhookSettings {
+            name: w.name,
+            url: w.url,
+            department: w.department,
+            town: (!w.town.is_empty()).then_some(w.town),
+            key_id: w.key_id,
+            secret_file: base_dir.join(&w.secret_file),
+        });
+    }
+    let delivery = DeliverySettings {
+        retry_initial: Duration::from_millis(in_range(
+            "delivery.retry_initial_ms",
+            d.retry_initial_ms,
+            10,
+            60_000,
+            "ms",
+        )?),
+        retry_max: Duration::from_secs(in_range(
+            "delivery.retry_max_secs",
+            d.retry_max_secs,
+            1,
+            86_400,
+            "seconds",
+        )?),
+        give_up_after: Duration::from_secs(
+            3_600
+                * in_range(
+                    "delivery.give_up_after_hours",
+                    d.give_up_after_hours,
+                    1,
+                    8_760,
+                    "hours",
+                )?,
+        ),
+        timeout: Duration::from_secs(in_range(
+            "delivery.timeout_secs",
+            d.timeout_secs,
+            1,
+            300,
+            "seconds",
+        )?),
+        webhooks,
+    };
     non_empty("rules.path", &raw.rules.path)?;
     let rules = RulesSettings {
         path: base_dir.join(&raw.rules.path),
@@ -886,6 +1001,7 @@ fn validate(raw: RawConfig, origin: &str, base_dir: &Path) -> Result<Settings, C
         tickets,
         api,
         store,
+        delivery,
     })
 }
 
@@ -1020,5 +1136,36 @@ mod tests {
         let s = Settings::load(path).unwrap_or_else(|e| panic!("{e}"));
         assert!(s.registry_path.ends_with("registry.toml"));
         assert!(s.mqtt.credentials.is_some());
+    }
+
+    #[test]
+    fn webhooks_are_checked_and_their_key_files_resolve_against_the_folder() {
+        let base = "[registry]\npath = \"r.toml\"\n";
+        let hook = |name: &str, url: &str| {
+            format!(
+                "[[delivery.webhooks]]\nname = \"{name}\"\nurl = \"{url}\"\n\
+                 department = \"coal\"\nkey_id = \"k\"\nsecret_file = \"keys/coal.key\"\n"
+            )
+        };
+        let one = format!("{base}{}", hook("coal", "https://example.gov.cn/hook"));
+        let s = load(&one).unwrap_or_else(|e| panic!("{e}"));
+        let w = &s.delivery.webhooks[0];
+        assert_eq!(w.secret_file, PathBuf::from("/etc/argus/keys/coal.key"));
+        assert_eq!(
+            (w.town.as_deref(), s.delivery.retry_max.as_secs()),
+            (None, 300)
+        );
+        let twice = format!("{one}{}", hook("coal", "http://127.0.0.1:1/"));
+        assert!(
+            error(&twice).contains("\"coal\" is given twice"),
+            "{}",
+            error(&twice)
+        );
+        let bad_url = format!("{base}{}", hook("coal", "ftp://example/"));
+        assert!(error(&bad_url).contains("delivery.webhooks.url"));
+        let bad_name = format!("{base}{}", hook("Coal Team", "http://a/"));
+        assert!(error(&bad_name).contains("delivery.webhooks.name"));
+        let retry = format!("{base}[delivery]\nretry_initial_ms = 5\n");
+        assert!(error(&retry).contains("delivery.retry_initial_ms"));
     }
 }

@@ -29,6 +29,42 @@ pub(crate) struct RawConfig {
     pub tickets: RawTickets,
     #[serde(default)]
     pub api: RawApi,
+    #[serde(default)]
+    pub delivery: RawDelivery,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawDelivery {
+    pub retry_initial_ms: u64,
+    pub retry_max_secs: u64,
+    pub give_up_after_hours: u64,
+    pub timeout_secs: u64,
+    pub webhooks: Vec<RawWebhook>,
+}
+
+impl Default for RawDelivery {
+    fn default() -> Self {
+        Self {
+            retry_initial_ms: 1_000,
+            retry_max_secs: 300,
+            give_up_after_hours: 72,
+            timeout_secs: 10,
+            webhooks: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawWebhook {
+    pub name: String,
+    pub url: String,
+    pub department: String,
+    #[serde(default)]
+    pub town: String,
+    pub key_id: String,
+    pub secret_file: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -266,6 +302,7 @@ pub(crate) struct RawKafkaTopics {
     pub hj212: String,
     pub events: String,
     pub dlq: String,
+    pub tickets: String,
 }
 
 impl Default for RawKafkaTopics {
@@ -275,6 +312,7 @@ impl Default for RawKafkaTopics {
             hj212: "argus.hj212".to_owned(),
             events: "argus.events".to_owned(),
             dlq: "argus.dlq".to_owned(),
+            tickets: "argus.tickets".to_owned(),
         }
     }
 }

@@ -1,18 +1,22 @@
 //! Argus Kafka adapter: a consumer-group [`KafkaSource`] that batches messages of the readings,
 //! HJ 212 and events topics into [`argus_ingest::Envelope`]s and commits offsets only once their
 //! envelope is acknowledged (at-least-once), and a [`DeadLetterSink`] that publishes dead letters
-//! to the dead-letter topic with their reason in headers.
+//! to the dead-letter topic with their reason in headers, and a [`Publisher`] of keyed
+//! messages (ticket changes for government systems).
 //!
 //! - `source.rs`: the consumer, its batching loop and its rebalance and commit callbacks.
 //! - `offsets.rs`: pure bookkeeping of delivered and acknowledged offsets per partition.
 //! - `dlq.rs`: the idempotent dead-letter producer.
+//! - `publish.rs`: the idempotent producer of keyed messages, each send awaited.
 
 pub mod dlq;
 pub mod offsets;
+pub mod publish;
 pub mod source;
 
 pub use dlq::DeadLetterSink;
 pub use offsets::OffsetTracker;
+pub use publish::Publisher;
 pub use source::{KafkaSource, SourceOptions};
 
 use rdkafka::config::RDKafkaLogLevel;
@@ -75,6 +79,16 @@ pub enum KafkaError {
         topic: String,
         /// Origin of the dead letter.
         origin: String,
+    },
+    /// A message could not be published.
+    #[error("cannot publish message {key} to kafka topic {topic}: {source}")]
+    Send {
+        /// The topic.
+        topic: String,
+        /// The message's key.
+        key: String,
+        /// The library's error.
+        source: Box<rdkafka::error::KafkaError>,
     },
 }
 

@@ -19,6 +19,7 @@ use argus_telemetry::Telemetry;
 use argus_tickets::{FiredAlert, Policy, TicketBook};
 use tokio::sync::{mpsc, watch};
 
+use crate::delivery::Targets;
 use crate::records::{LiveRecords, StoreAccounts};
 use crate::tickets::ToBook;
 
@@ -67,7 +68,7 @@ pub fn first_instance(rules: &RuleSet, registry: &Registry, rule_id: &str) -> Op
 
 impl ApiHarness {
     /// The API over `store` (migrated here), its sink writing at once, its ticket book
-    /// routing by `policy`.
+    /// routing by `policy`, ticket changes delivered nowhere.
     pub async fn start(
         store: Backend,
         registry: Registry,
@@ -75,10 +76,24 @@ impl ApiHarness {
         telemetry: Telemetry,
         auth: AuthSettings,
     ) -> Result<Self, HarnessError> {
+        Self::start_delivering(store, registry, policy, telemetry, auth, Targets::none()).await
+    }
+
+    /// [`ApiHarness::start`], ticket changes delivered to `targets`.
+    pub async fn start_delivering(
+        store: Backend,
+        registry: Registry,
+        policy: Policy,
+        telemetry: Telemetry,
+        auth: AuthSettings,
+        targets: Targets,
+    ) -> Result<Self, HarnessError> {
         store.prepare().await?;
         let registry = Arc::new(registry);
         let (sink_tx, sink_rx) = mpsc::channel(16);
         let (stop, stopping) = watch::channel(false);
+        let stopping_delivery = stopping.clone();
+        let targets = Arc::new(targets);
         let options = SinkOptions {
             max_rows: 1,
             max_age: Duration::from_millis(1),
@@ -108,6 +123,13 @@ impl ApiHarness {
             commands_rx,
             sink_tx.clone(),
             Duration::from_secs(3_600),
+            Arc::clone(&targets),
+        ));
+        tokio::spawn(crate::delivery::run(
+            store.clone(),
+            targets,
+            telemetry.clone(),
+            stopping_delivery,
         ));
         let (pipeline_tx, pipeline) = mpsc::channel(4);
         let records = LiveRecords::new(store.clone(), commands_tx, pipeline_tx, telemetry.clone());

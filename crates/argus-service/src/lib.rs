@@ -5,6 +5,7 @@
 //! `127.0.0.1:0`). The binary only parses commands and calls it.
 
 mod checkpoints;
+pub mod delivery;
 mod detect;
 mod error;
 pub mod harness;

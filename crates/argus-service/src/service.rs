@@ -372,6 +372,19 @@ pub async fn run(
     let book = argus_tickets::TicketBook::new(policy, &registry);
     let (fired_tx, fired_rx) = mpsc::channel(settings.ingest.pipeline_capacity);
     let (commands_tx, commands_rx) = mpsc::channel(64);
+    let targets = crate::delivery::Targets::load(
+        &settings.delivery,
+        kafka_on.then_some(&settings.kafka),
+        &registry,
+    )
+    .map(Arc::new)
+    .map_err(|e| ServiceError::build("ticket delivery", e))?;
+    let delivery = crate::delivery::run(
+        ticket_store.clone(),
+        Arc::clone(&targets),
+        telemetry.clone(),
+        stopping.clone(),
+    );
     let tickets = crate::tickets::run(
         book,
         ticket_store,
@@ -379,6 +392,7 @@ pub async fn run(
         commands_rx,
         sink_tx.clone(),
         settings.tickets.check_every,
+        targets,
     );
 
     // The maintenance calendar of the earlier run (notices and staff silences), before any
@@ -412,6 +426,7 @@ pub async fn run(
     let mut tasks = JoinSet::new();
     supervise(&mut tasks, "store sink", sink);
     supervise(&mut tasks, "tickets", tickets);
+    supervise(&mut tasks, "ticket delivery", delivery);
     if let Some(retention) = retention {
         supervise(&mut tasks, "retention", retention);
     }

@@ -15,6 +15,7 @@ use argus_store::{Backend, RequestKey, Store};
 use argus_tickets::{Change, EventKind, FiredAlert, TicketBook, TicketError, TicketEvent};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::delivery::Targets;
 use crate::ServiceError;
 
 /// A change a person asks for through the API, with where to send the answer.
@@ -134,6 +135,7 @@ pub async fn run(
     mut commands: mpsc::Receiver<Command>,
     sink: mpsc::Sender<Item>,
     check_every: Duration,
+    targets: Arc<Targets>,
 ) -> Result<(), ServiceError> {
     restore(&mut book, &store).await;
     let mut clock = tokio::time::interval(check_every);
@@ -206,7 +208,7 @@ pub async fn run(
                         });
                         let mut rows = vec![TicketEventRow::new(&event)];
                         rows[0].request_key = command.request.unwrap_or_default();
-                        record_rows(&book, std::slice::from_ref(&event), rows, &sink, ack).await?;
+                        record_rows(&book, std::slice::from_ref(&event), rows, (&sink, &targets), ack).await?;
                     }
                     Err(e) => {
                         if let Some(count) = refused_log.note(1, std::time::Instant::now()) {
@@ -221,7 +223,7 @@ pub async fn run(
         if events.is_empty() {
             continue;
         }
-        record(&book, &events, &sink, Ack::none()).await?;
+        record(&book, &events, (&sink, &targets), Ack::none()).await?;
     }
     tracing::info!(created, escalated, "tickets drained");
     Ok(())
@@ -254,11 +256,11 @@ fn answered(requests: &Requests, key: Option<&RequestKey>, command: Command) -> 
 async fn record(
     book: &TicketBook,
     events: &[TicketEvent],
-    sink: &mpsc::Sender<Item>,
+    to: (&mpsc::Sender<Item>, &Targets),
     ack: Ack,
 ) -> Result<(), ServiceError> {
     let rows = events.iter().map(TicketEventRow::new).collect();
-    record_rows(book, events, rows, sink, ack).await
+    record_rows(book, events, rows, to, ack).await
 }
 
 /// [`record`] with the events' rows given.
@@ -266,7 +268,7 @@ async fn record_rows(
     book: &TicketBook,
     events: &[TicketEvent],
     rows: Vec<TicketEventRow>,
-    sink: &mpsc::Sender<Item>,
+    (sink, targets): (&mpsc::Sender<Item>, &Targets),
     ack: Ack,
 ) -> Result<(), ServiceError> {
     {
@@ -293,9 +295,26 @@ async fn record_rows(
                 Some(TicketRow::new(ticket, book.team(*id).unwrap_or(""), *seq))
             })
             .collect();
+        // Each line's deliveries, written with it.
+        let outbox = rows
+            .iter()
+            .filter_map(|line| {
+                let id = u64::from_str_radix(&line.ticket_id, 16).ok()?;
+                let ticket = book.ticket(id)?;
+                Some(targets.outbox(
+                    &ticket.town,
+                    &ticket.department,
+                    &line.ticket_id,
+                    line.seq,
+                    line.at_ms,
+                ))
+            })
+            .flatten()
+            .collect();
         let item = Item::Tickets {
             events: rows,
             tickets,
+            outbox,
             ack,
         };
         sink.send(item)

@@ -10,9 +10,9 @@ use clickhouse::Client;
 
 use crate::migrations::{sql, MIGRATIONS, MIGRATIONS_TABLE};
 use crate::rows::{
-    first_writes, AlertAckRow, AlertEventRow, AlertRow, CredentialRow, EventRow, HourRow,
-    ReadingKey, ReadingRow, RejectedRow, StoredReading, TicketEventRow, TicketRow, UserRow,
-    COLUMNS,
+    first_writes, AlertAckRow, AlertEventRow, AlertRow, CredentialRow, DeliveryRow, EventRow,
+    HourRow, OutboxRow, ReadingKey, ReadingRow, RejectedRow, StoredReading, TicketEventRow,
+    TicketRow, UserRow, COLUMNS,
 };
 use crate::search::{self, Dialect, Param};
 use crate::spool::RowBatch;
@@ -473,6 +473,10 @@ impl Store for ClickHouseStore {
         batch.rejected.clear();
         self.insert("events", &batch.events).await?;
         batch.events.clear();
+        // The deliveries before the changes they deliver: a crash between the two leaves a
+        // delivery whose change never landed (never sent), never a change without delivery.
+        self.insert("outbox", &batch.outbox).await?;
+        batch.outbox.clear();
         self.link_ticket_events(&mut batch.ticket_events).await?;
         self.insert("ticket_events", &batch.ticket_events).await?;
         batch.ticket_events.clear();
@@ -885,6 +889,47 @@ impl Store for ClickHouseStore {
         .fetch_all()
         .await
         .map_err(query_error("read hourly readings"))
+    }
+
+    async fn due_deliveries(&self, now_ms: i64, limit: u32) -> Result<Vec<OutboxRow>, StoreError> {
+        self.query(
+            "SELECT ?fields FROM (SELECT * FROM outbox FINAL) \
+             WHERE state = 'pending' AND next_ms <= ? \
+             ORDER BY created_ms, ticket_id, seq, target LIMIT ?",
+        )
+        .bind(now_ms)
+        .bind(limit)
+        .fetch_all()
+        .await
+        .map_err(query_error("read due deliveries"))
+    }
+
+    async fn record_attempt(
+        &self,
+        outbox: &OutboxRow,
+        attempt: &DeliveryRow,
+    ) -> Result<(), StoreError> {
+        self.insert("deliveries", std::slice::from_ref(attempt))
+            .await?;
+        self.insert("outbox", std::slice::from_ref(outbox)).await
+    }
+
+    async fn outbox_of(&self, ticket_id: &str) -> Result<Vec<OutboxRow>, StoreError> {
+        self.query("SELECT ?fields FROM outbox FINAL WHERE ticket_id = ? ORDER BY seq, target")
+            .bind(ticket_id)
+            .fetch_all()
+            .await
+            .map_err(query_error("read a ticket's deliveries"))
+    }
+
+    async fn attempts_of(&self, ticket_id: &str) -> Result<Vec<DeliveryRow>, StoreError> {
+        self.query(
+            "SELECT ?fields FROM deliveries WHERE ticket_id = ? ORDER BY delivery_id, attempt",
+        )
+        .bind(ticket_id)
+        .fetch_all()
+        .await
+        .map_err(query_error("read a ticket's delivery attempts"))
     }
 
     async fn put_user(&self, user: &UserRow) -> Result<(), StoreError> {

@@ -24,8 +24,8 @@ pub use crate::labels::Labels;
 pub use crate::sqlite::SqliteStore;
 
 use crate::rows::{
-    AlertEventRow, AlertRow, CredentialRow, EventRow, HourRow, ReadingRow, RejectedRow,
-    TicketEventRow, TicketRow, UserRow,
+    AlertEventRow, AlertRow, CredentialRow, DeliveryRow, EventRow, HourRow, OutboxRow, ReadingRow,
+    RejectedRow, TicketEventRow, TicketRow, UserRow,
 };
 use crate::spool::RowBatch;
 
@@ -352,6 +352,32 @@ pub trait Store: Clone + Send + Sync + 'static {
         to: Timestamp,
     ) -> impl Future<Output = Result<Vec<HourRow>, StoreError>> + Send;
 
+    /// Deliveries due by `now_ms` (pending, their next attempt due), oldest change first.
+    fn due_deliveries(
+        &self,
+        now_ms: i64,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<OutboxRow>, StoreError>> + Send;
+
+    /// Keep an attempt and the outbox row as it left it (its version raised).
+    fn record_attempt(
+        &self,
+        outbox: &OutboxRow,
+        attempt: &DeliveryRow,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// A ticket's deliveries as they stand, by line and target.
+    fn outbox_of(
+        &self,
+        ticket_id: &str,
+    ) -> impl Future<Output = Result<Vec<OutboxRow>, StoreError>> + Send;
+
+    /// Every attempt to deliver a ticket's changes, by delivery and attempt.
+    fn attempts_of(
+        &self,
+        ticket_id: &str,
+    ) -> impl Future<Output = Result<Vec<DeliveryRow>, StoreError>> + Send;
+
     /// Write a user as of a change: the row with the higher version stands.
     fn put_user(&self, user: &UserRow) -> impl Future<Output = Result<(), StoreError>> + Send;
 
@@ -549,6 +575,22 @@ impl Store for Backend {
         to: Timestamp,
     ) -> Result<Vec<HourRow>, StoreError> {
         delegate!(self, s => s.hourly(source, metric, from, to).await)
+    }
+    async fn due_deliveries(&self, now_ms: i64, limit: u32) -> Result<Vec<OutboxRow>, StoreError> {
+        delegate!(self, s => s.due_deliveries(now_ms, limit).await)
+    }
+    async fn record_attempt(
+        &self,
+        outbox: &OutboxRow,
+        attempt: &DeliveryRow,
+    ) -> Result<(), StoreError> {
+        delegate!(self, s => s.record_attempt(outbox, attempt).await)
+    }
+    async fn outbox_of(&self, ticket_id: &str) -> Result<Vec<OutboxRow>, StoreError> {
+        delegate!(self, s => s.outbox_of(ticket_id).await)
+    }
+    async fn attempts_of(&self, ticket_id: &str) -> Result<Vec<DeliveryRow>, StoreError> {
+        delegate!(self, s => s.attempts_of(ticket_id).await)
     }
     async fn put_user(&self, user: &UserRow) -> Result<(), StoreError> {
         delegate!(self, s => s.put_user(user).await)

@@ -306,6 +306,28 @@ pub const MIGRATIONS: &[Migration] = &[
             "ALTER TABLE {db}.ticket_events ADD COLUMN hash String DEFAULT ''",
         ],
     },
+    Migration {
+        version: 17,
+        name: "delivery outbox",
+        statements: &[
+            // What is to be delivered where: one row per ticket change and target, written
+            // with the change (before it: a row whose change never landed is never sent); one
+            // current row each (FINAL), each attempt raising the version.
+            "CREATE TABLE IF NOT EXISTS {db}.outbox (\
+                delivery_id String, target String, ticket_id String, seq UInt32, \
+                idempotency_key String, created_ms Int64, state String, attempts UInt32, \
+                next_ms Int64, last_error String, version UInt32\
+            ) ENGINE = ReplacingMergeTree(version) \
+            ORDER BY delivery_id",
+            // Every attempt and its outcome, kept.
+            "CREATE TABLE IF NOT EXISTS {db}.deliveries (\
+                delivery_id String, target String, ticket_id String, seq UInt32, \
+                attempt UInt32, at_ms Int64, outcome String, status UInt16, error String, \
+                duration_ms UInt32\
+            ) ENGINE = MergeTree \
+            ORDER BY (ticket_id, delivery_id, attempt)",
+        ],
+    },
 ];
 
 /// The table and column an `ALTER TABLE {db}.T ADD COLUMN C ...` statement adds, if it is one:

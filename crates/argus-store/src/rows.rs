@@ -194,6 +194,37 @@ pub const COLUMNS: &[(&str, &[(&str, &str)])] = &[
         ],
     ),
     (
+        "outbox",
+        &[
+            ("attempts", "UInt32"),
+            ("created_ms", "Int64"),
+            ("delivery_id", "String"),
+            ("idempotency_key", "String"),
+            ("last_error", "String"),
+            ("next_ms", "Int64"),
+            ("seq", "UInt32"),
+            ("state", "String"),
+            ("target", "String"),
+            ("ticket_id", "String"),
+            ("version", "UInt32"),
+        ],
+    ),
+    (
+        "deliveries",
+        &[
+            ("at_ms", "Int64"),
+            ("attempt", "UInt32"),
+            ("delivery_id", "String"),
+            ("duration_ms", "UInt32"),
+            ("error", "String"),
+            ("outcome", "String"),
+            ("seq", "UInt32"),
+            ("status", "UInt16"),
+            ("target", "String"),
+            ("ticket_id", "String"),
+        ],
+    ),
+    (
         "events",
         &[
             ("body", "String"),
@@ -1283,4 +1314,76 @@ impl CredentialRow {
             revoked: (self.revoked_ms != 0).then_some(Timestamp(self.revoked_ms)),
         })
     }
+}
+
+/// A row of `outbox`: one ticket change to deliver to one target (a webhook, or the Kafka
+/// topic), as of its latest attempt (the highest version wins).
+#[derive(Debug, Clone, PartialEq, Eq, Row, Serialize, Deserialize)]
+pub struct OutboxRow {
+    /// `<target>/<ticket id>/<seq>`.
+    pub delivery_id: String,
+    /// The webhook's name, or `kafka:<topic>`.
+    pub target: String,
+    /// The ticket changed.
+    pub ticket_id: String,
+    /// Which line of its record.
+    pub seq: u32,
+    /// `<ticket id>-<seq>`: the same for every target and attempt.
+    pub idempotency_key: String,
+    /// When the change was made, ms.
+    pub created_ms: i64,
+    /// `pending`, `delivered` or `failed` (given up).
+    pub state: String,
+    /// Attempts so far.
+    pub attempts: u32,
+    /// When the next attempt is due, ms.
+    pub next_ms: i64,
+    /// Why the latest attempt failed; empty once delivered.
+    pub last_error: String,
+    /// Replacing version: twice the attempts, plus one once delivered or given up.
+    pub version: u32,
+}
+
+impl OutboxRow {
+    /// A pending delivery of line `seq` of ticket `ticket_id` to `target`, made at `at_ms`.
+    pub fn pending(target: &str, ticket_id: &str, seq: u32, at_ms: i64) -> Self {
+        Self {
+            delivery_id: format!("{target}/{ticket_id}/{seq}"),
+            target: target.to_owned(),
+            ticket_id: ticket_id.to_owned(),
+            seq,
+            idempotency_key: format!("{ticket_id}-{seq}"),
+            created_ms: at_ms,
+            state: "pending".to_owned(),
+            attempts: 0,
+            next_ms: at_ms,
+            last_error: String::new(),
+            version: 0,
+        }
+    }
+}
+
+/// A row of `deliveries`: one attempt to deliver an outbox row, and its outcome.
+#[derive(Debug, Clone, PartialEq, Eq, Row, Serialize, Deserialize)]
+pub struct DeliveryRow {
+    /// The outbox row.
+    pub delivery_id: String,
+    /// Its target.
+    pub target: String,
+    /// The ticket changed.
+    pub ticket_id: String,
+    /// Which line of its record.
+    pub seq: u32,
+    /// Which attempt, from 1.
+    pub attempt: u32,
+    /// When it was made, ms.
+    pub at_ms: i64,
+    /// `delivered`, `retry` (failed, tried again later) or `failed` (given up).
+    pub outcome: String,
+    /// The HTTP status answered (0: none, or Kafka).
+    pub status: u16,
+    /// What went wrong; empty when delivered.
+    pub error: String,
+    /// How long it took, ms.
+    pub duration_ms: u32,
 }

@@ -16,7 +16,9 @@ use argus_telemetry::Telemetry;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
-use crate::rows::{AlertEventRow, ConflictRow, EventRow, RejectedRow, TicketEventRow, TicketRow};
+use crate::rows::{
+    AlertEventRow, ConflictRow, EventRow, OutboxRow, RejectedRow, TicketEventRow, TicketRow,
+};
 use crate::spool::{RowBatch, Spool, SpoolError};
 use crate::{Labels, Store, StoreError};
 
@@ -42,6 +44,8 @@ pub enum Item {
         events: Vec<TicketEventRow>,
         /// The tickets as of those events.
         tickets: Vec<TicketRow>,
+        /// Their deliveries to the teams and systems that get them.
+        outbox: Vec<OutboxRow>,
         /// Runs once they are durable: a change a person made is confirmed then.
         ack: Ack,
     },
@@ -80,6 +84,7 @@ struct Batch {
     transitions: Vec<AlertTransition>,
     ticket_events: Vec<TicketEventRow>,
     tickets: Vec<TicketRow>,
+    outbox: Vec<OutboxRow>,
     acks: Vec<Ack>,
 }
 
@@ -113,10 +118,12 @@ impl Batch {
             Item::Tickets {
                 events,
                 tickets,
+                outbox,
                 ack,
             } => {
                 self.ticket_events.extend(events);
                 self.tickets.extend(tickets);
+                self.outbox.extend(outbox);
                 self.acks.push(ack);
             }
             Item::After(ack) => self.acks.push(ack),
@@ -298,6 +305,7 @@ impl<S: Store> Sink<S> {
             transitions,
             ticket_events,
             tickets,
+            outbox,
             acks,
         } = batch;
         let now = Timestamp::from_system_time(std::time::SystemTime::now());
@@ -310,6 +318,7 @@ impl<S: Store> Sink<S> {
             ticket_events,
             tickets,
             events,
+            outbox,
             conflicts: Vec::new(),
             duplicates: 0,
         };

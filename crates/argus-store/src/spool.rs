@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::rows::{
-    AlertEventRow, AlertRow, ConflictRow, EventRow, ReadingRow, RejectedRow, TicketEventRow,
-    TicketRow,
+    AlertEventRow, AlertRow, ConflictRow, EventRow, OutboxRow, ReadingRow, RejectedRow,
+    TicketEventRow, TicketRow,
 };
 
 /// The rows of one batch, for every table Argus writes.
@@ -40,6 +40,9 @@ pub struct RowBatch {
     /// hand on once the batch is in; not counted in [`RowBatch::len`].
     #[serde(default)]
     pub conflicts: Vec<ConflictRow>,
+    /// `outbox` rows: the batch's ticket changes to deliver (written before them).
+    #[serde(default)]
+    pub outbox: Vec<OutboxRow>,
     /// Readings dropped as delivered again with the value on record (counted, not kept).
     #[serde(default)]
     pub duplicates: u64,
@@ -55,6 +58,7 @@ impl RowBatch {
             + self.ticket_events.len()
             + self.tickets.len()
             + self.events.len()
+            + self.outbox.len()
     }
 
     /// Whether it has no rows.

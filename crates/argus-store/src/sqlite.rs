@@ -13,8 +13,8 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use crate::migrations::Migration;
 use crate::rows::{
-    settle, AlertAckRow, AlertEventRow, AlertRow, CredentialRow, EventRow, HourRow, OnRecord,
-    ReadingRow, RejectedRow, TicketEventRow, TicketRow, UserRow, COLUMNS,
+    settle, AlertAckRow, AlertEventRow, AlertRow, CredentialRow, DeliveryRow, EventRow, HourRow,
+    OnRecord, OutboxRow, ReadingRow, RejectedRow, TicketEventRow, TicketRow, UserRow, COLUMNS,
 };
 use crate::search::{self, Dialect, Param};
 use crate::spool::RowBatch;
@@ -234,6 +234,26 @@ const MIGRATIONS: &[Migration] = &[
             "ALTER TABLE ticket_events ADD COLUMN hash TEXT NOT NULL DEFAULT ''",
         ],
     },
+    Migration {
+        version: 17,
+        name: "delivery outbox",
+        statements: &[
+            "CREATE TABLE IF NOT EXISTS outbox (\
+                delivery_id TEXT NOT NULL PRIMARY KEY, target TEXT NOT NULL, \
+                ticket_id TEXT NOT NULL, seq INTEGER NOT NULL, idempotency_key TEXT NOT NULL, \
+                created_ms INTEGER NOT NULL, state TEXT NOT NULL, attempts INTEGER NOT NULL, \
+                next_ms INTEGER NOT NULL, last_error TEXT NOT NULL, \
+                version INTEGER NOT NULL) STRICT",
+            "CREATE INDEX IF NOT EXISTS outbox_due ON outbox (state, next_ms)",
+            "CREATE INDEX IF NOT EXISTS outbox_by_ticket ON outbox (ticket_id)",
+            "CREATE TABLE IF NOT EXISTS deliveries (\
+                delivery_id TEXT NOT NULL, target TEXT NOT NULL, ticket_id TEXT NOT NULL, \
+                seq INTEGER NOT NULL, attempt INTEGER NOT NULL, at_ms INTEGER NOT NULL, \
+                outcome TEXT NOT NULL, status INTEGER NOT NULL, error TEXT NOT NULL, \
+                duration_ms INTEGER NOT NULL) STRICT",
+            "CREATE INDEX IF NOT EXISTS deliveries_by_ticket ON deliveries (ticket_id)",
+        ],
+    },
 ];
 
 /// The SQLite type of a column Argus writes, from its ClickHouse type.
@@ -261,6 +281,10 @@ const REJECTED: &str =
     "received_at, received_ms, transport, origin, reason, detail, raw, raw_len, fingerprint";
 const TICKET_EVENTS: &str = "ticket_id, seq, at, at_ms, actor, role, event, from_state, \
     to_state, note, alert_ids, outcome, request_key, prev_hash, hash";
+const OUTBOX: &str = "delivery_id, target, ticket_id, seq, idempotency_key, created_ms, state, \
+    attempts, next_ms, last_error, version";
+const DELIVERIES: &str = "delivery_id, target, ticket_id, seq, attempt, at_ms, outcome, status, \
+    error, duration_ms";
 const TICKETS: &str = "ticket_id, enterprise_id, town, department, team, severity, state, \
     created_ms, deadline_ms, outcome, alert_ids, version";
 const USERS: &str = "name, display_name, role, town, department, password_hash, disabled, \
@@ -622,6 +646,14 @@ fn write_batch(tx: &Transaction<'_>, batch: &RowBatch) -> rusqlite::Result<()> {
             e.request_key
         ])?;
     }
+    // Deliveries of the changes: once written, a row only moves on (`record_attempt`).
+    let mut stmt = tx.prepare_cached(&format!(
+        "INSERT OR IGNORE INTO outbox ({OUTBOX}) VALUES \
+         (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+    ))?;
+    for o in &batch.outbox {
+        insert_outbox(&mut stmt, o)?;
+    }
     // The legal record: an event already recorded (same ticket and seq) stays as it was; the
     // others are chained to the line before them.
     let mut last = tx.prepare_cached(
@@ -662,6 +694,56 @@ fn write_batch(tx: &Transaction<'_>, batch: &RowBatch) -> rusqlite::Result<()> {
         ])?;
     }
     Ok(())
+}
+
+fn insert_outbox(
+    stmt: &mut rusqlite::CachedStatement<'_>,
+    o: &OutboxRow,
+) -> rusqlite::Result<usize> {
+    stmt.execute(params![
+        o.delivery_id,
+        o.target,
+        o.ticket_id,
+        o.seq,
+        o.idempotency_key,
+        o.created_ms,
+        o.state,
+        o.attempts,
+        o.next_ms,
+        o.last_error,
+        o.version
+    ])
+}
+
+fn outbox_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OutboxRow> {
+    Ok(OutboxRow {
+        delivery_id: r.get(0)?,
+        target: r.get(1)?,
+        ticket_id: r.get(2)?,
+        seq: r.get(3)?,
+        idempotency_key: r.get(4)?,
+        created_ms: r.get(5)?,
+        state: r.get(6)?,
+        attempts: r.get(7)?,
+        next_ms: r.get(8)?,
+        last_error: r.get(9)?,
+        version: r.get(10)?,
+    })
+}
+
+fn delivery_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DeliveryRow> {
+    Ok(DeliveryRow {
+        delivery_id: r.get(0)?,
+        target: r.get(1)?,
+        ticket_id: r.get(2)?,
+        seq: r.get(3)?,
+        attempt: r.get(4)?,
+        at_ms: r.get(5)?,
+        outcome: r.get(6)?,
+        status: r.get(7)?,
+        error: r.get(8)?,
+        duration_ms: r.get(9)?,
+    })
 }
 
 fn reading_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ReadingRow> {
@@ -1331,6 +1413,96 @@ impl Store for SqliteStore {
                         samples: r.get(4)?,
                     })
                 },
+            )
+        })
+        .await
+    }
+
+    async fn due_deliveries(&self, now_ms: i64, limit: u32) -> Result<Vec<OutboxRow>, StoreError> {
+        self.with(move |c| {
+            let sql = format!(
+                "SELECT {OUTBOX} FROM outbox WHERE state = 'pending' AND next_ms <= ?1 \
+                 ORDER BY created_ms, ticket_id, seq, target LIMIT ?2"
+            );
+            select(
+                c,
+                "read due deliveries",
+                &sql,
+                params![now_ms, limit],
+                outbox_row,
+            )
+        })
+        .await
+    }
+
+    async fn record_attempt(
+        &self,
+        outbox: &OutboxRow,
+        attempt: &DeliveryRow,
+    ) -> Result<(), StoreError> {
+        let (o, a) = (outbox.clone(), attempt.clone());
+        self.with(move |c| {
+            let what = "record a delivery attempt";
+            let tx = c.transaction().map_err(sqlite_error(what))?;
+            tx.execute(
+                &format!(
+                    "INSERT INTO deliveries ({DELIVERIES}) VALUES \
+                     (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+                ),
+                params![
+                    a.delivery_id,
+                    a.target,
+                    a.ticket_id,
+                    a.seq,
+                    a.attempt,
+                    a.at_ms,
+                    a.outcome,
+                    a.status,
+                    a.error,
+                    a.duration_ms
+                ],
+            )
+            .map_err(sqlite_error(what))?;
+            let mut stmt = tx
+                .prepare_cached(&format!(
+                    "INSERT INTO outbox ({OUTBOX}) VALUES \
+                     (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) \
+                     ON CONFLICT (delivery_id) DO UPDATE SET state = excluded.state, \
+                     attempts = excluded.attempts, next_ms = excluded.next_ms, \
+                     last_error = excluded.last_error, version = excluded.version \
+                     WHERE excluded.version > outbox.version"
+                ))
+                .map_err(sqlite_error(what))?;
+            insert_outbox(&mut stmt, &o).map_err(sqlite_error(what))?;
+            drop(stmt);
+            tx.commit().map_err(sqlite_error(what))
+        })
+        .await
+    }
+
+    async fn outbox_of(&self, ticket_id: &str) -> Result<Vec<OutboxRow>, StoreError> {
+        let id = ticket_id.to_owned();
+        self.with(move |c| {
+            let sql =
+                format!("SELECT {OUTBOX} FROM outbox WHERE ticket_id = ?1 ORDER BY seq, target");
+            select(c, "read a ticket's deliveries", &sql, [id], outbox_row)
+        })
+        .await
+    }
+
+    async fn attempts_of(&self, ticket_id: &str) -> Result<Vec<DeliveryRow>, StoreError> {
+        let id = ticket_id.to_owned();
+        self.with(move |c| {
+            let sql = format!(
+                "SELECT {DELIVERIES} FROM deliveries WHERE ticket_id = ?1 \
+                 ORDER BY delivery_id, attempt"
+            );
+            select(
+                c,
+                "read a ticket's delivery attempts",
+                &sql,
+                [id],
+                delivery_row,
             )
         })
         .await

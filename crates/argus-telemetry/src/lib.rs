@@ -93,6 +93,10 @@ pub mod names {
     /// Counter: logins to the API, by `outcome` (accepted, refused, locked_out).
     pub const API_LOGINS_TOTAL: &str = "argus_api_logins_total";
 
+    /// Counter: attempts to deliver a ticket change to a webhook or the tickets topic, by
+    /// `target` (`webhook`, `kafka`) and `outcome` (`delivered`, `retry`, `failed`).
+    pub const DELIVERY_ATTEMPTS_TOTAL: &str = "argus_delivery_attempts_total";
+
     /// All names, for the documentation test and for people looking for one.
     pub const ALL: &[&str] = &[
         BUILD_INFO,
@@ -125,6 +129,7 @@ pub mod names {
         STORE_SPOOL_BYTES,
         STORE_RETENTION_DROPPED_MONTHS_TOTAL,
         API_LOGINS_TOTAL,
+        DELIVERY_ATTEMPTS_TOTAL,
     ];
 }
 
@@ -169,6 +174,8 @@ pub struct Telemetry {
 pub struct ApiMetrics {
     /// Logins by outcome (`accepted`, `refused`, `locked_out`).
     pub logins: IntCounterVec,
+    /// Delivery attempts of ticket changes by target kind and outcome.
+    pub deliveries: IntCounterVec,
 }
 
 /// Storage metrics.
@@ -503,9 +510,21 @@ impl Telemetry {
                 "Logins to the API, by outcome",
                 &["outcome"],
             )?,
+            deliveries: counter_vec(
+                names::DELIVERY_ATTEMPTS_TOTAL,
+                "Attempts to deliver a ticket change, by target kind and outcome",
+                &["target", "outcome"],
+            )?,
         };
         for outcome in ["accepted", "refused", "locked_out"] {
             api.logins.with_label_values(&[outcome]).inc_by(0);
+        }
+        for target in ["webhook", "kafka"] {
+            for outcome in ["delivered", "retry", "failed"] {
+                api.deliveries
+                    .with_label_values(&[target, outcome])
+                    .inc_by(0);
+            }
         }
         // Vectors appear in the exposition only once a label set is used: touch the common ones
         // so dashboards see zeros instead of gaps.
