@@ -1432,6 +1432,46 @@ async fn three_lines_of_record<S: Store>(store: &S) {
     assert_eq!(record.len(), 3);
     assert!(record.iter().all(|l| l.hash.len() == 64), "{record:?}");
     assert_eq!(record[2].prev_hash, record[1].hash, "linked across batches");
+
+    // An acknowledgement, and two staff silences in two batches: chained too.
+    let (all, id) = methane_alert(&registry());
+    write(store, transitions_batch(&all[..1], Timestamp(T0 + 61_000))).await;
+    let ack = Acknowledgement {
+        alert_id: id,
+        actor: "Operator Liu".to_owned(),
+        note: "called the mine".to_owned(),
+        at: Timestamp(T0 + 120_000),
+        request_key: String::new(),
+    };
+    ok(store.acknowledge(&ack).await);
+    for minute in [10, 20] {
+        let silence = argus_model::Event {
+            enterprise_id: Some("E009".to_owned()),
+            source: None,
+            event_time: Timestamp(T0 + minute * 60_000),
+            receive_time: Timestamp(T0 + minute * 60_000),
+            kind: argus_model::EventKind::MaintenanceNotice {
+                from: Timestamp(T0),
+                to: Timestamp(T0 + minute * 60_000),
+                points: Vec::new(),
+                reason: format!("silence {minute}"),
+                request: String::new(),
+            },
+        };
+        let batch = RowBatch {
+            events: vec![argus_store::rows::EventRow::new(&silence, "api")],
+            ..RowBatch::default()
+        };
+        write(store, batch).await;
+    }
+    let silences = ok(store.silences().await);
+    assert_eq!(
+        silences.iter().map(|s| s.chain_seq).collect::<Vec<_>>(),
+        [1, 2]
+    );
+    assert_eq!(silences[1].prev_hash, silences[0].hash);
+    let acks = ok(store.acknowledgements().await);
+    assert_eq!((acks.len(), acks[0].seq, acks[0].hash.len()), (1, 1, 64));
 }
 
 /// `argus audit verify` on the store `config` names: success, and what it printed.
@@ -1458,6 +1498,16 @@ fn assert_audit(config: &std::path::Path, clean: bool, expected: &str) {
 
 /// The line `argus audit verify` must name once a byte of line 2 of ticket 7 changed.
 const CHANGED: &str = "ticket 0000000000000007: line 2 was changed after it was written";
+/// ... once a byte of the acknowledgement changed.
+const ACK_CHANGED: &str = "acknowledgements: line 1 was changed after it was written";
+/// ... once a byte of the second silence changed.
+const SILENCE_CHANGED: &str = "silences: line 2 was changed after it was written";
+/// What a clean audit of [`three_lines_of_record`] prints.
+const CLEAN: [&str; 3] = [
+    "1 tickets, 3 lines verified",
+    "ok      acknowledgements     1 lines",
+    "ok      silences             2 lines",
+];
 
 #[test]
 fn audit_verify_finds_a_changed_byte_in_a_ticket_record_on_clickhouse() {
@@ -1467,18 +1517,34 @@ fn audit_verify_finds_a_changed_byte_in_a_ticket_record_on_clickhouse() {
     let store = ClickHouseStore::with_database(&settings().clickhouse, &id);
     let rt = runtime();
     rt.block_on(three_lines_of_record(&store));
-    assert_audit(&config, true, "1 tickets, 3 lines verified");
-    // One byte of one line: "step 2" becomes "step 3" (a mutation, applied in the background).
-    ok(rt.block_on(
-        store
-            .query("ALTER TABLE ticket_events UPDATE note = 'step 3' WHERE seq = 2")
-            .execute(),
-    ));
-    crate::util::wait_for("the mutation", std::time::Duration::from_secs(30), || {
-        rt.block_on(store.ticket_events("0000000000000007"))
-            .is_ok_and(|r| r.get(1).is_some_and(|l| l.note == "step 3"))
+    for clean in CLEAN {
+        assert_audit(&config, true, clean);
+    }
+    // One byte of one line: "step 2" becomes "step 3" (mutations, applied in the background);
+    // of the acknowledgement ("mine" to "mind") and of the second silence ("20" to "21").
+    for mutation in [
+        "ALTER TABLE ticket_events UPDATE note = 'step 3' WHERE seq = 2",
+        "ALTER TABLE alert_acks UPDATE note = 'called the mind' WHERE seq = 1",
+        "ALTER TABLE events UPDATE body = replace(body, 'silence 20', 'silence 21') \
+         WHERE chain_seq = 2",
+    ] {
+        ok(rt.block_on(store.query(mutation).execute()));
+    }
+    crate::util::wait_for("the mutations", std::time::Duration::from_secs(30), || {
+        let (ticket, acks, silences) = rt.block_on(async {
+            (
+                store.ticket_events("0000000000000007").await,
+                store.acknowledgements().await,
+                store.silences().await,
+            )
+        });
+        ticket.is_ok_and(|r| r.get(1).is_some_and(|l| l.note == "step 3"))
+            && acks.is_ok_and(|a| a.first().is_some_and(|a| a.note.ends_with("mind")))
+            && silences.is_ok_and(|s| s.get(1).is_some_and(|s| s.body.contains("silence 21")))
     });
-    assert_audit(&config, false, CHANGED);
+    for broken in [CHANGED, ACK_CHANGED, SILENCE_CHANGED] {
+        assert_audit(&config, false, broken);
+    }
     ok(rt.block_on(store.query(&format!("DROP DATABASE {id}")).execute()));
     let _ = std::fs::remove_dir_all(dir);
 }
@@ -1500,17 +1566,30 @@ fn audit_verify_finds_a_changed_byte_in_a_ticket_record_on_sqlite() {
     let store = ok(SqliteStore::open(&dir.join("argus.sqlite")));
     let rt = runtime();
     rt.block_on(three_lines_of_record(&store));
-    assert_audit(&config, true, "1 tickets, 3 lines verified");
-    // The record refuses updates; someone with the file drops the guard and edits one byte.
+    for clean in CLEAN {
+        assert_audit(&config, true, clean);
+    }
+    // The record refuses updates; someone with the file drops the guards and edits one byte of
+    // a ticket's line, of the acknowledgement and of a silence.
     rt.block_on(async {
-        ok(store
-            .execute("DROP TRIGGER ticket_events_append_only_update")
-            .await);
-        let changed = ok(store
-            .execute("UPDATE ticket_events SET note = 'step 3' WHERE seq = 2")
-            .await);
-        assert_eq!(changed, 1);
+        for statement in [
+            "DROP TRIGGER ticket_events_append_only_update",
+            "DROP TRIGGER alert_acks_append_only_update",
+            "DROP TRIGGER events_append_only_update",
+        ] {
+            ok(store.execute(statement).await);
+        }
+        for statement in [
+            "UPDATE ticket_events SET note = 'step 3' WHERE seq = 2",
+            "UPDATE alert_acks SET note = 'called the mind' WHERE seq = 1",
+            "UPDATE events SET body = replace(body, 'silence 20', 'silence 21') \
+             WHERE chain_seq = 2",
+        ] {
+            assert_eq!(ok(store.execute(statement).await), 1, "{statement}");
+        }
     });
-    assert_audit(&config, false, CHANGED);
+    for broken in [CHANGED, ACK_CHANGED, SILENCE_CHANGED] {
+        assert_audit(&config, false, broken);
+    }
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -1,5 +1,6 @@
 //! `argus audit verify`: the chain of hashes of the legal record recomputed, ticket by ticket,
-//! in the configured store; exit 1 naming the first line of each broken record.
+//! then the chains of staff acknowledgements and silences, in the configured store; exit 1
+//! naming the first line of each broken record.
 
 use std::process::ExitCode;
 
@@ -33,6 +34,22 @@ pub async fn verify(settings: &Settings, ticket: Option<&str>) -> anyhow::Result
                 println!("ok      {id}  {:>4} lines  head {head}", chain.lines);
             }
             Err(e) => println!("BROKEN  {id}  {e}"),
+        }
+    }
+    for (name, result) in &audit.staff {
+        match result {
+            Ok(chain) => {
+                let head = if chain.head.is_empty() {
+                    "-"
+                } else {
+                    &chain.head
+                };
+                println!(
+                    "ok      {name:<16}  {:>4} lines  head {head}  ({} written before the chain)",
+                    chain.lines, chain.unchained
+                );
+            }
+            Err(e) => println!("BROKEN  {name:<16}  {e}"),
         }
     }
     let broken = audit.breaks().count();

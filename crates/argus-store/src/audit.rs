@@ -3,12 +3,14 @@
 //! so a changed byte, a removed line or a line put in between breaks the chain from there on;
 //! [`verify`] recomputes a record's chain and names the first line that does not match, and
 //! [`audit`] does so for one ticket or every ticket of a store (`argus audit verify`).
+//! Staff acknowledgements (`alert_acks`) and silences (`events` by transport `api`) are chained
+//! the same way, each kind in one chain numbered from 1 ([`link_acks`], [`link_silences`]).
 
 use std::collections::HashMap;
 
 use sha2::{Digest, Sha256};
 
-use crate::rows::TicketEventRow;
+use crate::rows::{AlertAckRow, EventRow, TicketEventRow};
 use crate::{Store, StoreError};
 
 /// SHA-256 of a line's content and the hash of the line before it, 64 hex digits. The content
@@ -36,6 +38,75 @@ pub fn line_hash(row: &TicketEventRow) -> String {
         .collect()
 }
 
+fn sha256_hex(content: &serde_json::Value) -> String {
+    Sha256::digest(content.to_string().as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// SHA-256 of an acknowledgement's content and `prev_hash` (every column but `hash`).
+pub fn ack_hash(row: &AlertAckRow) -> String {
+    sha256_hex(&serde_json::json!([
+        row.alert_id,
+        row.actor,
+        row.note,
+        row.at,
+        row.at_ms,
+        row.request_key,
+        row.seq,
+        row.prev_hash,
+    ]))
+}
+
+/// SHA-256 of a silence's content and `prev_hash` (every column but `hash`).
+pub fn silence_hash(row: &EventRow) -> String {
+    sha256_hex(&serde_json::json!([
+        row.enterprise_id,
+        row.source,
+        row.kind,
+        row.event_time,
+        row.event_ms,
+        row.receive_ms,
+        row.until_ms,
+        row.transport,
+        row.body,
+        row.request_key,
+        row.chain_seq,
+        row.prev_hash,
+    ]))
+}
+
+/// Whether an event row is a staff silence (chained).
+pub fn is_silence(row: &EventRow) -> bool {
+    row.transport == "api"
+}
+
+/// Chain acknowledgements after `last` (the seq and hash of the last one on record).
+pub fn link_acks(rows: &mut [AlertAckRow], last: (u64, String)) {
+    let (mut seq, mut hash) = last;
+    for row in rows {
+        seq += 1;
+        row.seq = seq;
+        row.prev_hash = hash;
+        row.hash = ack_hash(row);
+        hash = row.hash.clone();
+    }
+}
+
+/// Chain the staff silences among `rows` after `last` (the chain seq and hash of the last
+/// silence on record); other events are left as they are.
+pub fn link_silences(rows: &mut [EventRow], last: (u64, String)) {
+    let (mut seq, mut hash) = last;
+    for row in rows.iter_mut().filter(|r| is_silence(r)) {
+        seq += 1;
+        row.chain_seq = seq;
+        row.prev_hash = hash;
+        row.hash = silence_hash(row);
+        hash = row.hash.clone();
+    }
+}
+
 /// Chain the lines of a batch: each gets `prev_hash` (the hash of the line of its ticket with
 /// the seq before it: earlier in the batch, or `stored`, the last line on record per ticket as
 /// (seq, hash)) and its own `hash`. Lines already on record (a seq at or below the stored one)
@@ -61,33 +132,33 @@ pub fn link(rows: &mut Vec<TicketEventRow>, stored: &HashMap<String, (u32, Strin
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ChainBreak {
     /// The line's content is not what its hash was made of.
-    #[error("ticket {ticket}: line {seq} was changed after it was written (its hash does not match its content)")]
+    #[error("{chain}: line {seq} was changed after it was written (its hash does not match its content)")]
     Changed {
-        /// The ticket.
-        ticket: String,
+        /// The chain (`ticket <id>`, `acknowledgements`, `silences`).
+        chain: String,
         /// The line.
-        seq: u32,
+        seq: u64,
     },
     /// The line does not follow the one before it: a line was removed, put in between, or
     /// changed before it.
-    #[error("ticket {ticket}: line {seq} does not follow line {before} (a line was removed, inserted or changed)")]
+    #[error("{chain}: line {seq} does not follow line {before} (a line was removed, inserted or changed)")]
     Unlinked {
-        /// The ticket.
-        ticket: String,
+        /// The chain.
+        chain: String,
         /// The line.
-        seq: u32,
+        seq: u64,
         /// The line before it in the record.
-        before: u32,
+        before: u64,
     },
     /// The lines are not numbered 1, 2, 3 ...
-    #[error("ticket {ticket}: line {seq} where line {expected} was expected")]
+    #[error("{chain}: line {seq} where line {expected} was expected")]
     Gap {
-        /// The ticket.
-        ticket: String,
+        /// The chain.
+        chain: String,
         /// The line found.
-        seq: u32,
+        seq: u64,
         /// The line expected.
-        expected: u32,
+        expected: u64,
     },
 }
 
@@ -102,51 +173,151 @@ pub struct Chain {
     pub head: String,
 }
 
+/// A line of a chained record.
+pub trait Line {
+    /// Its place in the chain, from 1.
+    fn position(&self) -> u64;
+    /// Its stored hash (empty: written before the chain).
+    fn hash(&self) -> &str;
+    /// Its stored link to the line before it.
+    fn prev_hash(&self) -> &str;
+    /// The hash of its content as it is now.
+    fn content_hash(&self) -> String;
+}
+
+impl Line for TicketEventRow {
+    fn position(&self) -> u64 {
+        u64::from(self.seq)
+    }
+    fn hash(&self) -> &str {
+        &self.hash
+    }
+    fn prev_hash(&self) -> &str {
+        &self.prev_hash
+    }
+    fn content_hash(&self) -> String {
+        line_hash(self)
+    }
+}
+
+impl Line for AlertAckRow {
+    fn position(&self) -> u64 {
+        self.seq
+    }
+    fn hash(&self) -> &str {
+        &self.hash
+    }
+    fn prev_hash(&self) -> &str {
+        &self.prev_hash
+    }
+    fn content_hash(&self) -> String {
+        ack_hash(self)
+    }
+}
+
+impl Line for EventRow {
+    fn position(&self) -> u64 {
+        self.chain_seq
+    }
+    fn hash(&self) -> &str {
+        &self.hash
+    }
+    fn prev_hash(&self) -> &str {
+        &self.prev_hash
+    }
+    fn content_hash(&self) -> String {
+        silence_hash(self)
+    }
+}
+
 /// Recompute the chain of one ticket's record (its lines in seq order).
 pub fn verify(record: &[TicketEventRow]) -> Result<Chain, ChainBreak> {
+    let name = record
+        .first()
+        .map(|l| format!("ticket {}", l.ticket_id))
+        .unwrap_or_default();
+    verify_chain(&name, record)
+}
+
+/// Recompute a chain named `name` (its lines in order of position, numbered from 1; lines
+/// written before the chain, without a hash, only before the chained ones).
+pub fn verify_chain<L: Line>(name: &str, record: &[L]) -> Result<Chain, ChainBreak> {
     let mut chain = Chain::default();
-    let mut before: Option<&TicketEventRow> = None;
+    let mut before: Option<&L> = None;
     for (i, row) in record.iter().enumerate() {
-        let expected = u32::try_from(i + 1).unwrap_or(u32::MAX);
-        if row.seq != expected {
+        let expected = u64::try_from(i + 1).unwrap_or(u64::MAX);
+        let seq = row.position();
+        if seq != expected {
             return Err(ChainBreak::Gap {
-                ticket: row.ticket_id.clone(),
-                seq: row.seq,
+                chain: name.to_owned(),
+                seq,
                 expected,
             });
         }
         chain.lines += 1;
-        if row.hash.is_empty() {
+        if row.hash().is_empty() {
             chain.unchained += 1;
-            if before.is_some_and(|b| !b.hash.is_empty()) {
+            if before.is_some_and(|b| !b.hash().is_empty()) {
                 // A line without a hash after chained ones: put in, or its hash wiped.
                 return Err(ChainBreak::Unlinked {
-                    ticket: row.ticket_id.clone(),
-                    seq: row.seq,
-                    before: row.seq - 1,
+                    chain: name.to_owned(),
+                    seq,
+                    before: seq - 1,
                 });
             }
             before = Some(row);
             continue;
         }
-        let link = before.map_or("", |b| b.hash.as_str());
-        if row.prev_hash != link {
+        let link = before.map_or("", |b| b.hash());
+        if row.prev_hash() != link {
             return Err(ChainBreak::Unlinked {
-                ticket: row.ticket_id.clone(),
-                seq: row.seq,
-                before: row.seq.saturating_sub(1),
+                chain: name.to_owned(),
+                seq,
+                before: seq.saturating_sub(1),
             });
         }
-        if line_hash(row) != row.hash {
+        if row.content_hash() != row.hash() {
             return Err(ChainBreak::Changed {
-                ticket: row.ticket_id.clone(),
-                seq: row.seq,
+                chain: name.to_owned(),
+                seq,
             });
         }
-        chain.head.clone_from(&row.hash);
+        chain.head = row.hash().to_owned();
         before = Some(row);
     }
     Ok(chain)
+}
+
+/// Recompute a staff chain (acknowledgements or silences) as stored: rows written before the
+/// chain (position 0, no hash) are counted, the others verified in order.
+pub fn verify_staff<L: Line>(name: &str, rows: &[L]) -> Result<Chain, ChainBreak> {
+    let unchained = rows
+        .iter()
+        .filter(|r| r.position() == 0 && r.hash().is_empty())
+        .count();
+    let chained: Vec<&L> = rows
+        .iter()
+        .filter(|r| r.position() > 0 || !r.hash().is_empty())
+        .collect();
+    let mut chain = verify_chain(name, &chained)?;
+    chain.lines += unchained;
+    chain.unchained += unchained;
+    Ok(chain)
+}
+
+impl<L: Line> Line for &L {
+    fn position(&self) -> u64 {
+        (*self).position()
+    }
+    fn hash(&self) -> &str {
+        (*self).hash()
+    }
+    fn prev_hash(&self) -> &str {
+        (*self).prev_hash()
+    }
+    fn content_hash(&self) -> String {
+        (*self).content_hash()
+    }
 }
 
 /// The audit of a store's legal record.
@@ -154,12 +325,17 @@ pub fn verify(record: &[TicketEventRow]) -> Result<Chain, ChainBreak> {
 pub struct Audit {
     /// Per ticket checked: its chain, or where it breaks.
     pub tickets: Vec<(String, Result<Chain, ChainBreak>)>,
+    /// The staff chains (`acknowledgements`, `silences`) when the whole store is audited.
+    pub staff: Vec<(String, Result<Chain, ChainBreak>)>,
 }
 
 impl Audit {
     /// The breaks found.
     pub fn breaks(&self) -> impl Iterator<Item = &ChainBreak> {
-        self.tickets.iter().filter_map(|(_, r)| r.as_ref().err())
+        self.tickets
+            .iter()
+            .chain(&self.staff)
+            .filter_map(|(_, r)| r.as_ref().err())
     }
 }
 
@@ -185,6 +361,18 @@ pub async fn audit<S: Store>(store: &S, ticket: Option<&str>) -> Result<Audit, S
     for id in ids {
         let record = store.ticket_events(&id).await?;
         audit.tickets.push((id, verify(&record)));
+    }
+    if ticket.is_none() {
+        let acks = store.acknowledgements().await?;
+        let name = "acknowledgements";
+        audit
+            .staff
+            .push((name.to_owned(), verify_staff(name, &acks)));
+        let silences = store.silences().await?;
+        let name = "silences";
+        audit
+            .staff
+            .push((name.to_owned(), verify_staff(name, &silences)));
     }
     Ok(audit)
 }
@@ -231,7 +419,7 @@ mod tests {
         assert_eq!(
             verify(&changed),
             Err(ChainBreak::Changed {
-                ticket: "t".into(),
+                chain: "ticket t".into(),
                 seq: 2
             })
         );

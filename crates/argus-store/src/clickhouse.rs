@@ -471,6 +471,22 @@ impl Store for ClickHouseStore {
         batch.tickets.clear();
         self.insert("rejected_inputs", &batch.rejected).await?;
         batch.rejected.clear();
+        if batch.events.iter().any(crate::audit::is_silence) {
+            // Staff silences chained to the last one on record (the sink writes one batch at
+            // a time).
+            let last: Vec<(u64, String)> = self
+                .query(
+                    "SELECT chain_seq, hash FROM events WHERE chain_seq > 0 \
+                     ORDER BY chain_seq DESC LIMIT 1",
+                )
+                .fetch_all()
+                .await
+                .map_err(query_error("read the last silence"))?;
+            crate::audit::link_silences(
+                &mut batch.events,
+                last.into_iter().next().unwrap_or_default(),
+            );
+        }
         self.insert("events", &batch.events).await?;
         batch.events.clear();
         // The deliveries before the changes they deliver: a crash between the two leaves a
@@ -528,7 +544,15 @@ impl Store for ClickHouseStore {
         };
         // The acknowledgement first: a transition written from now on carries it ...
         if !retried {
-            self.insert("alert_acks", &[AlertAckRow::new(ack)]).await?;
+            // Chained to the last acknowledgement on record (one at a time: the lock above).
+            let last: Vec<(u64, String)> = self
+                .query("SELECT seq, hash FROM alert_acks ORDER BY seq DESC LIMIT 1")
+                .fetch_all()
+                .await
+                .map_err(query_error("read the last acknowledgement"))?;
+            let mut row = [AlertAckRow::new(ack)];
+            crate::audit::link_acks(&mut row, last.into_iter().next().unwrap_or_default());
+            self.insert("alert_acks", &row).await?;
         }
         // ... then the current row; should a transition read the acknowledgements just before
         // they held this one, its row wins over ours and is written again with it.
@@ -930,6 +954,23 @@ impl Store for ClickHouseStore {
         .fetch_all()
         .await
         .map_err(query_error("read a ticket's delivery attempts"))
+    }
+
+    async fn acknowledgements(&self) -> Result<Vec<AlertAckRow>, StoreError> {
+        self.query("SELECT ?fields FROM alert_acks ORDER BY seq, at_ms, alert_id")
+            .fetch_all()
+            .await
+            .map_err(query_error("read the acknowledgements"))
+    }
+
+    async fn silences(&self) -> Result<Vec<EventRow>, StoreError> {
+        self.query(
+            "SELECT ?fields FROM events WHERE transport = 'api' \
+             ORDER BY chain_seq, receive_ms, event_ms",
+        )
+        .fetch_all()
+        .await
+        .map_err(query_error("read the silences"))
     }
 
     async fn put_user(&self, user: &UserRow) -> Result<(), StoreError> {

@@ -24,8 +24,8 @@ pub use crate::labels::Labels;
 pub use crate::sqlite::SqliteStore;
 
 use crate::rows::{
-    AlertEventRow, AlertRow, CredentialRow, DeliveryRow, EventRow, HourRow, OutboxRow, ReadingRow,
-    RejectedRow, TicketEventRow, TicketRow, UserRow,
+    AlertAckRow, AlertEventRow, AlertRow, CredentialRow, DeliveryRow, EventRow, HourRow, OutboxRow,
+    ReadingRow, RejectedRow, TicketEventRow, TicketRow, UserRow,
 };
 use crate::spool::RowBatch;
 
@@ -378,6 +378,13 @@ pub trait Store: Clone + Send + Sync + 'static {
         ticket_id: &str,
     ) -> impl Future<Output = Result<Vec<DeliveryRow>, StoreError>> + Send;
 
+    /// Every acknowledgement, in the order of its chain (those from before it first).
+    fn acknowledgements(&self)
+        -> impl Future<Output = Result<Vec<AlertAckRow>, StoreError>> + Send;
+
+    /// Every staff silence, in the order of its chain (those from before it first).
+    fn silences(&self) -> impl Future<Output = Result<Vec<EventRow>, StoreError>> + Send;
+
     /// Write a user as of a change: the row with the higher version stands.
     fn put_user(&self, user: &UserRow) -> impl Future<Output = Result<(), StoreError>> + Send;
 
@@ -591,6 +598,12 @@ impl Store for Backend {
     }
     async fn attempts_of(&self, ticket_id: &str) -> Result<Vec<DeliveryRow>, StoreError> {
         delegate!(self, s => s.attempts_of(ticket_id).await)
+    }
+    async fn acknowledgements(&self) -> Result<Vec<AlertAckRow>, StoreError> {
+        delegate!(self, s => s.acknowledgements().await)
+    }
+    async fn silences(&self) -> Result<Vec<EventRow>, StoreError> {
+        delegate!(self, s => s.silences().await)
     }
     async fn put_user(&self, user: &UserRow) -> Result<(), StoreError> {
         delegate!(self, s => s.put_user(user).await)

@@ -328,6 +328,20 @@ pub const MIGRATIONS: &[Migration] = &[
             ORDER BY (ticket_id, delivery_id, attempt)",
         ],
     },
+    Migration {
+        version: 18,
+        name: "chained acknowledgements and silences",
+        statements: &[
+            // Staff acknowledgements and silences are legal record too: each is chained to the
+            // one before it (`audit.rs`), in one chain per kind, numbered from 1.
+            "ALTER TABLE {db}.alert_acks ADD COLUMN seq UInt64 DEFAULT 0",
+            "ALTER TABLE {db}.alert_acks ADD COLUMN prev_hash String DEFAULT ''",
+            "ALTER TABLE {db}.alert_acks ADD COLUMN hash String DEFAULT ''",
+            "ALTER TABLE {db}.events ADD COLUMN chain_seq UInt64 DEFAULT 0",
+            "ALTER TABLE {db}.events ADD COLUMN prev_hash String DEFAULT ''",
+            "ALTER TABLE {db}.events ADD COLUMN hash String DEFAULT ''",
+        ],
+    },
 ];
 
 /// The table and column an `ALTER TABLE {db}.T ADD COLUMN C ...` statement adds, if it is one:

@@ -127,8 +127,11 @@ pub const COLUMNS: &[(&str, &[(&str, &str)])] = &[
             ("alert_id", "String"),
             ("at", "DateTime"),
             ("at_ms", "Int64"),
+            ("hash", "String"),
             ("note", "String"),
+            ("prev_hash", "String"),
             ("request_key", "String"),
+            ("seq", "UInt64"),
         ],
     ),
     (
@@ -228,10 +231,13 @@ pub const COLUMNS: &[(&str, &[(&str, &str)])] = &[
         "events",
         &[
             ("body", "String"),
+            ("chain_seq", "UInt64"),
             ("enterprise_id", "String"),
             ("event_ms", "Int64"),
             ("event_time", "DateTime"),
+            ("hash", "String"),
             ("kind", "String"),
+            ("prev_hash", "String"),
             ("receive_ms", "Int64"),
             ("request_key", "String"),
             ("source", "String"),
@@ -475,6 +481,15 @@ pub struct AlertAckRow {
     pub at_ms: i64,
     /// The idempotency key of the request (`RequestKey::stored`), or empty.
     pub request_key: String,
+    /// Its place in the chain of acknowledgements, from 1 (0: written before the chain).
+    #[serde(default)]
+    pub seq: u64,
+    /// The hash of the acknowledgement before it (empty for the first).
+    #[serde(default)]
+    pub prev_hash: String,
+    /// SHA-256 of its content and `prev_hash` (`audit::ack_hash`).
+    #[serde(default)]
+    pub hash: String,
 }
 
 impl AlertAckRow {
@@ -487,6 +502,9 @@ impl AlertAckRow {
             at: seconds(a.at),
             at_ms: a.at.as_millis(),
             request_key: a.request_key.clone(),
+            seq: 0,
+            prev_hash: String::new(),
+            hash: String::new(),
         }
     }
 }
@@ -1148,6 +1166,16 @@ pub struct EventRow {
     /// A staff silence's request key (`RequestKey::stored`), else empty.
     #[serde(default)]
     pub request_key: String,
+    /// A staff silence's place in the chain of silences, from 1 (0: not a silence, or written
+    /// before the chain).
+    #[serde(default)]
+    pub chain_seq: u64,
+    /// A staff silence's link: the hash of the silence before it.
+    #[serde(default)]
+    pub prev_hash: String,
+    /// A staff silence's SHA-256 of its content and `prev_hash` (`audit::silence_hash`).
+    #[serde(default)]
+    pub hash: String,
 }
 
 impl EventRow {
@@ -1177,6 +1205,9 @@ impl EventRow {
                 EventKind::MaintenanceNotice { request, .. } => request.clone(),
                 _ => String::new(),
             },
+            chain_seq: 0,
+            prev_hash: String::new(),
+            hash: String::new(),
         }
     }
 

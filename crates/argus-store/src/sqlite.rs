@@ -254,6 +254,18 @@ const MIGRATIONS: &[Migration] = &[
             "CREATE INDEX IF NOT EXISTS deliveries_by_ticket ON deliveries (ticket_id)",
         ],
     },
+    Migration {
+        version: 18,
+        name: "chained acknowledgements and silences",
+        statements: &[
+            "ALTER TABLE alert_acks ADD COLUMN seq INTEGER NOT NULL DEFAULT 0",
+            "ALTER TABLE alert_acks ADD COLUMN prev_hash TEXT NOT NULL DEFAULT ''",
+            "ALTER TABLE alert_acks ADD COLUMN hash TEXT NOT NULL DEFAULT ''",
+            "ALTER TABLE events ADD COLUMN chain_seq INTEGER NOT NULL DEFAULT 0",
+            "ALTER TABLE events ADD COLUMN prev_hash TEXT NOT NULL DEFAULT ''",
+            "ALTER TABLE events ADD COLUMN hash TEXT NOT NULL DEFAULT ''",
+        ],
+    },
 ];
 
 /// The SQLite type of a column Argus writes, from its ClickHouse type.
@@ -276,7 +288,8 @@ const ALERTS: &str = "alert_id, rule_id, kind, severity, status, enterprise_id, 
     metric, standard, started_at, started_ms, ended_ms, value, peak, mean, limit_value, muted, \
     acknowledged_by, acknowledged_ms, version";
 const EVENTS: &str = "enterprise_id, source, kind, event_time, event_ms, receive_ms, until_ms, \
-    transport, body, request_key";
+    transport, body, request_key, chain_seq, prev_hash, hash";
+const ACKS: &str = "alert_id, actor, note, at, at_ms, request_key, seq, prev_hash, hash";
 const REJECTED: &str =
     "received_at, received_ms, transport, origin, reason, detail, raw, raw_len, fingerprint";
 const TICKET_EVENTS: &str = "ticket_id, seq, at, at_ms, actor, role, event, from_state, \
@@ -630,9 +643,21 @@ fn write_batch(tx: &Transaction<'_>, batch: &RowBatch) -> rusqlite::Result<()> {
         ])?;
     }
     let mut stmt = tx.prepare_cached(&format!(
-        "INSERT INTO events ({EVENTS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+        "INSERT INTO events ({EVENTS}) VALUES \
+         (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
     ))?;
-    for e in &batch.events {
+    // Staff silences are chained, from the last one on record.
+    let last: Option<(u64, String)> = tx
+        .query_row(
+            "SELECT chain_seq, hash FROM events WHERE chain_seq > 0 \
+             ORDER BY chain_seq DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    let mut events = batch.events.clone();
+    crate::audit::link_silences(&mut events, last.unwrap_or_default());
+    for e in &events {
         stmt.execute(params![
             e.enterprise_id,
             e.source,
@@ -643,7 +668,10 @@ fn write_batch(tx: &Transaction<'_>, batch: &RowBatch) -> rusqlite::Result<()> {
             e.until_ms,
             e.transport,
             e.body,
-            e.request_key
+            e.request_key,
+            e.chain_seq,
+            e.prev_hash,
+            e.hash
         ])?;
     }
     // Deliveries of the changes: once written, a row only moves on (`record_attempt`).
@@ -823,6 +851,9 @@ fn event_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<EventRow> {
         transport: r.get(7)?,
         body: r.get(8)?,
         request_key: r.get(9)?,
+        chain_seq: r.get(10)?,
+        prev_hash: r.get(11)?,
+        hash: r.get(12)?,
     })
 }
 
@@ -1037,17 +1068,32 @@ impl Store for SqliteStore {
                     }),
                 };
             }
-            let row = AlertAckRow::new(&ack);
+            // Chained to the last acknowledgement on record (in this transaction).
+            let last: Option<(u64, String)> = tx
+                .query_row(
+                    "SELECT seq, hash FROM alert_acks ORDER BY seq DESC LIMIT 1",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()
+                .map_err(sqlite_error("read the last acknowledgement"))?;
+            let mut row = [AlertAckRow::new(&ack)];
+            crate::audit::link_acks(&mut row, last.unwrap_or_default());
+            let [row] = row;
             tx.execute(
-                "INSERT INTO alert_acks (alert_id, actor, note, at, at_ms, request_key) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                &format!(
+                    "INSERT INTO alert_acks ({ACKS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+                ),
                 params![
                     row.alert_id,
                     row.actor,
                     row.note,
                     row.at,
                     row.at_ms,
-                    row.request_key
+                    row.request_key,
+                    row.seq,
+                    row.prev_hash,
+                    row.hash
                 ],
             )
             .map_err(sqlite_error("record an acknowledgement"))?;
@@ -1504,6 +1550,37 @@ impl Store for SqliteStore {
                 [id],
                 delivery_row,
             )
+        })
+        .await
+    }
+
+    async fn acknowledgements(&self) -> Result<Vec<AlertAckRow>, StoreError> {
+        self.with(|c| {
+            let sql = format!("SELECT {ACKS} FROM alert_acks ORDER BY seq, at_ms, alert_id");
+            select(c, "read the acknowledgements", &sql, [], |r| {
+                Ok(AlertAckRow {
+                    alert_id: r.get(0)?,
+                    actor: r.get(1)?,
+                    note: r.get(2)?,
+                    at: r.get(3)?,
+                    at_ms: r.get(4)?,
+                    request_key: r.get(5)?,
+                    seq: r.get(6)?,
+                    prev_hash: r.get(7)?,
+                    hash: r.get(8)?,
+                })
+            })
+        })
+        .await
+    }
+
+    async fn silences(&self) -> Result<Vec<EventRow>, StoreError> {
+        self.with(|c| {
+            let sql = format!(
+                "SELECT {EVENTS} FROM events WHERE transport = 'api' \
+                 ORDER BY chain_seq, receive_ms, event_ms"
+            );
+            select(c, "read the silences", &sql, [], event_row)
         })
         .await
     }
