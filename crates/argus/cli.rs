@@ -107,6 +107,9 @@ pub enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Print the HTTP API's OpenAPI 3.1 document (as served at /api/openapi.json; the
+    /// repository keeps it in docs/openapi.json).
+    Openapi,
     /// Manage the users of the API and console, in the configured store (migrated first).
     ///
     /// Roles: admin (users and tokens), monitor (the whole county: acknowledges alerts, sets

@@ -145,6 +145,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 tokio::runtime::Runtime::new().context("cannot start the tokio runtime")?;
             runtime.block_on(user::run(&settings, &registry, command))?;
         }
+        Command::Openapi => {
+            let text = serde_json::to_string_pretty(&argus_api::openapi::document())
+                .context("cannot render the openapi document")?;
+            println!("{text}");
+        }
         Command::Hj212 {
             command:
                 Hj212Command::Decode {

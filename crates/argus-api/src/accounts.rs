@@ -389,8 +389,21 @@ pub(crate) async fn list_tokens<R: Records>(
 #[serde(deny_unknown_fields)]
 struct TokenBody {
     name: String,
-    #[serde(default = "default_token_days")]
+    #[serde(default = "default_token_days", deserialize_with = "whole_number")]
     days: u32,
+}
+
+/// A whole number however JSON writes it (`30` or `30.0`).
+fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    let n = f64::deserialize(d)?;
+    if n.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(&n) {
+        // Whole and in range: the conversion is exact.
+        Ok(n as u32)
+    } else {
+        Err(serde::de::Error::custom(format!(
+            "expected a whole number of days, got {n}"
+        )))
+    }
 }
 
 fn default_token_days() -> u32 {

@@ -9,7 +9,7 @@
 //! do is a 403. The person acting on an acknowledgement, silence or ticket change is always the
 //! caller, never a field of the body.
 //!
-//! Routes:
+//! Routes (described as OpenAPI 3.1 by [`openapi`], served at `GET /api/openapi.json`):
 //! - `GET /metrics` (Prometheus text), `GET /healthz` (the process answers);
 //! - `GET /readyz`: whether data gets through, `{"ready", "stages": [{"stage", "ready",
 //!   "for_ms"}]}` for `pipeline`, `sink` and `detection`: 200 when every stage progresses, 503
@@ -55,6 +55,7 @@ pub mod accounts;
 pub mod auth;
 mod error;
 mod export;
+pub mod openapi;
 mod port;
 pub mod query;
 pub mod stream;
@@ -138,6 +139,7 @@ pub fn router<R: Records>(state: ApiState<R>) -> Router {
         .route("/metrics", get(metrics::<R>))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz::<R>))
+        .route("/api/openapi.json", get(openapi_document))
         .route("/api/login", post(accounts::login::<R>))
         .route("/api/logout", post(accounts::logout::<R>))
         .route("/api/me", get(accounts::me))
@@ -178,6 +180,12 @@ pub fn router<R: Records>(state: ApiState<R>) -> Router {
 }
 
 type Shared<R> = State<Arc<ApiState<R>>>;
+
+/// `GET /api/openapi.json`: the document of [`openapi`], made once.
+async fn openapi_document() -> Response {
+    static DOCUMENT: std::sync::OnceLock<serde_json::Value> = std::sync::OnceLock::new();
+    Json(DOCUMENT.get_or_init(openapi::document)).into_response()
+}
 
 async fn metrics<R: Records>(State(state): Shared<R>) -> Result<Response, ApiError> {
     let text = state

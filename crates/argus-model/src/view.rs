@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 /// An alert as the outside sees it: as stored (the API), or as one of its transitions (replay,
 /// the live stream). Times are RFC 3339 in UTC; ids are 16 hex digits.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct AlertView {
     /// Deterministic id: a hash of rule, point, metric and start, so a replay gives the same id.
     pub alert_id: String,
@@ -65,7 +65,7 @@ pub struct AlertView {
 }
 
 /// An enforcement ticket as the outside sees it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TicketView {
     /// Deterministic id, 16 hex digits.
     pub ticket_id: String,
@@ -94,7 +94,7 @@ pub struct TicketView {
 }
 
 /// One line of a ticket's record: a change, who made it, when.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TicketEventView {
     /// The ticket.
     pub ticket_id: String,
@@ -128,7 +128,7 @@ pub struct TicketEventView {
 }
 
 /// A user as the outside sees it (never the password hash).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct UserView {
     /// Login name.
     pub name: String,
@@ -163,7 +163,7 @@ impl UserView {
 
 /// An API token (or session) as its owner sees it: never the secret, which is shown once, when
 /// the token is made.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct CredentialView {
     /// Public id (16 hex digits): how it is revoked.
     pub id: String,
@@ -201,7 +201,7 @@ impl CredentialView {
 
 /// The county's organisation as the API answers it (`GET /api/registry`): who is who, not
 /// what is watched (enterprises are [`EnterpriseView`]s).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RegistryView {
     /// The county (or province) the registry describes.
     pub county: String,
@@ -216,7 +216,7 @@ pub struct RegistryView {
 }
 
 /// Something the registry names: a town, department or standard.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct NamedView {
     /// Its id in the registry.
     pub id: String,
@@ -225,7 +225,7 @@ pub struct NamedView {
 }
 
 /// An enforcement team.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TeamView {
     /// Its town's id.
     pub town: String,
@@ -269,7 +269,7 @@ impl RegistryView {
 }
 
 /// An enterprise under supervision, with its monitoring points and their limits.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct EnterpriseView {
     /// Its id in the registry and in alerts.
     pub id: String,
@@ -287,7 +287,7 @@ pub struct EnterpriseView {
 }
 
 /// A monitoring point.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PointView {
     /// The MN (HJ 212) or device id.
     pub mn: String,
@@ -305,7 +305,7 @@ pub struct PointView {
 }
 
 /// A limit in force at a point. Of the bounds, those of its `kind` are set, the others absent.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct LimitView {
     /// The metric code (`a21026`, `w01018`, ...).
     pub metric: String,
@@ -429,7 +429,7 @@ impl LimitView {
 }
 
 /// One reading of a point as stored.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ReadingView {
     /// Event time (RFC 3339, UTC).
     pub at: String,
@@ -440,7 +440,7 @@ pub struct ReadingView {
 }
 
 /// One hour of a point's valid readings of one metric.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct HourView {
     /// Start of the hour (RFC 3339, UTC).
     pub hour: String,
@@ -456,7 +456,7 @@ pub struct HourView {
 
 /// A point's readings of one metric over a range: each reading where the range is short,
 /// hourly aggregates of the valid ones where it is long.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SeriesView {
     /// The point.
     pub point: String,

@@ -669,3 +669,46 @@ async fn the_stream_resumed_with_last_event_id_misses_nothing_and_repeats_nothin
     .await;
     assert!(theirs.is_empty(), "{theirs:?}");
 }
+
+/// The document served at `/api/openapi.json` is the one kept in `docs/openapi.json` (write it
+/// again with `argus openapi > docs/openapi.json`), and every operation it lists is routed:
+/// without credentials, the router answers 401 (or the public route's own answer), never the
+/// 404 or 405 of a route that does not exist.
+#[tokio::test]
+async fn the_openapi_document_is_the_one_kept_and_names_only_routes_that_exist() {
+    let f = fixture("openapi").await;
+    let (status, served) = call(&f.app, "GET", "/api/openapi.json", "").await;
+    assert_eq!(status, StatusCode::OK);
+    let served = json(&served);
+    let kept = include_str!("../../../docs/openapi.json");
+    assert!(
+        served == json(kept),
+        "docs/openapi.json differs from the served document: run `argus openapi > docs/openapi.json`"
+    );
+    assert_eq!(served["openapi"], "3.1.0");
+    let paths = served["paths"].as_object().unwrap();
+    let mut operations = 0;
+    for (path, methods) in paths {
+        let uri = path
+            .replace("{id}", "0000000000000000")
+            .replace("{name}", "nobody")
+            .replace("{mn}", "X");
+        for (method, operation) in methods.as_object().unwrap() {
+            if uri == "/api/stream" {
+                continue; // never ends
+            }
+            operations += 1;
+            let public = operation["security"] == serde_json::json!([]);
+            let (status, body) = call(&f.app, &method.to_uppercase(), &uri, "").await;
+            if public {
+                assert!(
+                    !matches!(status.as_u16(), 404 | 405),
+                    "{method} {uri}: {status} {body}"
+                );
+            } else {
+                assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {uri}: {body}");
+            }
+        }
+    }
+    assert!(operations >= 25, "{operations} operations");
+}

@@ -274,7 +274,7 @@ struct Outcome {
     error: Option<String>,
 }
 
-/// Send what is due, until `shutdown` turns true.
+/// Send what is due, until `shutdown` turns true; at once done when there are no targets.
 pub async fn run(
     store: Backend,
     targets: Arc<Targets>,

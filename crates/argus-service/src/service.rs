@@ -379,12 +379,15 @@ pub async fn run(
     )
     .map(Arc::new)
     .map_err(|e| ServiceError::build("ticket delivery", e))?;
-    let delivery = crate::delivery::run(
-        ticket_store.clone(),
-        Arc::clone(&targets),
-        telemetry.clone(),
-        stopping.clone(),
-    );
+    // Without targets there is nothing to deliver, and no task (a task that ends stops Argus).
+    let delivery = (!targets.is_empty()).then(|| {
+        crate::delivery::run(
+            ticket_store.clone(),
+            Arc::clone(&targets),
+            telemetry.clone(),
+            stopping.clone(),
+        )
+    });
     let tickets = crate::tickets::run(
         book,
         ticket_store,
@@ -426,7 +429,9 @@ pub async fn run(
     let mut tasks = JoinSet::new();
     supervise(&mut tasks, "store sink", sink);
     supervise(&mut tasks, "tickets", tickets);
-    supervise(&mut tasks, "ticket delivery", delivery);
+    if let Some(delivery) = delivery {
+        supervise(&mut tasks, "ticket delivery", delivery);
+    }
     if let Some(retention) = retention {
         supervise(&mut tasks, "retention", retention);
     }
