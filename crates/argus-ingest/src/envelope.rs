@@ -63,6 +63,11 @@ impl Ack {
         Self(None)
     }
 
+    /// Whether someone waits for it (it has something to do).
+    pub fn is_awaited(&self) -> bool {
+        self.0.is_some()
+    }
+
     /// Acknowledge.
     pub fn done(mut self) {
         if let Some(f) = self.0.take() {

@@ -4,7 +4,8 @@
 //! [`Spool`] while the store is unreachable. Spooled batches are written oldest first when it
 //! returns, and while any are left new batches queue behind them, so rows arrive in order.
 //! Without a spool (or with a full one) a failed write is retried with backoff and the sources
-//! wait: backpressure, not memory growth.
+//! wait: backpressure, not memory growth. A batch holding a ticket change a person waits for is
+//! written within [`AWAITED_MAX_AGE`] (group commit), whatever its configured age.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -74,6 +75,18 @@ pub struct SinkOptions {
     pub max_backoff: Duration,
     /// The spool, if any.
     pub spool: Option<SpoolOptions>,
+}
+
+/// How long a batch holding a person's ticket change waits for more rows before it is written:
+/// long enough to write changes made at once in one transaction, short enough to answer at once.
+pub const AWAITED_MAX_AGE: Duration = Duration::from_millis(5);
+
+impl Item {
+    /// Whether a person waits for the item to be durable (a ticket change made through the API,
+    /// answered once stored): its batch is written within [`AWAITED_MAX_AGE`], not `max_age`.
+    fn is_awaited(&self) -> bool {
+        matches!(self, Item::Tickets { ack, .. } if ack.is_awaited())
+    }
 }
 
 #[derive(Debug, Default)]
@@ -475,9 +488,13 @@ pub async fn run<S: Store>(
         };
         match received {
             Some(Some(item)) => {
-                if deadline.is_none() {
-                    deadline = Some(Instant::now() + sink.options.max_age);
-                }
+                let age = if item.is_awaited() {
+                    AWAITED_MAX_AGE.min(sink.options.max_age)
+                } else {
+                    sink.options.max_age
+                };
+                let by = Instant::now() + age;
+                deadline = Some(deadline.map_or(by, |d| d.min(by)));
                 batch.add(item);
             }
             Some(None) => open = false,
