@@ -300,7 +300,9 @@ async fn populate(path: &std::path::Path, shape: &Shape) -> Vec<String> {
     let mut ids = Vec::new();
     for i in 0..shape.tickets {
         let id = 0x7000_0000_0000_0000_u64 + i as u64;
-        let alert = 0xa000_0000_0000_0000_u64 + (i % shape.alerts) as u64;
+        // Each ticket lists one alert, spread over the day: a quarter of the alerts are the
+        // department's (20,000 alerts, 5,000 tickets), the others another department's.
+        let alert = 0xa000_0000_0000_0000_u64 + (i * shape.alerts / shape.tickets) as u64;
         let created = now - 3_600_000;
         let ticket = Ticket {
             ticket_id: id,

@@ -352,20 +352,17 @@ async fn deliver(
     } else {
         "webhook"
     };
+    // A change not on record long after it was made never landed: nothing to deliver, ever.
+    let mut unrecorded = false;
     let outcome = match body(store, &row).await {
         Ok(Some(body)) => send(targets, client, &row, body).await,
-        Ok(None) if at - row.created_ms > UNRECORDED_AFTER_MS => {
-            // Never on record: nothing to deliver, ever.
-            row.created_ms = i64::MIN;
+        Ok(None) => {
+            unrecorded = at - row.created_ms > UNRECORDED_AFTER_MS;
             Outcome {
                 status: 0,
-                error: Some("the change is not on record".to_owned()),
+                error: Some("the change is not on record (yet)".to_owned()),
             }
         }
-        Ok(None) => Outcome {
-            status: 0,
-            error: Some("the change is not on record yet".to_owned()),
-        },
         Err(e) => Outcome {
             status: 0,
             error: Some(format!("cannot read the change: {e}")),
@@ -381,9 +378,9 @@ async fn deliver(
         }
         Some(error) => {
             row.last_error.clone_from(error);
-            let give_up = u128::try_from(at.saturating_sub(row.created_ms)).unwrap_or(0)
+            let expired = u128::try_from(at.saturating_sub(row.created_ms)).unwrap_or(0)
                 >= targets.give_up_after.as_millis();
-            if give_up {
+            if expired || unrecorded {
                 row.state = "failed".to_owned();
                 row.version = 2 * row.attempts + 1;
                 "failed"
@@ -395,9 +392,6 @@ async fn deliver(
             }
         }
     };
-    if row.created_ms == i64::MIN {
-        row.created_ms = at;
-    }
     let attempt = DeliveryRow {
         delivery_id: row.delivery_id.clone(),
         target: row.target.clone(),

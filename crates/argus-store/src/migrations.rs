@@ -342,6 +342,13 @@ pub const MIGRATIONS: &[Migration] = &[
             "ALTER TABLE {db}.events ADD COLUMN hash String DEFAULT ''",
         ],
     },
+    Migration {
+        version: 19,
+        name: "search order",
+        // The embedded store's indexes for the API's searches, newest first; ClickHouse reads
+        // its small current tables whole.
+        statements: &[],
+    },
 ];
 
 /// The table and column an `ALTER TABLE {db}.T ADD COLUMN C ...` statement adds, if it is one:

@@ -42,9 +42,11 @@ impl Dialect {
                 "alert_id IN (SELECT arrayJoin(alert_ids) FROM tickets FINAL \
                  WHERE department = ? AND (? = '' OR town = ?))"
             }
+            // Walked newest first, each alert looked up in `ticket_alerts`: a page costs its
+            // own rows, however many tickets the department has.
             Dialect::Sqlite => {
-                "alert_id IN (SELECT j.value FROM tickets AS t, json_each(t.alert_ids) AS j \
-                 WHERE t.department = ? AND (? = '' OR t.town = ?))"
+                "EXISTS (SELECT 1 FROM ticket_alerts AS ta WHERE ta.alert_id = alerts.alert_id \
+                 AND ta.department = ? AND (? = '' OR ta.town = ?))"
             }
         }
     }

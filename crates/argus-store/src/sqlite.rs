@@ -266,6 +266,25 @@ const MIGRATIONS: &[Migration] = &[
             "ALTER TABLE events ADD COLUMN hash TEXT NOT NULL DEFAULT ''",
         ],
     },
+    Migration {
+        version: 19,
+        name: "search order",
+        statements: &[
+            // The API's searches (`search.rs`), in their keyset order: newest first.
+            "CREATE INDEX IF NOT EXISTS alerts_by_start ON alerts (started_ms DESC, alert_id)",
+            "CREATE INDEX IF NOT EXISTS tickets_by_creation ON tickets (created_ms DESC, ticket_id)",
+            "CREATE INDEX IF NOT EXISTS tickets_by_team ON tickets \
+                (department, town, created_ms DESC, ticket_id)",
+            // Which tickets list which alerts (a ticket's alert ids, one row each): a team's
+            // or head's alert search walks the alerts newest first and looks each up here.
+            "CREATE TABLE IF NOT EXISTS ticket_alerts (\
+                alert_id TEXT NOT NULL, ticket_id TEXT NOT NULL, department TEXT NOT NULL, \
+                town TEXT NOT NULL, PRIMARY KEY (alert_id, ticket_id)) STRICT, WITHOUT ROWID",
+            "INSERT OR IGNORE INTO ticket_alerts (alert_id, ticket_id, department, town) \
+                SELECT j.value, t.ticket_id, t.department, t.town \
+                FROM tickets AS t, json_each(t.alert_ids) AS j",
+        ],
+    },
 ];
 
 /// The SQLite type of a column Argus writes, from its ClickHouse type.
@@ -625,6 +644,16 @@ fn write_batch(tx: &Transaction<'_>, batch: &RowBatch) -> rusqlite::Result<()> {
             ids_json(&t.alert_ids),
             t.version
         ])?;
+    }
+    // Which tickets list which alerts, for the searches of a team's or head's alerts.
+    let mut stmt = tx.prepare_cached(
+        "INSERT OR IGNORE INTO ticket_alerts (alert_id, ticket_id, department, town) \
+         VALUES (?1, ?2, ?3, ?4)",
+    )?;
+    for t in &batch.tickets {
+        for alert in &t.alert_ids {
+            stmt.execute(params![alert, t.ticket_id, t.department, t.town])?;
+        }
     }
     let mut stmt = tx.prepare_cached(&format!(
         "INSERT OR IGNORE INTO rejected_inputs ({REJECTED}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
@@ -1734,6 +1763,39 @@ mod tests {
                 "2026-11-25 16:00:30".to_owned()
             )
         );
+        drop(conn);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn migration_19_lists_the_alerts_of_tickets_already_stored() {
+        let dir = std::env::temp_dir().join(format!("argus_sqlite_m19_{}", std::process::id()));
+        let store = SqliteStore::open(&dir.join("argus.sqlite")).unwrap_or_else(|e| panic!("{e}"));
+        let mut conn = store.conn.lock().unwrap_or_else(PoisonError::into_inner);
+        migrate(&mut conn).unwrap_or_else(|e| panic!("{e}"));
+        // A store as migration 18 left it: a ticket, no ticket_alerts.
+        conn.execute_batch(
+            "DROP TABLE ticket_alerts; DELETE FROM schema_migrations WHERE version = 19;",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        conn.execute(
+            &format!(
+                "INSERT INTO tickets ({TICKETS}) VALUES ('t1', 'E001', 'T01', 'coal', 'team', \
+                 'red', 'new', 1, 0, '', '[\"a1\",\"a2\"]', 1)"
+            ),
+            [],
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        migrate(&mut conn).unwrap_or_else(|e| panic!("{e}"));
+        let pairs: Vec<(String, String, String)> = conn
+            .prepare("SELECT alert_id, ticket_id, department FROM ticket_alerts ORDER BY alert_id")
+            .and_then(|mut s| {
+                s.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                    .collect()
+            })
+            .unwrap_or_else(|e| panic!("{e}"));
+        let pair = |a: &str| (a.to_owned(), "t1".to_owned(), "coal".to_owned());
+        assert_eq!(pairs, [pair("a1"), pair("a2")]);
         drop(conn);
         let _ = std::fs::remove_dir_all(dir);
     }
