@@ -19,13 +19,12 @@ use crate::util::{repo_path, runtime, settings, unique};
 
 pub(crate) const PASSWORD: &str = "matrix password 2026";
 
-pub(crate) fn read(path: &str) -> String {
+fn read(path: &str) -> String {
     std::fs::read_to_string(repo_path(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
-/// The API over `store` with a methane alarm of a coal mine fired and ticketed to the mine's
-/// town's coal team, and a user of every role in and out of its jurisdiction.
-async fn world(store: Backend) -> (ApiHarness, String, String, String) {
+/// The shipped registry, rules and ticket policy.
+pub(crate) fn county() -> (Registry, RuleSet, argus_tickets::Policy) {
     let registry = Registry::from_toml_str(&read("config/registry.toml"), "registry.toml")
         .unwrap_or_else(|e| panic!("{e}"));
     let rules = RuleSet::compile(&read("config/rules.toml"), "rules.toml", &registry)
@@ -36,6 +35,13 @@ async fn world(store: Backend) -> (ApiHarness, String, String, String) {
         &registry,
     )
     .unwrap_or_else(|e| panic!("{e}"));
+    (registry, rules, policy)
+}
+
+/// The API over `store` with a methane alarm of a coal mine fired and ticketed to the mine's
+/// town's coal team, and a user of every role in and out of its jurisdiction.
+async fn world(store: Backend) -> (ApiHarness, String, String, String) {
+    let (registry, rules, policy) = county();
     let instance = argus_service::harness::first_instance(&rules, &registry, "methane-alarm")
         .unwrap_or_else(|| panic!("no methane alarm"));
     let town = registry

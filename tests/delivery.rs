@@ -347,28 +347,18 @@ secret_file = "coal-shaliang.key"
 /// transaction) and each line of a new ticket's record reaches its team's webhook once, signed.
 #[test]
 fn the_embedded_store_delivers_a_new_tickets_record_once_each() {
-    use argus_model::{Registry, Timestamp};
-    use argus_rules::RuleSet;
+    use argus_model::Timestamp;
     use argus_service::delivery::Targets;
     use argus_service::harness::{first_instance, ApiHarness};
     use argus_store::{Backend, SqliteStore};
 
-    use crate::authorization::read;
+    use crate::authorization::county;
 
     let dir = std::env::temp_dir().join(unique("delivery_sqlite"));
     std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
     let key = dir.join("hook.key");
     std::fs::write(&key, SECRET).unwrap_or_else(|e| panic!("{e}"));
-    let registry = Registry::from_toml_str(&read("config/registry.toml"), "registry.toml")
-        .unwrap_or_else(|e| panic!("{e}"));
-    let rules = RuleSet::compile(&read("config/rules.toml"), "rules.toml", &registry)
-        .unwrap_or_else(|e| panic!("{e}"));
-    let policy = argus_tickets::Policy::from_toml_str(
-        &read("config/tickets.toml"),
-        "tickets.toml",
-        &registry,
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    let (registry, rules, policy) = county();
     let instance = first_instance(&rules, &registry, "methane-alarm")
         .unwrap_or_else(|| panic!("no methane alarm"));
     let town = registry

@@ -18,7 +18,7 @@ use argus_telemetry::Telemetry;
 use axum::http::StatusCode;
 use serde_json::Value;
 
-use crate::authorization::{login, on_clickhouse, on_sqlite, read, send, PASSWORD};
+use crate::authorization::{county, login, on_clickhouse, on_sqlite, send, PASSWORD};
 
 const T0: i64 = 1_795_622_400_000;
 const MINUTE: i64 = 60_000;
@@ -122,16 +122,7 @@ async fn all_pages(
 }
 
 async fn queries(store: Backend) {
-    let registry = Registry::from_toml_str(&read("config/registry.toml"), "registry.toml")
-        .unwrap_or_else(|e| panic!("{e}"));
-    let rules = RuleSet::compile(&read("config/rules.toml"), "rules.toml", &registry)
-        .unwrap_or_else(|e| panic!("{e}"));
-    let policy = argus_tickets::Policy::from_toml_str(
-        &read("config/tickets.toml"),
-        "tickets.toml",
-        &registry,
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    let (registry, rules, policy) = county();
     let mut world = instances(&rules, &registry, "methane-alarm", Industry::CoalMine, 3);
     world.extend(instances(
         &rules,

@@ -79,6 +79,26 @@ fn short(name: &str, value: Option<&String>) -> Result<(), ApiError> {
     }
 }
 
+/// The `cursor` of a query string, parsed, or a 400.
+fn cursor<C>(text: Option<&str>, parse: fn(&str) -> Option<C>) -> Result<Option<C>, ApiError> {
+    text.map(|c| parse(c).ok_or_else(|| ApiError::BadRequest(format!("bad cursor {c:?}"))))
+        .transpose()
+}
+
+/// A page of `items` under `field`, with the cursor of the next page when it is full.
+fn page<T: serde::Serialize>(
+    field: &str,
+    items: &[T],
+    limit: u32,
+    cursor_of: impl Fn(&T) -> Option<String>,
+) -> Response {
+    let next = (items.len() == limit as usize)
+        .then(|| items.last())
+        .flatten()
+        .and_then(cursor_of);
+    Json(serde_json::json!({ field: items, "next": next })).into_response()
+}
+
 /// Filters naming the registry must name what it holds.
 fn known<R>(
     state: &ApiState<R>,
@@ -145,13 +165,7 @@ fn alert_query<R>(
             return Err(ApiError::BadRequest("to must be after from".to_owned()));
         }
     }
-    let after = p
-        .cursor
-        .as_deref()
-        .map(|c| {
-            AlertCursor::parse(c).ok_or_else(|| ApiError::BadRequest(format!("bad cursor {c:?}")))
-        })
-        .transpose()?;
+    let after = cursor(p.cursor.as_deref(), AlertCursor::parse)?;
     let jurisdiction = &caller.user.jurisdiction;
     let (ticket_department, ticket_town) = match jurisdiction.department() {
         None => (p.department, None),
@@ -190,17 +204,16 @@ pub(crate) async fn list_alerts<R: Records>(
         return Ok(Json(serde_json::json!({ "alerts": [], "next": null })).into_response());
     };
     let alerts = state.records.find_alerts(&q).await?;
-    let next = (alerts.len() == q.limit as usize)
-        .then(|| alerts.last())
-        .flatten()
-        .and_then(|a| {
-            Some(AlertCursor {
-                started_ms: Timestamp::parse_rfc3339(&a.started_at)?.as_millis(),
+    Ok(page("alerts", &alerts, q.limit, |a| {
+        let started_ms = Timestamp::parse_rfc3339(&a.started_at)?.as_millis();
+        Some(
+            AlertCursor {
+                started_ms,
                 alert_id: a.alert_id.clone(),
-            })
-        })
-        .map(|c| c.to_string());
-    Ok(Json(serde_json::json!({ "alerts": alerts, "next": next })).into_response())
+            }
+            .to_string(),
+        )
+    }))
 }
 
 /// `GET /api/tickets` filters.
@@ -254,13 +267,7 @@ fn ticket_query<R>(
             )))
         }
     };
-    let after = p
-        .cursor
-        .as_deref()
-        .map(|c| {
-            TicketCursor::parse(c).ok_or_else(|| ApiError::BadRequest(format!("bad cursor {c:?}")))
-        })
-        .transpose()?;
+    let after = cursor(p.cursor.as_deref(), TicketCursor::parse)?;
     let jurisdiction = &caller.user.jurisdiction;
     let mine = |asked: Option<String>, own: Option<&str>| match (asked, own) {
         (Some(a), Some(o)) if a != o => Err(()),
@@ -294,21 +301,20 @@ pub(crate) async fn list_tickets<R: Records>(
         return Ok(Json(serde_json::json!({ "tickets": [], "next": null })).into_response());
     };
     let tickets = state.records.find_tickets(&q).await?;
-    let next = (tickets.len() == q.limit as usize)
-        .then(|| tickets.last())
-        .flatten()
-        .and_then(|t| {
-            let key = match q.order {
-                TicketOrder::Created => Some(t.created_at.as_str()),
-                TicketOrder::Deadline => t.deadline.as_deref(),
-            }?;
-            Some(TicketCursor {
-                key_ms: Timestamp::parse_rfc3339(key)?.as_millis(),
+    Ok(page("tickets", &tickets, q.limit, |t| {
+        let key = match q.order {
+            TicketOrder::Created => Some(t.created_at.as_str()),
+            TicketOrder::Deadline => t.deadline.as_deref(),
+        }?;
+        let key_ms = Timestamp::parse_rfc3339(key)?.as_millis();
+        Some(
+            TicketCursor {
+                key_ms,
                 ticket_id: t.ticket_id.clone(),
-            })
-        })
-        .map(|c| c.to_string());
-    Ok(Json(serde_json::json!({ "tickets": tickets, "next": next })).into_response())
+            }
+            .to_string(),
+        )
+    }))
 }
 
 /// `GET /api/registry`: the county's towns, departments, teams and standards (everyone may

@@ -141,7 +141,7 @@ mod tests {
             alert_id: "00ff00ff00ff00ff".to_owned(),
         };
         assert_eq!(AlertCursor::parse(&c.to_string()), Some(c));
-        let t = TicketCursor::parse("-5.0123456789abcdef").expect("a cursor");
+        let t = TicketCursor::parse("-5.0123456789abcdef").unwrap_or_else(|| panic!("a cursor"));
         assert_eq!((t.key_ms, t.ticket_id.as_str()), (-5, "0123456789abcdef"));
         for bad in [
             "",

@@ -1021,6 +1021,17 @@ impl Store for ClickHouseStore {
     }
 }
 
+/// A search's parameters bound in order.
+fn bind_all(mut query: clickhouse::query::Query, params: Vec<Param>) -> clickhouse::query::Query {
+    for param in params {
+        query = match param {
+            Param::Text(text) => query.bind(text),
+            Param::Int(n) => query.bind(n),
+        };
+    }
+    query
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1062,15 +1073,4 @@ mod tests {
             "five binds a range"
         );
     }
-}
-
-/// A search's parameters bound in order.
-fn bind_all(mut query: clickhouse::query::Query, params: Vec<Param>) -> clickhouse::query::Query {
-    for param in params {
-        query = match param {
-            Param::Text(text) => query.bind(text),
-            Param::Int(n) => query.bind(n),
-        };
-    }
-    query
 }

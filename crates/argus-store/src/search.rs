@@ -159,31 +159,27 @@ pub fn tickets(dialect: Dialect, select: &str, q: &TicketQuery) -> (String, Vec<
     if let Some(due) = q.due_before_ms {
         outer.push("deadline_ms > 0 AND deadline_ms < ?", [Param::Int(due)]);
     }
+    let after = |cursor: &argus_model::TicketCursor| {
+        [
+            Param::Int(cursor.key_ms),
+            Param::Int(cursor.key_ms),
+            Param::Text(cursor.ticket_id.clone()),
+        ]
+    };
+    // Creation never changes (judged while reading), a deadline does (judged after).
     let order = match q.order {
         TicketOrder::Created => {
-            if let Some(after) = &q.after {
-                inner.push(
-                    "(created_ms < ? OR (created_ms = ? AND ticket_id > ?))",
-                    [
-                        Param::Int(after.key_ms),
-                        Param::Int(after.key_ms),
-                        Param::Text(after.ticket_id.clone()),
-                    ],
-                );
+            if let Some(cursor) = &q.after {
+                let sql = "(created_ms < ? OR (created_ms = ? AND ticket_id > ?))";
+                inner.push(sql, after(cursor));
             }
             "created_ms DESC, ticket_id"
         }
         TicketOrder::Deadline => {
             outer.push("deadline_ms > 0", []);
-            if let Some(after) = &q.after {
-                outer.push(
-                    "(deadline_ms > ? OR (deadline_ms = ? AND ticket_id > ?))",
-                    [
-                        Param::Int(after.key_ms),
-                        Param::Int(after.key_ms),
-                        Param::Text(after.ticket_id.clone()),
-                    ],
-                );
+            if let Some(cursor) = &q.after {
+                let sql = "(deadline_ms > ? OR (deadline_ms = ? AND ticket_id > ?))";
+                outer.push(sql, after(cursor));
             }
             "deadline_ms, ticket_id"
         }
@@ -219,7 +215,9 @@ mod tests {
             ..AlertQuery::default()
         };
         let (sql, params) = alerts(Dialect::ClickHouse, "?fields", &q);
-        let (inner, outer) = sql.split_once(") WHERE ").expect("a subquery");
+        let (inner, outer) = sql
+            .split_once(") WHERE ")
+            .unwrap_or_else(|| panic!("no subquery: {sql}"));
         assert!(inner.contains("FROM alerts FINAL WHERE town = ?"), "{sql}");
         assert!(inner.contains("started_ms < ?"), "{sql}");
         assert!(
