@@ -32,7 +32,8 @@
 //!   tickets the caller may see, newest first or (`order=deadline`) soonest deadline first,
 //!   `{"tickets": [TicketView], "next"}`;
 //! - `GET /api/tickets/{id}`: `{"ticket": TicketView, "record": [TicketEventView],
-//!   "chain_head"}` (the last line's hash: see `argus_store::audit`);
+//!   "chain_head", "next"}` (the last line's hash: see `argus_store::audit`; the states the
+//!   caller may move it to);
 //! - `GET /api/tickets/{id}/record.html`: the same record as a printable page (UTC+8, every
 //!   line's hash, the chain head);
 //! - `POST /api/tickets/{id}/state` `{"to", "note", "outcome"}` (dispatchers, teams, heads): the
@@ -354,7 +355,18 @@ async fn show_ticket<R: Records>(
 ) -> Result<Response, ApiError> {
     let (ticket, record) = visible_ticket(&state.records, &caller, &id).await?;
     let head = record.last().map(|e| e.hash.as_str()).unwrap_or_default();
-    let body = serde_json::json!({ "ticket": ticket, "record": record, "chain_head": head });
+    // What the caller may do next (none for a role that moves no tickets).
+    let next: Vec<&str> = match (caller.ticket_role(), TicketState::parse(&ticket.state)) {
+        (Ok(role), Some(from)) => role
+            .next_states(from)
+            .into_iter()
+            .map(TicketState::as_str)
+            .collect(),
+        _ => Vec::new(),
+    };
+    let body = serde_json::json!({
+        "ticket": ticket, "record": record, "chain_head": head, "next": next
+    });
     Ok(Json(body).into_response())
 }
 

@@ -488,9 +488,14 @@ pub fn document() -> Value {
         "properties": {
             "ticket": ticket,
             "record": { "type": "array", "items": event.clone() },
-            "chain_head": { "type": "string", "description": "the last line's hash" }
+            "chain_head": { "type": "string", "description": "the last line's hash" },
+            "next": {
+                "type": "array",
+                "items": { "type": "string" },
+                "description": "the states the caller may move it to now"
+            }
         },
-        "required": ["ticket", "record", "chain_head"]
+        "required": ["ticket", "record", "chain_head", "next"]
     });
     b.op(
         "get",

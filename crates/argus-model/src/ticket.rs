@@ -38,19 +38,19 @@ impl TicketState {
         }
     }
 
+    /// Every state, in the order of a ticket's life.
+    pub const ALL: [TicketState; 6] = [
+        TicketState::New,
+        TicketState::Dispatched,
+        TicketState::Accepted,
+        TicketState::Inspecting,
+        TicketState::RectificationOrdered,
+        TicketState::Closed,
+    ];
+
     /// The state of a snake_case name, as stored.
     pub fn parse(name: &str) -> Option<Self> {
-        use TicketState::*;
-        [
-            New,
-            Dispatched,
-            Accepted,
-            Inspecting,
-            RectificationOrdered,
-            Closed,
-        ]
-        .into_iter()
-        .find(|s| s.as_str() == name)
+        Self::ALL.into_iter().find(|s| s.as_str() == name)
     }
 
     /// Whether a ticket may move from `self` to `to`.

@@ -320,6 +320,10 @@ async fn tickets_are_listed_shown_and_moved_by_role() {
     assert_eq!(last["note"], "on our way");
     assert_eq!(record["ticket"]["state"], "accepted");
     assert_eq!(record["chain_head"], last["hash"]);
+    // What each may do next: a monitor nothing, the team inspect.
+    assert_eq!(record["next"], serde_json::json!([]));
+    let (_, mine) = call_as(&f.app, &f.team, "GET", &format!("/api/tickets/{id}"), "").await;
+    assert_eq!(json(&mine)["next"], serde_json::json!(["inspecting"]));
 
     // The printable record: every line, its hash and the chain head; what people wrote is
     // shown as text, never run.

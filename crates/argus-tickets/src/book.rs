@@ -35,6 +35,14 @@ impl Role {
         }
     }
 
+    /// The states this role may move a ticket in state `from` to, in the order of its life.
+    pub fn next_states(self, from: TicketState) -> Vec<TicketState> {
+        TicketState::ALL
+            .into_iter()
+            .filter(|to| from.may_become(*to) && self.may_move_to(*to))
+            .collect()
+    }
+
     /// Whether this role may move a ticket to `to`.
     const fn may_move_to(self, to: TicketState) -> bool {
         use TicketState::*;
@@ -932,5 +940,19 @@ mod tests {
             );
             assert!(message.contains(expected), "{message:?} lacks {expected:?}");
         }
+    }
+
+    #[test]
+    fn each_role_is_offered_the_changes_it_may_make() {
+        use TicketState::*;
+        assert_eq!(Role::Dispatcher.next_states(New), [Dispatched]);
+        assert_eq!(Role::Team.next_states(New), []);
+        assert_eq!(Role::Team.next_states(Dispatched), [Accepted]);
+        assert_eq!(
+            Role::Team.next_states(Inspecting),
+            [RectificationOrdered, Closed]
+        );
+        assert_eq!(Role::Head.next_states(New), [Dispatched]);
+        assert_eq!(Role::Head.next_states(Closed), []);
     }
 }
