@@ -178,6 +178,7 @@ pub fn run(options: DemoArgs) -> anyhow::Result<()> {
             options.speed,
             if resumed { " (resumed)" } else { "" }
         ));
+        say(format!("  console       {base}/console/  (log in as monitor, or team-shaliang-coal)"));
         say(format!("  alerts        {base}/api/alerts"));
         say(format!("  tickets       {base}/api/tickets"));
         say(format!("  metrics       {base}/metrics"));

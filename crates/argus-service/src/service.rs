@@ -496,7 +496,8 @@ pub async fn run(
         stored_rx,
         Arc::clone(&api.hub),
     ));
-    let api = argus_api::router(api);
+    // The API and the console's pages on one listener (same origin: the session cookie).
+    let api = argus_api::router(api).merge(argus_console::router());
     let http_stopped = stopped(&stopping);
     let http = tokio::spawn(async move {
         match tls {
