@@ -8,6 +8,7 @@ mod architecture;
 mod authorization;
 mod cli;
 mod clickhouse;
+mod console;
 mod delivery;
 mod demo;
 mod end_to_end;
