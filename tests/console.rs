@@ -12,8 +12,8 @@ use std::time::Duration;
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
 
-use crate::end_to_end::{embedded_store_config, produce, start_argus, stop_argus};
-use crate::util::{free_port, now_ms, runtime, unique, Topics};
+use crate::end_to_end::{embedded_store_config, methane_alarm, produce, start_argus, stop_argus};
+use crate::util::{free_port, runtime, unique, Topics};
 
 const PASSWORD: &str = "console test password";
 
@@ -116,6 +116,18 @@ async fn log_in(browser: &Client, base: &str, name: &str) {
         .unwrap_or_else(|e| panic!("{name} not logged in: {e}"));
 }
 
+/// Click the first element matching `css`, waiting for one.
+async fn click(browser: &Client, css: &str) {
+    browser
+        .wait()
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("no {css}: {e}"))
+        .click()
+        .await
+        .unwrap_or_else(|e| panic!("click {css}: {e}"));
+}
+
 /// The text of the first element matching `css`, waiting for one.
 async fn text(browser: &Client, css: &str) -> String {
     browser
@@ -182,13 +194,7 @@ fn the_console_in_a_real_browser() {
             .await
             .unwrap_or_default()
             .len();
-        let now = now_ms();
-        let methane: Vec<String> = [(now, 1.2), (now + 5_000, 0.4)]
-            .iter()
-            .map(|(t, v)| {
-                format!(r#"{{"source":"MINE01-CH4-WF1","ts":{t},"values":{{"mine_ch4":{v}}}}}"#)
-            })
-            .collect();
+        let methane = methane_alarm();
         // Sent from a thread of its own (this one drives the browser session).
         let topic = topics.readings.clone();
         std::thread::spawn(move || produce(&runtime(), &topic, &methane))
@@ -205,13 +211,7 @@ fn the_console_in_a_real_browser() {
             "the stream is live"
         );
         shot(&browser, "alerts").await;
-        browser
-            .find(Locator::Css("tr[data-alert] button.ack"))
-            .await
-            .unwrap_or_else(|e| panic!("{e}"))
-            .click()
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+        click(&browser, "tr[data-alert] button.ack").await;
         browser
             .send_alert_text("打电话给矿上")
             .await
@@ -224,13 +224,7 @@ fn the_console_in_a_real_browser() {
             .unwrap_or_else(|e| panic!("the acknowledgement not shown: {e}"));
 
         // The mine's team: its inbox, one ticket accepted, the record names the member.
-        browser
-            .find(Locator::Css("#logout"))
-            .await
-            .unwrap_or_else(|e| panic!("{e}"))
-            .click()
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+        click(&browser, "#logout").await;
         log_in(&browser, &base, "sun").await;
         let link = browser
             .wait()
@@ -251,14 +245,7 @@ fn the_console_in_a_real_browser() {
             .flatten()
             .unwrap_or_else(|| panic!("no href"));
         link.click().await.unwrap_or_else(|e| panic!("{e}"));
-        browser
-            .wait()
-            .for_element(Locator::Css("button[data-to=accepted]"))
-            .await
-            .unwrap_or_else(|e| panic!("no accept button: {e}"))
-            .click()
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+        click(&browser, "button[data-to=accepted]").await;
         browser
             .wait()
             .for_element(Locator::XPath("//table[@id='record']//td[contains(., 'sun 同志 (sun)')]"))
@@ -266,11 +253,7 @@ fn the_console_in_a_real_browser() {
             .unwrap_or_else(|e| panic!("the record does not name the member: {e}"));
         assert_eq!(text(&browser, "#ticket-state").await, "已接收");
         shot(&browser, "ticket").await;
-        let enterprise = browser
-            .find(Locator::Css("main p a[href^='/console/enterprises/']"))
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        enterprise.click().await.unwrap_or_else(|e| panic!("{e}"));
+        click(&browser, "main p a[href^='/console/enterprises/']").await;
         browser
             .wait()
             .for_element(Locator::Css("main h2"))
@@ -279,13 +262,7 @@ fn the_console_in_a_real_browser() {
         shot(&browser, "enterprise").await;
 
         // Another town's coal team: that ticket does not exist for it.
-        browser
-            .find(Locator::Css("#logout"))
-            .await
-            .unwrap_or_else(|e| panic!("{e}"))
-            .click()
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+        click(&browser, "#logout").await;
         log_in(&browser, &base, "zhou").await;
         browser
             .goto(&format!("{base}{ticket_path}"))
@@ -297,13 +274,7 @@ fn the_console_in_a_real_browser() {
         );
 
         // English.
-        browser
-            .find(Locator::Css("#language"))
-            .await
-            .unwrap_or_else(|e| panic!("{e}"))
-            .click()
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+        click(&browser, "#language").await;
         browser
             .wait()
             .for_element(Locator::XPath("//nav/a[.='Alerts']"))

@@ -15,7 +15,7 @@ use axum::http::{HeaderMap, StatusCode};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::Message;
 
-use crate::end_to_end::{kafka_client, produce, start_argus, stop_argus};
+use crate::end_to_end::{kafka_client, methane_alarm, produce, start_argus, stop_argus};
 use crate::util::{
     argus_user, free_port, http_get_as, http_post, now_ms, runtime, settings, unique, wait_for,
     write_config, Topics,
@@ -167,13 +167,7 @@ secret_file = "coal-shaliang.key"
     let team = argus_user(&config, "sun", "team", "shaliang", "coal");
     let argus = start_argus(&config, metrics_port);
     // Methane over the alarm level at a Shaliang mine: an alert, and a ticket for its team.
-    let now = now_ms();
-    let methane: Vec<String> = [(now, 1.2), (now + 5_000, 0.4)]
-        .iter()
-        .map(|(t, v)| {
-            format!(r#"{{"source":"MINE01-CH4-WF1","ts":{t},"values":{{"mine_ch4":{v}}}}}"#)
-        })
-        .collect();
+    let methane = methane_alarm();
     produce(&rt, &topics.readings, &methane);
     let mut ticket = String::new();
     wait_for("a dispatched ticket", Duration::from_secs(60), || {

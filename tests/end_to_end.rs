@@ -609,6 +609,18 @@ pub(crate) fn start_argus(config: &std::path::Path, metrics_port: u16) -> Runnin
     argus
 }
 
+/// Methane over the alarm level at a Shaliang mine (MINE01-CH4-WF1), now, then back below it
+/// five seconds later: one alert, and a ticket for the town's coal team.
+pub(crate) fn methane_alarm() -> Vec<String> {
+    let now = now_ms();
+    [(now, 1.2), (now + 5_000, 0.4)]
+        .iter()
+        .map(|(t, v)| {
+            format!(r#"{{"source":"MINE01-CH4-WF1","ts":{t},"values":{{"mine_ch4":{v}}}}}"#)
+        })
+        .collect()
+}
+
 /// SIGTERM, and a clean exit.
 pub(crate) fn stop_argus(mut argus: Running) {
     let pid = argus.0.id().to_string();
@@ -877,13 +889,7 @@ fn a_ticket_change_answered_200_survives_kill_9() {
     let argus = start_argus(&config, metrics_port);
 
     // Methane over the alarm level at a mine: an alert, and a ticket dispatched to its team.
-    let now = now_ms();
-    let methane: Vec<String> = [(now, 1.2), (now + 5_000, 0.4)]
-        .iter()
-        .map(|(t, v)| {
-            format!(r#"{{"source":"MINE01-CH4-WF1","ts":{t},"values":{{"mine_ch4":{v}}}}}"#)
-        })
-        .collect();
+    let methane = methane_alarm();
     produce(&rt, &topics.readings, &methane);
     let mut ticket = String::new();
     wait_for("a dispatched ticket", Duration::from_secs(60), || {
