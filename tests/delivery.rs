@@ -15,7 +15,9 @@ use axum::http::{HeaderMap, StatusCode};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::Message;
 
-use crate::end_to_end::{kafka_client, methane_alarm, produce, start_argus, stop_argus};
+use crate::end_to_end::{
+    dispatched_ticket, kafka_client, methane_alarm, produce, start_argus, stop_argus,
+};
 use crate::util::{
     argus_user, free_port, http_get_as, http_post, now_ms, runtime, settings, unique, wait_for,
     write_config, Topics,
@@ -169,21 +171,7 @@ secret_file = "coal-shaliang.key"
     // Methane over the alarm level at a Shaliang mine: an alert, and a ticket for its team.
     let methane = methane_alarm();
     produce(&rt, &topics.readings, &methane);
-    let mut ticket = String::new();
-    wait_for("a dispatched ticket", Duration::from_secs(60), || {
-        let answer = http_get_as(metrics_port, "/api/tickets", &team).unwrap_or_default();
-        let json: serde_json::Value =
-            serde_json::from_str(crate::util::body(&answer)).unwrap_or_default();
-        ticket = json["tickets"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|t| t["state"] == "dispatched")
-            .and_then(|t| t["ticket_id"].as_str())
-            .unwrap_or_default()
-            .to_owned();
-        !ticket.is_empty()
-    });
+    let ticket = dispatched_ticket(metrics_port, &team);
     change(metrics_port, &team, &ticket, r#"{"to": "accepted"}"#);
 
     // Up: every line of the record arrives once, signed, with the key id.

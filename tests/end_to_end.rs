@@ -621,6 +621,26 @@ pub(crate) fn methane_alarm() -> Vec<String> {
         .collect()
 }
 
+/// The id of the first dispatched ticket `token`'s user sees, once there is one (60 s).
+pub(crate) fn dispatched_ticket(port: u16, token: &str) -> String {
+    let mut ticket = String::new();
+    wait_for("a dispatched ticket", Duration::from_secs(60), || {
+        let answer = http_get_as(port, "/api/tickets", token).unwrap_or_default();
+        let json: serde_json::Value =
+            serde_json::from_str(crate::util::body(&answer)).unwrap_or_default();
+        ticket = json["tickets"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|t| t["state"] == "dispatched")
+            .and_then(|t| t["ticket_id"].as_str())
+            .unwrap_or_default()
+            .to_owned();
+        !ticket.is_empty()
+    });
+    ticket
+}
+
 /// SIGTERM, and a clean exit.
 pub(crate) fn stop_argus(mut argus: Running) {
     let pid = argus.0.id().to_string();
@@ -891,22 +911,7 @@ fn a_ticket_change_answered_200_survives_kill_9() {
     // Methane over the alarm level at a mine: an alert, and a ticket dispatched to its team.
     let methane = methane_alarm();
     produce(&rt, &topics.readings, &methane);
-    let mut ticket = String::new();
-    wait_for("a dispatched ticket", Duration::from_secs(60), || {
-        let answer = http_get_as(metrics_port, "/api/tickets", &team).unwrap_or_default();
-        let json: serde_json::Value =
-            serde_json::from_str(crate::util::body(&answer)).unwrap_or_default();
-        let found = json["tickets"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|t| t["state"] == "dispatched");
-        ticket = found
-            .and_then(|t| t["ticket_id"].as_str())
-            .unwrap_or_default()
-            .to_owned();
-        !ticket.is_empty()
-    });
+    let ticket = dispatched_ticket(metrics_port, &team);
     let accept = r#"{"to": "accepted", "note": "on our way"}"#;
     let path = format!("/api/tickets/{ticket}/state");
     let key = Some("accept-before-the-crash");

@@ -35,6 +35,26 @@ impl ClientContext for ProducerContext {
     }
 }
 
+/// An idempotent producer (`acks=all`) on the cluster of `settings`, giving up on a message
+/// after `timeout`; librdkafka's logs and errors go to `tracing`.
+pub(crate) fn idempotent_producer(
+    settings: &argus_config::KafkaSettings,
+    timeout: Duration,
+) -> Result<FutureProducer<ProducerContext>, KafkaError> {
+    ClientConfig::new()
+        .set("bootstrap.servers", &settings.bootstrap_servers)
+        .set("acks", "all")
+        .set("enable.idempotence", "true")
+        .set("message.timeout.ms", timeout.as_millis().to_string())
+        .set("linger.ms", "5")
+        .create_with_context(ProducerContext)
+        .map_err(|source| KafkaError::Client {
+            role: "producer",
+            brokers: settings.bootstrap_servers.clone(),
+            source: Box::new(source),
+        })
+}
+
 /// Publishes dead letters to the dead-letter topic and waits until Kafka has them.
 pub struct DeadLetterSink {
     producer: FutureProducer<ProducerContext>,
@@ -65,21 +85,7 @@ impl DeadLetterSink {
         topic: &str,
         telemetry: Telemetry,
     ) -> Result<Self, KafkaError> {
-        let producer = ClientConfig::new()
-            .set("bootstrap.servers", &settings.bootstrap_servers)
-            .set("acks", "all")
-            .set("enable.idempotence", "true")
-            .set(
-                "message.timeout.ms",
-                DELIVERY_TIMEOUT.as_millis().to_string(),
-            )
-            .set("linger.ms", "5")
-            .create_with_context(ProducerContext)
-            .map_err(|source| KafkaError::Client {
-                role: "producer",
-                brokers: settings.bootstrap_servers.clone(),
-                source: Box::new(source),
-            })?;
+        let producer = idempotent_producer(settings, DELIVERY_TIMEOUT)?;
         Ok(Self {
             producer,
             topic: topic.to_owned(),

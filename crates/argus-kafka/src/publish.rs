@@ -6,9 +6,8 @@ use std::time::Duration;
 
 use rdkafka::error::KafkaError as RdKafkaError;
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::ClientConfig;
 
-use crate::dlq::ProducerContext;
+use crate::dlq::{idempotent_producer, ProducerContext};
 use crate::KafkaError;
 
 /// Publishes keyed JSON messages to one topic.
@@ -33,19 +32,8 @@ impl Publisher {
         topic: &str,
         timeout: Duration,
     ) -> Result<Self, KafkaError> {
-        let producer = ClientConfig::new()
-            .set("bootstrap.servers", &settings.bootstrap_servers)
-            .set("acks", "all")
-            .set("enable.idempotence", "true")
-            .set("message.timeout.ms", timeout.as_millis().to_string())
-            .create_with_context(ProducerContext)
-            .map_err(|source| KafkaError::Client {
-                role: "producer",
-                brokers: settings.bootstrap_servers.clone(),
-                source: Box::new(source),
-            })?;
         Ok(Self {
-            producer,
+            producer: idempotent_producer(settings, timeout)?,
             topic: topic.to_owned(),
         })
     }

@@ -160,18 +160,8 @@ impl ApiHarness {
         started_at: Timestamp,
         value: f64,
     ) -> Result<String, HarnessError> {
-        let transition = AlertTransition {
-            alert_id,
-            kind: instance.kind,
-            instance: Arc::new(instance.clone()),
-            transition: Transition::Fired { started_at, value },
-            muted: false,
-            muted_later: None,
-        };
-        self.sink
-            .send(Item::Transitions(vec![transition]))
-            .await
-            .map_err(|_| HarnessError::Stopped("sink"))?;
+        self.transition(instance, alert_id, Transition::Fired { started_at, value })
+            .await?;
         let fired = FiredAlert {
             alert_id,
             kind: instance.kind,
@@ -205,23 +195,13 @@ impl ApiHarness {
         started_at: Timestamp,
         ended_at: Timestamp,
     ) -> Result<(), HarnessError> {
-        let transition = AlertTransition {
-            alert_id,
-            kind: instance.kind,
-            instance: Arc::new(instance.clone()),
-            transition: Transition::Resolved {
-                started_at,
-                ended_at,
-                peak: 0.0,
-                mean: 0.0,
-            },
-            muted: false,
-            muted_later: None,
+        let resolved = Transition::Resolved {
+            started_at,
+            ended_at,
+            peak: 0.0,
+            mean: 0.0,
         };
-        self.sink
-            .send(Item::Transitions(vec![transition]))
-            .await
-            .map_err(|_| HarnessError::Stopped("sink"))?;
+        self.transition(instance, alert_id, resolved).await?;
         let id = format!("{alert_id:016x}");
         for _ in 0..1_000 {
             if self
@@ -235,6 +215,27 @@ impl ApiHarness {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         Err(HarnessError::NotStored(id))
+    }
+
+    /// Store a transition of an alert of `instance` through the sink.
+    async fn transition(
+        &self,
+        instance: &Instance,
+        alert_id: u64,
+        transition: Transition,
+    ) -> Result<(), HarnessError> {
+        let transition = AlertTransition {
+            alert_id,
+            kind: instance.kind,
+            instance: Arc::new(instance.clone()),
+            transition,
+            muted: false,
+            muted_later: None,
+        };
+        self.sink
+            .send(Item::Transitions(vec![transition]))
+            .await
+            .map_err(|_| HarnessError::Stopped("sink"))
     }
 
     /// A user of `role` with this password (12 characters at least).

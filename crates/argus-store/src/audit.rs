@@ -16,7 +16,7 @@ use crate::{Store, StoreError};
 /// SHA-256 of a line's content and the hash of the line before it, 64 hex digits. The content
 /// is every column but `hash`, as a JSON array in a fixed order.
 pub fn line_hash(row: &TicketEventRow) -> String {
-    let content = serde_json::json!([
+    sha256_hex(&serde_json::json!([
         row.ticket_id,
         row.seq,
         row.at,
@@ -31,11 +31,7 @@ pub fn line_hash(row: &TicketEventRow) -> String {
         row.outcome,
         row.request_key,
         row.prev_hash,
-    ]);
-    Sha256::digest(content.to_string().as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    ]))
 }
 
 fn sha256_hex(content: &serde_json::Value) -> String {
